@@ -1,0 +1,71 @@
+//! Procedural macros of the `eventsourcing` crate. Use them through
+//! `eventsourcing` (which re-exports them), not from this crate directly.
+
+mod ast;
+mod attr;
+mod ctxt;
+mod expand;
+mod symbol;
+mod valid;
+
+use proc_macro::TokenStream;
+use syn::parse_macro_input;
+
+/// Makes a struct and its impl block an event-sourced aggregate.
+///
+/// On the struct, it adds the aggregate's hidden bookkeeping field and the
+/// methods `id()`, `version()`, `head()` and `discard()`. Put it above any
+/// `#[derive]`, which must include `Default`.
+///
+/// On the impl block, every method marked `#[event(Name)]` becomes an event:
+/// the method's arguments are the event's fields, calling the method records
+/// the event and runs the body, and replay runs the same body from the
+/// stored event. Exactly one method is marked `#[created(Name)]`; it becomes
+/// an associated function that starts a new aggregate (and a `_with_id`
+/// twin that takes the id). The macro generates the public enum
+/// `<Aggregate>Event`, implements `Aggregate` and `Event`, and gives each
+/// event the topic `Aggregate.Name` unless `topic = "..."` renames it.
+///
+/// An event method takes `&mut self` and named parameters of owned,
+/// concrete types, returns nothing, and is neither generic, `async`,
+/// `const`, `unsafe` nor `extern`. Each parameter type must implement
+/// serde's `Serialize` and `Deserialize` (events are stored as JSON) and
+/// `Clone`, `Debug` and `PartialEq` (which the event enum derives). The
+/// names `Discarded`, `id`, `version`, `head`, `discard`,
+/// `<creation>_with_id` and anything starting with `__es_` are taken.
+///
+/// `#[aggregate(crate = "path")]` names the runtime crate when a
+/// dependency renames it; inside the impl block, `#[event]` and
+/// `#[created]` may then also be written `#[path::event]`.
+#[proc_macro_attribute]
+pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(input as syn::Item);
+    expand::aggregate(args.into(), item).into()
+}
+
+/// Implements `Event` for a hand-written event enum (the explicit style).
+///
+/// Each variant is an event with named fields (or none); its topic is
+/// `Prefix.Variant`, where the prefix is the enum's name without a trailing
+/// `Event` unless `#[es(prefix = "...")]` sets it, and `#[es(topic = "...")]`
+/// on a variant renames one topic. `#[es(crate = "path")]` names a renamed
+/// runtime crate.
+#[proc_macro_derive(Event, attributes(es))]
+pub fn derive_event(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as syn::DeriveInput);
+    expand::derive_event(&input).into()
+}
+
+/// Marks an event method inside an `#[aggregate]` impl block; on its own it
+/// is an error that says so.
+#[proc_macro_attribute]
+pub fn event(_args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::misplaced(symbol::EVENT, &input.into()).into()
+}
+
+/// Marks the creation method inside an `#[aggregate]` impl block; on its
+/// own it is an error that says so.
+#[proc_macro_attribute]
+pub fn created(_args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::misplaced(symbol::CREATED, &input.into()).into()
+}

@@ -1,0 +1,27 @@
+//! The attribute keys the macros understand, in one table.
+
+/// `#[event(Name)]` on a method of an `#[aggregate]` impl block.
+pub(crate) const EVENT: &str = "event";
+/// `#[created(Name)]` on the creation method of an `#[aggregate]` impl block.
+pub(crate) const CREATED: &str = "created";
+/// `#[es(...)]` on an enum deriving `Event`, and on its variants.
+pub(crate) const ES: &str = "es";
+
+/// `crate = "path"`: where the runtime crate is, when it is renamed.
+pub(crate) const CRATE: &str = "crate";
+/// `topic = "..."`: the stored name of an event.
+pub(crate) const TOPIC: &str = "topic";
+/// `prefix = "..."`: the first part of every topic of a derived event enum.
+pub(crate) const PREFIX: &str = "prefix";
+
+/// The event name that `discard()` records; users cannot declare it.
+pub(crate) const DISCARDED: &str = "Discarded";
+/// Generated items start with this; user names may not.
+pub(crate) const RESERVED_PREFIX: &str = "__es_";
+/// The field `#[aggregate]` adds to the struct.
+pub(crate) const META_FIELD: &str = "__es_meta";
+
+/// The inherent methods `#[aggregate]` adds to the struct.
+pub(crate) const GENERATED_METHODS: &[&str] = &["id", "version", "head", "discard"];
+/// Appended to the creation method's name for the twin that takes an id.
+pub(crate) const WITH_ID_SUFFIX: &str = "_with_id";

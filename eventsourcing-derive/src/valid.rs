@@ -1,0 +1,143 @@
+//! Rules that span several items. Each function checks one rule; the
+//! comment says the rule and why it exists.
+
+use std::collections::HashSet;
+
+use crate::ast::{AggregateImpl, EventEnum, MethodKind};
+use crate::ctxt::Ctxt;
+use crate::symbol::{DISCARDED, GENERATED_METHODS, WITH_ID_SUFFIX};
+
+/// Checks an `#[aggregate]` impl block as a whole.
+pub(crate) fn check_impl(cx: &Ctxt, model: &AggregateImpl) {
+    creation_events(cx, model);
+    generated_names_are_free(cx, model);
+    check_enum(cx, &model.event_enum());
+}
+
+/// Checks an event enum, generated or derived.
+pub(crate) fn check_enum(cx: &Ctxt, events: &EventEnum) {
+    unique_names(cx, events);
+    unique_topics(cx, events);
+    discarded_is_reserved(cx, events);
+}
+
+/// Exactly one method is marked `#[created]`: it becomes the associated
+/// function that starts new aggregates, and replay needs a single
+/// well-known first event. Several ways to create an aggregate are several
+/// commands calling the one creation event.
+fn creation_events(cx: &Ctxt, model: &AggregateImpl) {
+    let mut created = model
+        .methods
+        .iter()
+        .filter(|m| m.kind == MethodKind::Created);
+    if created.next().is_none() {
+        cx.error_spanned_by(
+            &model.item.self_ty,
+            format!(
+                "aggregate `{}` has no creation event; mark the method that creates it with `#[created(Name)]`",
+                model.self_ident
+            ),
+        );
+    }
+    for extra in created {
+        cx.error_spanned_by(
+            &extra.attr,
+            "an aggregate has one creation event; make this an `#[event]` or a command that calls the creation method",
+        );
+    }
+}
+
+/// No method of the impl block has the name of a method the macros
+/// generate (`id`, `version`, `head`, `discard`, and `<creation>_with_id`):
+/// rustc would report the clash at the `#[aggregate]` line, not at the
+/// method.
+fn generated_names_are_free(cx: &Ctxt, model: &AggregateImpl) {
+    for func in model.item.items.iter().filter_map(|item| match item {
+        syn::ImplItem::Fn(func) => Some(func),
+        _ => None,
+    }) {
+        let name = func.sig.ident.to_string();
+        if GENERATED_METHODS.contains(&name.as_str()) {
+            cx.error_spanned_by(
+                &func.sig.ident,
+                format!(
+                    "`#[aggregate]` already gives `{}` a method `{name}()`; rename this one",
+                    model.self_ident
+                ),
+            );
+        } else if let Some(created) = model
+            .methods
+            .iter()
+            .filter(|m| m.kind == MethodKind::Created)
+            .find(|m| format!("{}{WITH_ID_SUFFIX}", m.func.sig.ident) == name)
+        {
+            cx.error_spanned_by(
+                &func.sig.ident,
+                format!(
+                    "`#[aggregate]` already generates `{name}()` next to the creation method `{}()`; rename this one",
+                    created.func.sig.ident
+                ),
+            );
+        }
+    }
+}
+
+/// Event names are unique: each becomes a variant of the event enum.
+fn unique_names(cx: &Ctxt, events: &EventEnum) {
+    let mut seen = HashSet::new();
+    for variant in &events.variants {
+        if !seen.insert(variant.ident.to_string()) {
+            cx.error_spanned_by(
+                &variant.ident,
+                format!(
+                    "two events are named `{}`; give each event its own name",
+                    variant.ident
+                ),
+            );
+        }
+    }
+}
+
+/// Topics are unique: the topic is how a stored event finds its type again.
+/// A variant whose name is already taken is skipped: its default topic
+/// repeats too, and the name error is the one to fix.
+fn unique_topics(cx: &Ctxt, events: &EventEnum) {
+    let mut names = HashSet::new();
+    let mut topics = HashSet::new();
+    for variant in &events.variants {
+        if !names.insert(variant.ident.to_string()) {
+            continue;
+        }
+        if !topics.insert(variant.topic.value()) {
+            cx.error_spanned_by(
+                &variant.topic,
+                format!(
+                    "two events have the topic `{}`; give each event its own topic",
+                    variant.topic.value()
+                ),
+            );
+        }
+    }
+}
+
+/// `Discarded`, and the topic `<Aggregate>.Discarded`, belong to the event
+/// that `discard()` records: replay treats that topic as the end of the
+/// aggregate's life, so no user event may have it.
+fn discarded_is_reserved(cx: &Ctxt, events: &EventEnum) {
+    for variant in &events.variants {
+        if variant.ident == DISCARDED {
+            cx.error_spanned_by(
+                &variant.ident,
+                "the event name `Discarded` is reserved for the event that `discard()` records; choose another name",
+            );
+        } else if variant.topic.value() == events.discarded_topic {
+            cx.error_spanned_by(
+                &variant.topic,
+                format!(
+                    "the topic `{}` is reserved for the event that `discard()` records; choose another topic",
+                    events.discarded_topic
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,310 @@
+//! AES-256-GCM encryption of stored records (FORMAT.md, "The stored `state`").
+//!
+//! An encrypted payload is `nonce (12) ‖ ciphertext ‖ tag (16)`. The nonce is
+//! drawn from the operating system's CSPRNG for every record, and the
+//! associated data binds the ciphertext to its row: `originator_id` (16 raw
+//! bytes) ‖ `originator_version` (u64, big-endian).
+
+use std::fmt;
+use std::ops::Range;
+
+use aes_gcm::aead::{AeadInPlace, KeyInit, Nonce, Tag};
+use aes_gcm::{Aes256Gcm, Key};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use uuid::Uuid;
+
+use crate::error::{Error, Result};
+
+/// Length of the nonce that starts an encrypted payload.
+pub(crate) const NONCE_LEN: usize = 12;
+/// Length of the authentication tag that ends an encrypted payload.
+pub(crate) const TAG_LEN: usize = 16;
+/// Bytes an encrypted payload adds to its plaintext.
+pub(crate) const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
+/// Length of a key in bytes.
+const KEY_LEN: usize = 32;
+/// The environment variable a key is read from; named in configuration errors.
+const VARIABLE: &str = "CIPHER_KEY";
+
+/// Why an encrypted record failed to open.
+const AUTH_FAILED: &str =
+    "authentication failed: wrong key, tampered record or record moved from another row";
+
+/// An AES-256-GCM key, ready to encrypt and decrypt records.
+///
+/// Build one from the `CIPHER_KEY` setting with [`Cipher::from_base64`], or
+/// from raw bytes with [`Cipher::new`]. `Debug` never shows the key.
+#[derive(Clone)]
+pub struct Cipher {
+    aead: Aes256Gcm,
+}
+
+impl Cipher {
+    /// A cipher with the given 32-byte key.
+    #[must_use]
+    pub fn new(key: [u8; KEY_LEN]) -> Cipher {
+        Cipher {
+            aead: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
+        }
+    }
+
+    /// A cipher from a `CIPHER_KEY` value: the standard base64 encoding, with
+    /// padding, of exactly 32 bytes (as made by [`generate_cipher_key`]).
+    ///
+    /// Anything else, including surrounding whitespace, is refused with
+    /// [`Error::Config`] naming `CIPHER_KEY`. The message never repeats the
+    /// key or any part of it.
+    pub fn from_base64(key: &str) -> Result<Cipher> {
+        let bytes = STANDARD
+            .decode(key)
+            .map_err(|e| config(describe_base64(&e)))?;
+        let key: [u8; KEY_LEN] = bytes.as_slice().try_into().map_err(|_| {
+            config(format!(
+                "decodes to {} bytes; expected exactly {KEY_LEN} (a 256-bit AES key), \
+                 generate one with `generate_cipher_key()`",
+                bytes.len()
+            ))
+        })?;
+        Ok(Cipher::new(key))
+    }
+
+    /// Encrypts `plaintext` for the row `(id, version)` and appends
+    /// `nonce ‖ ciphertext ‖ tag` to `out`.
+    pub fn encrypt(
+        &self,
+        id: Uuid,
+        version: u64,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
+        out.reserve(OVERHEAD + plaintext.len());
+        let start = out.len();
+        out.extend_from_slice(&[0; NONCE_LEN]);
+        out.extend_from_slice(plaintext);
+        self.seal_in_place(id, version, out, start)
+    }
+
+    /// Decrypts a payload written by [`Cipher::encrypt`] for the row
+    /// `(id, version)`.
+    ///
+    /// A payload shorter than nonce and tag is [`Error::Corrupt`]; a wrong
+    /// key, a tampered payload or one that belongs to another row is
+    /// [`Error::Decryption`].
+    pub fn decrypt(&self, id: Uuid, version: u64, payload: &[u8]) -> Result<Vec<u8>> {
+        let (nonce, body, tag) = split_payload(id, version, payload)?;
+        let mut plaintext = body.to_vec();
+        self.open(id, version, &nonce, &mut plaintext, &tag)?;
+        Ok(plaintext)
+    }
+
+    /// Encrypts in place: `out[start..start + 12]` is the room left for the
+    /// nonce, and everything after it is the plaintext. Fills in the nonce,
+    /// encrypts the plaintext and appends the tag.
+    pub(crate) fn seal_in_place(
+        &self,
+        id: Uuid,
+        version: u64,
+        out: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<()> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| {
+            config(format!(
+                "cannot draw a nonce from the operating system's random number generator: {e}"
+            ))
+        })?;
+        let Some(region) = out.get_mut(start..) else {
+            return Err(corrupt(id, version, "no room for the nonce".into()));
+        };
+        let Some((nonce_slot, plaintext)) = region.split_first_chunk_mut::<NONCE_LEN>() else {
+            return Err(corrupt(id, version, "no room for the nonce".into()));
+        };
+        *nonce_slot = nonce;
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(
+                &Nonce::<Aes256Gcm>::from(nonce),
+                &aad(id, version),
+                plaintext,
+            )
+            .map_err(|_| corrupt(id, version, "record too long to encrypt".into()))?;
+        out.extend_from_slice(&tag);
+        Ok(())
+    }
+
+    /// Decrypts in place a payload `nonce ‖ ciphertext ‖ tag`; returns the
+    /// range of `payload` that then holds the plaintext.
+    pub(crate) fn open_in_place(
+        &self,
+        id: Uuid,
+        version: u64,
+        payload: &mut [u8],
+    ) -> Result<Range<usize>> {
+        let (nonce, body, tag) = split_payload(id, version, payload)?;
+        let plaintext = NONCE_LEN..NONCE_LEN + body.len();
+        // `split_payload` returned sub-slices of `payload`, so this range is
+        // inside it; `get_mut` keeps that a checked fact rather than a panic.
+        let Some(body) = payload.get_mut(plaintext.clone()) else {
+            return Err(corrupt(
+                id,
+                version,
+                "encrypted payload is truncated".into(),
+            ));
+        };
+        self.open(id, version, &nonce, body, &tag)?;
+        Ok(plaintext)
+    }
+
+    fn open(
+        &self,
+        id: Uuid,
+        version: u64,
+        nonce: &[u8; NONCE_LEN],
+        buffer: &mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<()> {
+        self.aead
+            .decrypt_in_place_detached(
+                &Nonce::<Aes256Gcm>::from(*nonce),
+                &aad(id, version),
+                buffer,
+                &Tag::<Aes256Gcm>::from(*tag),
+            )
+            .map_err(|_| Error::Decryption {
+                id,
+                version,
+                reason: AUTH_FAILED,
+            })
+    }
+}
+
+impl fmt::Debug for Cipher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cipher").finish_non_exhaustive()
+    }
+}
+
+/// A fresh random key for `CIPHER_KEY`: 32 bytes from the operating
+/// system's CSPRNG, in standard base64 with padding (44 characters).
+pub fn generate_cipher_key() -> Result<String> {
+    let mut key = [0u8; KEY_LEN];
+    getrandom::fill(&mut key).map_err(|e| {
+        config(format!(
+            "cannot draw a key from the operating system's random number generator: {e}"
+        ))
+    })?;
+    Ok(STANDARD.encode(key))
+}
+
+/// The associated data that binds a ciphertext to its row.
+fn aad(id: Uuid, version: u64) -> [u8; 24] {
+    let mut aad = [0u8; 24];
+    aad[..16].copy_from_slice(id.as_bytes());
+    aad[16..].copy_from_slice(&version.to_be_bytes());
+    aad
+}
+
+/// Splits `nonce ‖ ciphertext ‖ tag`.
+fn split_payload(
+    id: Uuid,
+    version: u64,
+    payload: &[u8],
+) -> Result<([u8; NONCE_LEN], &[u8], [u8; TAG_LEN])> {
+    let too_short = || {
+        corrupt(
+            id,
+            version,
+            format!(
+                "encrypted payload is {} bytes, shorter than nonce and tag ({OVERHEAD} bytes)",
+                payload.len()
+            ),
+        )
+    };
+    let (nonce, rest) = payload
+        .split_first_chunk::<NONCE_LEN>()
+        .ok_or_else(too_short)?;
+    let (body, tag) = rest.split_last_chunk::<TAG_LEN>().ok_or_else(too_short)?;
+    Ok((*nonce, body, *tag))
+}
+
+fn corrupt(id: Uuid, version: u64, reason: String) -> Error {
+    Error::Corrupt {
+        id,
+        version,
+        reason,
+    }
+}
+
+fn config(reason: String) -> Error {
+    Error::Config {
+        variable: VARIABLE,
+        reason,
+    }
+}
+
+/// Says what is wrong with a base64 key without quoting any of it.
+fn describe_base64(error: &base64::DecodeError) -> String {
+    use base64::DecodeError as E;
+    let what = match error {
+        E::InvalidByte(offset, byte) if byte.is_ascii_whitespace() => {
+            format!("whitespace at offset {offset}")
+        }
+        E::InvalidByte(offset, _) => {
+            format!("a character outside the base64 alphabet at offset {offset}")
+        }
+        E::InvalidLength(len) => format!("a length of {len} symbols, which no base64 text has"),
+        E::InvalidLastSymbol(offset, _) => {
+            format!("a last symbol at offset {offset} with bits that are not zero")
+        }
+        E::InvalidPadding => "missing or wrong `=` padding".to_owned(),
+    };
+    format!(
+        "not standard base64 with padding: {what}; expected the 44-character encoding of \
+         {KEY_LEN} random bytes, such as `generate_cipher_key()` makes"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn aad_is_id_then_big_endian_version() {
+        let id = Uuid::from_bytes([9; 16]);
+        let aad = aad(id, 0x0102_0304_0506_0708);
+        assert_eq!(&aad[..16], &[9; 16]);
+        assert_eq!(&aad[16..], &[1, 2, 3, 4, 5, 6, 7, 8]);
+    }
+
+    #[test]
+    fn open_in_place_returns_the_plaintext_range() {
+        let cipher = Cipher::new([3; 32]);
+        let id = Uuid::from_bytes([1; 16]);
+        let mut out = vec![0xAA];
+        cipher.encrypt(id, 5, b"hello", &mut out).unwrap();
+        assert_eq!(out.len(), 1 + OVERHEAD + 5);
+        let range = cipher.open_in_place(id, 5, &mut out[1..]).unwrap();
+        assert_eq!(range, NONCE_LEN..NONCE_LEN + 5);
+        assert_eq!(&out[1..][range], b"hello");
+    }
+
+    #[test]
+    fn seal_in_place_refuses_a_start_past_the_end() {
+        let cipher = Cipher::new([3; 32]);
+        let mut out = vec![0; 4];
+        let err = cipher
+            .seal_in_place(Uuid::nil(), 1, &mut out, 10)
+            .unwrap_err();
+        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn base64_messages_do_not_quote_the_key() {
+        let err = Cipher::from_base64("Zm9v!mFy").unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("CIPHER_KEY"), "{message}");
+        assert!(!message.contains("Zm9v"), "{message}");
+        assert!(!message.contains('!'), "{message}");
+    }
+}

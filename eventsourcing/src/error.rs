@@ -1,0 +1,171 @@
+//! The crate's one error type.
+
+use uuid::Uuid;
+
+/// Everything that can go wrong in this crate.
+///
+/// Each variant says what failed and which aggregate, version or
+/// notification it concerns. Nothing in the crate panics on stored data or
+/// on configuration: such faults come back as one of these.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The repository holds no aggregate with this id, or it was discarded.
+    #[error("aggregate {id} not found")]
+    NotFound {
+        /// The id that was asked for.
+        id: Uuid,
+    },
+
+    /// Another writer recorded this version of the aggregate first; nothing
+    /// of the save was written.
+    #[error("concurrency conflict: version {version} of aggregate {id} is already recorded")]
+    Concurrency {
+        /// The aggregate written to.
+        id: Uuid,
+        /// The version that was already recorded.
+        version: u64,
+    },
+
+    /// A stored event's hash does not match its contents, or the events of
+    /// an aggregate do not form an unbroken chain.
+    #[error("integrity check failed for aggregate {id} at version {version}: {fault}")]
+    Integrity {
+        /// The aggregate whose chain is broken.
+        id: Uuid,
+        /// The version of the offending event.
+        version: u64,
+        /// What exactly did not check out.
+        fault: IntegrityFault,
+    },
+
+    /// A record could not be decrypted: wrong key, tampered ciphertext, a
+    /// ciphertext moved to another row, or plaintext where a key is required.
+    #[error("cannot decrypt aggregate {id} version {version}: {reason}")]
+    Decryption {
+        /// The aggregate of the record.
+        id: Uuid,
+        /// The version of the record.
+        version: u64,
+        /// Why decryption failed.
+        reason: &'static str,
+    },
+
+    /// A stored record is malformed: truncated, an unknown flag bit, a bad
+    /// compressed stream, or a column that holds something impossible.
+    #[error("corrupt record (aggregate {id}, version {version}): {reason}")]
+    Corrupt {
+        /// The aggregate of the record (nil when the row's id itself is bad).
+        id: Uuid,
+        /// The version of the record.
+        version: u64,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// A stored event's data is not valid for the event type its topic names.
+    #[error("cannot decode `{topic}` (aggregate {id}, version {version}): {source}")]
+    Decode {
+        /// The event's topic.
+        topic: String,
+        /// The aggregate of the event.
+        id: Uuid,
+        /// The version of the event.
+        version: u64,
+        /// What the JSON decoder said.
+        source: serde_json::Error,
+    },
+
+    /// A stored event's topic is not one of the aggregate type's events: the
+    /// id belongs to another type of aggregate, or the topic was tampered with.
+    #[error(
+        "aggregate {id} version {version} has topic `{topic}`, which is not an event of `{aggregate}`"
+    )]
+    UnknownTopic {
+        /// The aggregate type that was asked for.
+        aggregate: &'static str,
+        /// The topic found in the store.
+        topic: String,
+        /// The aggregate of the event.
+        id: Uuid,
+        /// The version of the event.
+        version: u64,
+    },
+
+    /// An event could not be serialised when it was triggered (for example a
+    /// map with non-string keys); the event was neither recorded nor applied.
+    #[error("cannot encode event `{topic}` of aggregate {id}: {source}")]
+    Encode {
+        /// The event's topic.
+        topic: &'static str,
+        /// The aggregate the event was triggered on.
+        id: Uuid,
+        /// What the JSON encoder said.
+        source: serde_json::Error,
+    },
+
+    /// An event was triggered on an aggregate that was discarded, or that was
+    /// never created; it was neither recorded nor applied, and saving the
+    /// aggregate fails with this error.
+    #[error("event `{topic}` was refused: aggregate {id} is {state}")]
+    Refused {
+        /// The event's topic.
+        topic: &'static str,
+        /// The aggregate the event was triggered on.
+        id: Uuid,
+        /// `"discarded"` or `"not created"`.
+        state: &'static str,
+    },
+
+    /// A configuration value is malformed; names the variable or option.
+    #[error("invalid {variable}: {reason}")]
+    Config {
+        /// The environment variable or builder option.
+        variable: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// An argument is outside what the function accepts (for example a
+    /// malformed notification log section id).
+    #[error("invalid {name}: {reason}")]
+    InvalidArgument {
+        /// The argument.
+        name: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The database reported an error (connection, I/O, constraint other than
+    /// the concurrency one).
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// What an integrity check found wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IntegrityFault {
+    /// The stored `event_hash` is not the SHA-256 of the record's pre-image.
+    HashMismatch,
+    /// The record's `previous_hash` is not the `event_hash` of the event before it.
+    BrokenLink,
+    /// The versions of the aggregate's events are not 1, 2, 3, ... without gaps.
+    VersionGap,
+    /// The record belongs to another aggregate than the one being loaded.
+    WrongOriginator,
+}
+
+impl std::fmt::Display for IntegrityFault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::HashMismatch => "event hash does not match the record",
+            Self::BrokenLink => "previous hash does not link to the event before",
+            Self::VersionGap => "versions are not consecutive",
+            Self::WrongOriginator => "record belongs to another aggregate",
+        })
+    }
+}
+
+/// The crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

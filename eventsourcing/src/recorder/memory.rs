@@ -1,0 +1,196 @@
+//! The in-memory recorder.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Bound;
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use uuid::Uuid;
+
+use super::{EventQuery, Notification, Recorder, signed_version};
+use crate::error::{Error, Result};
+use crate::mapper::StoredEvent;
+
+/// A recorder that keeps its rows in the process's memory.
+///
+/// For tests, examples and prototypes: everything is lost when it is
+/// dropped. It has the same semantics as the database backends, atomic
+/// multi-aggregate batches and concurrency errors included.
+///
+/// Reads take a shared lock, writes an exclusive one; rows are copied out
+/// under the lock and handed to callbacks after it is released.
+#[derive(Debug, Default)]
+pub struct MemoryRecorder {
+    tables: RwLock<Tables>,
+}
+
+#[derive(Debug, Default)]
+struct Tables {
+    /// `stored_events` in notification order: the row at index `i` has
+    /// notification id `i + 1`.
+    events: Vec<Notification>,
+    /// For each aggregate, its versions and the index of each in `events`.
+    by_originator: HashMap<Uuid, BTreeMap<u64, usize>>,
+    /// `snapshots`, by aggregate and version.
+    snapshots: HashMap<Uuid, BTreeMap<u64, StoredEvent>>,
+}
+
+impl Tables {
+    fn is_recorded(&self, originator_id: Uuid, version: u64) -> bool {
+        self.by_originator
+            .get(&originator_id)
+            .is_some_and(|versions| versions.contains_key(&version))
+    }
+}
+
+impl MemoryRecorder {
+    /// An empty recorder.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // A panic elsewhere while a lock was held cannot leave the tables half
+    // written (every write checks first, then only pushes), so a poisoned
+    // lock is safe to take over.
+    fn read(&self) -> RwLockReadGuard<'_, Tables> {
+        self.tables.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Tables> {
+        self.tables.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The notification id of the row at `index`.
+fn notification_id(index: usize) -> u64 {
+    u64::try_from(index).map_or(u64::MAX, |index| index.saturating_add(1))
+}
+
+impl Recorder for MemoryRecorder {
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tables = self.write();
+
+        // Check the whole batch before writing anything.
+        let mut in_batch = HashSet::new();
+        for event in events {
+            signed_version(event)?;
+            let key = (event.originator_id, event.originator_version);
+            let duplicate = events.len() > 1 && !in_batch.insert(key);
+            if duplicate || tables.is_recorded(key.0, key.1) {
+                return Err(Error::Concurrency {
+                    id: key.0,
+                    version: key.1,
+                });
+            }
+        }
+
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let index = tables.events.len();
+            let id = notification_id(index);
+            tables
+                .by_originator
+                .entry(event.originator_id)
+                .or_default()
+                .insert(event.originator_version, index);
+            tables.events.push(Notification {
+                id,
+                originator_id: event.originator_id,
+                originator_version: event.originator_version,
+                topic: event.topic.clone(),
+                state: event.state.clone(),
+            });
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn select_events(
+        &self,
+        query: &EventQuery,
+        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+    ) -> Result<()> {
+        let selected: Vec<StoredEvent> = {
+            let tables = self.read();
+            let Some(versions) = tables.by_originator.get(&query.originator_id) else {
+                return Ok(());
+            };
+            if let (Some(after), Some(to)) = (query.after_version, query.to_version)
+                && to <= after
+            {
+                return Ok(());
+            }
+            let lower = query
+                .after_version
+                .map_or(Bound::Unbounded, Bound::Excluded);
+            let upper = query.to_version.map_or(Bound::Unbounded, Bound::Included);
+            let range = versions.range((lower, upper));
+            let limit = query.limit.unwrap_or(usize::MAX);
+            let row = |(_, &index): (&u64, &usize)| tables.events.get(index);
+            let copy = |row: &Notification| row.clone().into_event();
+            if query.descending {
+                range.rev().filter_map(row).take(limit).map(copy).collect()
+            } else {
+                range.filter_map(row).take(limit).map(copy).collect()
+            }
+        };
+        for event in selected {
+            each(event)?;
+        }
+        Ok(())
+    }
+
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>> {
+        let tables = self.read();
+        let Some(first) = usize::try_from(start.saturating_sub(1))
+            .ok()
+            .and_then(|first| tables.events.get(first..))
+        else {
+            return Ok(Vec::new());
+        };
+        Ok(first
+            .iter()
+            .filter(|row| topics.is_empty() || topics.contains(&row.topic.as_str()))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn max_notification_id(&self) -> Result<u64> {
+        Ok(u64::try_from(self.read().events.len()).unwrap_or(u64::MAX))
+    }
+
+    fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {
+        signed_version(snapshot)?;
+        let mut tables = self.write();
+        let versions = tables.snapshots.entry(snapshot.originator_id).or_default();
+        if versions.contains_key(&snapshot.originator_version) {
+            return Ok(false);
+        }
+        versions.insert(snapshot.originator_version, snapshot.clone());
+        Ok(true)
+    }
+
+    fn select_snapshot(
+        &self,
+        originator_id: Uuid,
+        to_version: Option<u64>,
+    ) -> Result<Option<StoredEvent>> {
+        let tables = self.read();
+        let Some(versions) = tables.snapshots.get(&originator_id) else {
+            return Ok(None);
+        };
+        let latest = versions
+            .range(..=to_version.unwrap_or(u64::MAX))
+            .next_back();
+        Ok(latest.map(|(_, snapshot)| snapshot.clone()))
+    }
+}

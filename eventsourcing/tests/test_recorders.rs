@@ -1,0 +1,887 @@
+//! The recorder conformance suite.
+//!
+//! Each behaviour is one function taking a [`Backend`]; the `conformance!`
+//! list at the bottom runs every function against every backend. Adding a
+//! backend is one line there.
+//!
+//! The PostgreSQL backend runs each test in a schema of its own, dropped
+//! afterwards; without a reachable server its tests are skipped (see
+//! `pg/mod.rs`).
+
+#[cfg(feature = "postgres")]
+mod pg;
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
+use eventsourcing::{Error, StoredEvent, Uuid};
+
+/// A recorder under test, and whatever must outlive it.
+struct Backend {
+    recorder: Arc<dyn Recorder>,
+    _dir: Option<tempfile::TempDir>,
+    #[cfg(feature = "postgres")]
+    _schema: Option<pg::Scratch>,
+}
+
+impl Backend {
+    fn new(recorder: Arc<dyn Recorder>) -> Self {
+        Self {
+            recorder,
+            _dir: None,
+            #[cfg(feature = "postgres")]
+            _schema: None,
+        }
+    }
+
+    fn memory() -> Self {
+        Self::new(Arc::new(MemoryRecorder::new()))
+    }
+
+    #[cfg(feature = "sqlite")]
+    fn sqlite_memory() -> Self {
+        use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
+        Self::new(Arc::new(
+            SqliteRecorder::open(SqliteOptions::memory()).unwrap(),
+        ))
+    }
+
+    #[cfg(feature = "sqlite")]
+    fn sqlite_file() -> Self {
+        use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteOptions::file(dir.path().join("events.db"));
+        Self {
+            _dir: Some(dir),
+            ..Self::new(Arc::new(SqliteRecorder::open(options).unwrap()))
+        }
+    }
+
+    /// A recorder in a schema of its own; `None` when the PostgreSQL tests
+    /// are skipped.
+    #[cfg(feature = "postgres")]
+    fn postgres() -> Option<Self> {
+        let schema = pg::Scratch::new()?;
+        let recorder = Arc::new(schema.recorder());
+        Some(Self {
+            _schema: Some(schema),
+            ..Self::new(recorder)
+        })
+    }
+}
+
+/// An event whose state is distinct for every (id, version, topic) and
+/// holds bytes that are not valid UTF-8.
+fn event(id: Uuid, version: u64, topic: &str) -> StoredEvent {
+    let mut state = vec![0x00, 0xff, 0xfe];
+    state.extend_from_slice(id.as_bytes());
+    state.extend_from_slice(&version.to_be_bytes());
+    state.extend_from_slice(topic.as_bytes());
+    StoredEvent {
+        originator_id: id,
+        originator_version: version,
+        topic: topic.to_owned(),
+        state,
+    }
+}
+
+fn notification(id: u64, event: &StoredEvent) -> Notification {
+    Notification {
+        id,
+        originator_id: event.originator_id,
+        originator_version: event.originator_version,
+        topic: event.topic.clone(),
+        state: event.state.clone(),
+    }
+}
+
+fn versions(events: &[StoredEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.originator_version).collect()
+}
+
+fn all_notifications(recorder: &dyn Recorder) -> Vec<Notification> {
+    recorder.select_notifications(1, usize::MAX, &[]).unwrap()
+}
+
+fn assert_concurrency(result: eventsourcing::Result<Vec<u64>>, id: Uuid, version: u64) {
+    match result {
+        Err(Error::Concurrency {
+            id: got,
+            version: got_version,
+        }) => {
+            assert_eq!((got, got_version), (id, version));
+        }
+        other => panic!("expected a concurrency error on {id} v{version}, got {other:?}"),
+    }
+}
+
+// ---------------------------------------------------------------- the suite
+
+fn empty_recorder(backend: &Backend) {
+    let r = &*backend.recorder;
+    assert_eq!(r.max_notification_id().unwrap(), 0);
+    assert!(all_notifications(r).is_empty());
+    assert!(
+        r.events(&EventQuery::new(Uuid::new_v4()))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(r.insert_events(&[]).unwrap(), Vec::<u64>::new());
+    assert_eq!(r.max_notification_id().unwrap(), 0);
+}
+
+fn insert_and_select(backend: &Backend) {
+    let r = &*backend.recorder;
+    let (a, b) = (Uuid::new_v4(), Uuid::new_v4());
+    let a1 = event(a, 1, "A.Created");
+    let a2 = event(a, 2, "A.Changed");
+    let b1 = event(b, 1, "B.Created");
+    let a3 = event(a, 3, "A.Changed");
+
+    assert_eq!(r.insert_events(std::slice::from_ref(&a1)).unwrap(), [1]);
+    assert_eq!(r.insert_events(&[a2.clone(), b1.clone()]).unwrap(), [2, 3]);
+    assert_eq!(r.insert_events(std::slice::from_ref(&a3)).unwrap(), [4]);
+
+    assert_eq!(r.events(&EventQuery::new(a)).unwrap(), [a1, a2, a3]);
+    assert_eq!(r.events(&EventQuery::new(b)).unwrap(), [b1]);
+    assert!(
+        r.events(&EventQuery::new(Uuid::new_v4()))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(r.max_notification_id().unwrap(), 4);
+}
+
+fn stores_bytes_and_text_exactly(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let all_bytes = StoredEvent {
+        originator_id: id,
+        originator_version: 1,
+        topic: "Wörld.Ünïcode 🦀".to_owned(),
+        state: (0..=255).collect(),
+    };
+    let empty = StoredEvent {
+        originator_id: id,
+        originator_version: 2,
+        topic: String::new(),
+        state: Vec::new(),
+    };
+    r.insert_events(&[all_bytes.clone(), empty.clone()])
+        .unwrap();
+    assert_eq!(r.events(&EventQuery::new(id)).unwrap(), [all_bytes, empty]);
+}
+
+fn select_bounds_order_and_limit(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let events: Vec<_> = (1..=5).map(|v| event(id, v, "T")).collect();
+    r.insert_events(&events).unwrap();
+    // Another aggregate's events must never leak into the results.
+    r.insert_events(&[event(Uuid::new_v4(), 3, "T")]).unwrap();
+
+    let q = EventQuery::new(id);
+    let got = |query: EventQuery| versions(&r.events(&query).unwrap());
+    assert_eq!(got(q), [1, 2, 3, 4, 5]);
+    assert_eq!(got(q.after_version(2)), [3, 4, 5]);
+    assert_eq!(got(q.after_version(0)), [1, 2, 3, 4, 5]);
+    assert_eq!(got(q.to_version(4)), [1, 2, 3, 4]);
+    assert_eq!(got(q.after_version(1).to_version(4)), [2, 3, 4]);
+    assert_eq!(got(q.descending(true)), [5, 4, 3, 2, 1]);
+    assert_eq!(got(q.descending(true).limit(2)), [5, 4]);
+    assert_eq!(got(q.limit(2)), [1, 2]);
+    assert_eq!(got(q.descending(true).to_version(3).limit(1)), [3]);
+    assert_eq!(got(q.after_version(3).descending(true)), [5, 4]);
+    assert_eq!(got(q.after_version(4).to_version(2)), Vec::<u64>::new());
+    assert_eq!(got(q.after_version(3).to_version(3)), Vec::<u64>::new());
+    assert_eq!(got(q.after_version(5)), Vec::<u64>::new());
+    assert_eq!(got(q.after_version(u64::MAX)), Vec::<u64>::new());
+    assert_eq!(got(q.to_version(u64::MAX)), [1, 2, 3, 4, 5]);
+    assert_eq!(got(q.limit(0)), Vec::<u64>::new());
+    assert_eq!(got(q.limit(usize::MAX)), [1, 2, 3, 4, 5]);
+    // The rows come back whole, not just their versions.
+    assert_eq!(
+        r.events(&q.after_version(3).limit(1)).unwrap(),
+        [events[3].clone()]
+    );
+}
+
+fn concurrency_error_on_recorded_version(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    r.insert_events(&[event(id, 1, "T"), event(id, 2, "T")])
+        .unwrap();
+    let before = all_notifications(r);
+
+    // The conflict is on the batch's second row: its first must not stay.
+    let result = r.insert_events(&[event(id, 3, "T"), event(id, 2, "Other")]);
+    assert_concurrency(result, id, 2);
+
+    assert_eq!(all_notifications(r), before);
+    assert_eq!(versions(&r.events(&EventQuery::new(id)).unwrap()), [1, 2]);
+    assert_eq!(r.max_notification_id().unwrap(), 2);
+    // The failed batch used up no notification ids.
+    assert_eq!(r.insert_events(&[event(id, 3, "T")]).unwrap(), [3]);
+}
+
+fn concurrency_error_on_duplicate_within_batch(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let result = r.insert_events(&[event(id, 1, "T"), event(id, 2, "T"), event(id, 1, "U")]);
+    assert_concurrency(result, id, 1);
+    assert_eq!(r.max_notification_id().unwrap(), 0);
+    assert!(r.events(&EventQuery::new(id)).unwrap().is_empty());
+    assert!(all_notifications(r).is_empty());
+}
+
+fn multi_aggregate_batch_is_atomic(backend: &Backend) {
+    let r = &*backend.recorder;
+    let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+    r.insert_events(&[event(a, 1, "T")]).unwrap();
+
+    let result = r.insert_events(&[event(b, 1, "T"), event(c, 1, "T"), event(a, 1, "T")]);
+    assert_concurrency(result, a, 1);
+    assert!(r.events(&EventQuery::new(b)).unwrap().is_empty());
+    assert!(r.events(&EventQuery::new(c)).unwrap().is_empty());
+    assert_eq!(r.max_notification_id().unwrap(), 1);
+
+    let batch = [event(b, 1, "T"), event(c, 1, "T"), event(a, 2, "T")];
+    assert_eq!(r.insert_events(&batch).unwrap(), [2, 3, 4]);
+    assert_eq!(r.events(&EventQuery::new(b)).unwrap(), [batch[0].clone()]);
+    assert_eq!(r.events(&EventQuery::new(c)).unwrap(), [batch[1].clone()]);
+    assert_eq!(versions(&r.events(&EventQuery::new(a)).unwrap()), [1, 2]);
+}
+
+fn version_beyond_signed_range_is_refused(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let too_big = 1 << 63;
+    let result = r.insert_events(&[event(id, 1, "T"), event(id, too_big, "T")]);
+    assert!(
+        matches!(result, Err(Error::Corrupt { id: got, version, .. }) if got == id && version == too_big),
+        "{result:?}"
+    );
+    assert_eq!(r.max_notification_id().unwrap(), 0);
+    let result = r.insert_snapshot(&event(id, too_big, "S"));
+    assert!(matches!(result, Err(Error::Corrupt { .. })), "{result:?}");
+}
+
+fn notifications_in_order_with_paging(backend: &Backend) {
+    let r = &*backend.recorder;
+    let ids: Vec<_> = (0..3).map(|_| Uuid::new_v4()).collect();
+    let mut expected = Vec::new();
+    for version in 1..=4 {
+        let batch: Vec<_> = ids.iter().map(|&id| event(id, version, "T")).collect();
+        let assigned = r.insert_events(&batch).unwrap();
+        for (n, e) in assigned.into_iter().zip(&batch) {
+            expected.push(notification(n, e));
+        }
+    }
+    let numbers: Vec<u64> = expected.iter().map(|n| n.id).collect();
+    assert_eq!(numbers, (1..=12).collect::<Vec<_>>());
+    assert_eq!(all_notifications(r), expected);
+    assert_eq!(r.max_notification_id().unwrap(), 12);
+
+    assert_eq!(r.select_notifications(1, 5, &[]).unwrap(), expected[0..5]);
+    assert_eq!(r.select_notifications(6, 5, &[]).unwrap(), expected[5..10]);
+    assert_eq!(
+        r.select_notifications(11, 5, &[]).unwrap(),
+        expected[10..12]
+    );
+    assert_eq!(
+        r.select_notifications(12, 1, &[]).unwrap(),
+        expected[11..12]
+    );
+    assert!(r.select_notifications(13, 5, &[]).unwrap().is_empty());
+    assert!(r.select_notifications(u64::MAX, 5, &[]).unwrap().is_empty());
+    assert!(r.select_notifications(1, 0, &[]).unwrap().is_empty());
+    // Ids start at 1, so start 0 reads from the first.
+    assert_eq!(r.select_notifications(0, 2, &[]).unwrap(), expected[0..2]);
+}
+
+fn notifications_filtered_by_topic(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let topics = ["A", "B", "C", "A", "B", "A"];
+    let batch: Vec<_> = topics
+        .iter()
+        .zip(1..)
+        .map(|(topic, version)| event(id, version, topic))
+        .collect();
+    r.insert_events(&batch).unwrap();
+
+    let ids = |start, limit, topics: &[&str]| -> Vec<u64> {
+        r.select_notifications(start, limit, topics)
+            .unwrap()
+            .iter()
+            .map(|n| n.id)
+            .collect()
+    };
+    assert_eq!(ids(1, 100, &["A"]), [1, 4, 6]);
+    assert_eq!(ids(1, 100, &["A", "C"]), [1, 3, 4, 6]);
+    assert_eq!(ids(1, 100, &["C", "B", "A"]), [1, 2, 3, 4, 5, 6]);
+    assert_eq!(ids(2, 100, &["A"]), [4, 6]);
+    assert_eq!(ids(1, 2, &["A", "B"]), [1, 2]);
+    assert_eq!(ids(3, 2, &["A", "B"]), [4, 5]);
+    assert_eq!(ids(1, 100, &["Nope"]), Vec::<u64>::new());
+    assert_eq!(ids(1, 100, &[]), [1, 2, 3, 4, 5, 6]);
+    let b = r.select_notifications(1, 100, &["B"]).unwrap();
+    assert_eq!(b, [notification(2, &batch[1]), notification(5, &batch[4])]);
+}
+
+fn select_events_stops_at_first_callback_error(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let events: Vec<_> = (1..=5).map(|v| event(id, v, "T")).collect();
+    r.insert_events(&events).unwrap();
+
+    let marker = Uuid::new_v4();
+    let mut seen = Vec::new();
+    let result = r.select_events(&EventQuery::new(id), &mut |e| {
+        seen.push(e.originator_version);
+        if e.originator_version == 3 {
+            Err(Error::NotFound { id: marker })
+        } else {
+            Ok(())
+        }
+    });
+    assert!(
+        matches!(result, Err(Error::NotFound { id }) if id == marker),
+        "{result:?}"
+    );
+    assert_eq!(seen, [1, 2, 3]);
+
+    let mut streamed = Vec::new();
+    r.select_events(&EventQuery::new(id).descending(true), &mut |e| {
+        streamed.push(e);
+        Ok(())
+    })
+    .unwrap();
+    let mut reversed = events;
+    reversed.reverse();
+    assert_eq!(streamed, reversed);
+    // The recorder is still usable after a stream was cut short.
+    r.insert_events(&[event(id, 6, "T")]).unwrap();
+    assert_eq!(r.max_notification_id().unwrap(), 6);
+}
+
+fn snapshots(backend: &Backend) {
+    let r = &*backend.recorder;
+    let (id, other) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(r.select_snapshot(id, None).unwrap(), None);
+
+    let s2 = event(id, 2, "Snapshot");
+    let s5 = event(id, 5, "Snapshot");
+    assert!(r.insert_snapshot(&s2).unwrap());
+    assert!(r.insert_snapshot(&s5).unwrap());
+    // A second snapshot at a recorded version keeps the first.
+    assert!(!r.insert_snapshot(&event(id, 2, "Replacement")).unwrap());
+    assert!(r.insert_snapshot(&event(other, 1, "Snapshot")).unwrap());
+
+    assert_eq!(r.select_snapshot(id, None).unwrap(), Some(s5.clone()));
+    assert_eq!(r.select_snapshot(id, Some(5)).unwrap(), Some(s5));
+    assert_eq!(r.select_snapshot(id, Some(4)).unwrap(), Some(s2.clone()));
+    assert_eq!(r.select_snapshot(id, Some(2)).unwrap(), Some(s2));
+    assert_eq!(r.select_snapshot(id, Some(1)).unwrap(), None);
+    assert_eq!(r.select_snapshot(Uuid::new_v4(), None).unwrap(), None);
+    // Snapshots are not events.
+    assert_eq!(r.max_notification_id().unwrap(), 0);
+    assert!(r.events(&EventQuery::new(id)).unwrap().is_empty());
+}
+
+fn concurrent_inserts_get_unique_gap_free_ids(backend: &Backend) {
+    const THREADS: usize = 8;
+    const SAVES: u64 = 25;
+    let start = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|_| {
+            let recorder = Arc::clone(&backend.recorder);
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                let id = Uuid::new_v4();
+                let mut assigned = Vec::new();
+                start.wait();
+                let mut version = 1;
+                for save in 0..SAVES {
+                    // Alternate single-event saves with two-event saves.
+                    let size = 1 + save % 2;
+                    let batch: Vec<_> = (version..version + size)
+                        .map(|v| event(id, v, "T"))
+                        .collect();
+                    version += size;
+                    let ids = recorder.insert_events(&batch).unwrap();
+                    assert_eq!(ids.len(), batch.len());
+                    assigned.extend(ids.into_iter().zip(batch));
+                }
+                (id, version - 1, assigned)
+            })
+        })
+        .collect();
+    let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+
+    let r = &*backend.recorder;
+    let all = all_notifications(r);
+    let total: usize = results.iter().map(|(_, _, assigned)| assigned.len()).sum();
+    assert_eq!(all.len(), total);
+    let numbers: Vec<u64> = all.iter().map(|n| n.id).collect();
+    assert_eq!(numbers, (1..=total as u64).collect::<Vec<_>>());
+    assert_eq!(r.max_notification_id().unwrap(), total as u64);
+
+    let by_id: HashMap<u64, &Notification> = all.iter().map(|n| (n.id, n)).collect();
+    for (id, last_version, assigned) in &results {
+        for (n, e) in assigned {
+            assert_eq!(*by_id[n], notification(*n, e));
+        }
+        let stored = r.events(&EventQuery::new(*id)).unwrap();
+        assert_eq!(versions(&stored), (1..=*last_version).collect::<Vec<_>>());
+        // A thread's ids grow with its versions: one writer commits at a time.
+        let ids: Vec<u64> = assigned.iter().map(|(n, _)| *n).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+    }
+}
+
+fn racing_writers_of_one_version_exactly_one_wins(backend: &Backend) {
+    const THREADS: usize = 8;
+    let id = Uuid::new_v4();
+    let start = Arc::new(Barrier::new(THREADS));
+    let handles: Vec<_> = (0..THREADS)
+        .map(|n| {
+            let recorder = Arc::clone(&backend.recorder);
+            let start = Arc::clone(&start);
+            thread::spawn(move || {
+                let mine = event(id, 1, &format!("Writer{n}"));
+                start.wait();
+                (mine.clone(), recorder.insert_events(&[mine]))
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for handle in handles {
+        let (mine, result) = handle.join().unwrap();
+        match result {
+            Ok(ids) => winners.push((mine, ids)),
+            Err(Error::Concurrency { id: got, version }) => assert_eq!((got, version), (id, 1)),
+            Err(other) => panic!("unexpected error: {other}"),
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one writer must win");
+    let (winner, ids) = winners.pop().unwrap();
+    assert_eq!(ids, [1]);
+    let r = &*backend.recorder;
+    assert_eq!(r.events(&EventQuery::new(id)).unwrap(), [winner]);
+    assert_eq!(r.max_notification_id().unwrap(), 1);
+}
+
+fn ids_distinct_across_aggregates(backend: &Backend) {
+    // Same version numbers under different aggregates never conflict.
+    let r = &*backend.recorder;
+    let batch: Vec<_> = (0..20).map(|_| event(Uuid::new_v4(), 1, "T")).collect();
+    let ids = r.insert_events(&batch).unwrap();
+    let unique: BTreeSet<_> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), 20);
+    assert_eq!(ids, (1..=20).collect::<Vec<_>>());
+}
+
+// ------------------------------------------------------ backends x the suite
+
+macro_rules! conformance {
+    (@tests $make:expr; $($test:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $test() {
+                // `None`: a backend whose server is not there (and not required).
+                let backend: Option<Backend> = $make;
+                if let Some(backend) = backend {
+                    super::$test(&backend);
+                }
+            }
+        )*
+    };
+    ($( $(#[$attr:meta])* $backend:ident => $make:expr; )*) => {
+        $(
+            $(#[$attr])*
+            mod $backend {
+                use super::Backend;
+                conformance!(@tests $make;
+                    empty_recorder,
+                    insert_and_select,
+                    stores_bytes_and_text_exactly,
+                    select_bounds_order_and_limit,
+                    concurrency_error_on_recorded_version,
+                    concurrency_error_on_duplicate_within_batch,
+                    multi_aggregate_batch_is_atomic,
+                    version_beyond_signed_range_is_refused,
+                    notifications_in_order_with_paging,
+                    notifications_filtered_by_topic,
+                    select_events_stops_at_first_callback_error,
+                    snapshots,
+                    concurrent_inserts_get_unique_gap_free_ids,
+                    racing_writers_of_one_version_exactly_one_wins,
+                    ids_distinct_across_aggregates,
+                );
+            }
+        )*
+    };
+}
+
+// One line per backend.
+conformance! {
+    memory => Some(Backend::memory());
+    #[cfg(feature = "sqlite")]
+    sqlite_memory => Some(Backend::sqlite_memory());
+    #[cfg(feature = "sqlite")]
+    sqlite_file => Some(Backend::sqlite_file());
+    #[cfg(feature = "postgres")]
+    postgres => Backend::postgres();
+}
+
+#[test]
+fn recorders_are_send_and_sync() {
+    fn send_sync<T: Send + Sync + ?Sized>() {}
+    send_sync::<dyn Recorder>();
+    send_sync::<MemoryRecorder>();
+    #[cfg(feature = "sqlite")]
+    send_sync::<eventsourcing::recorder::SqliteRecorder>();
+    #[cfg(feature = "postgres")]
+    send_sync::<eventsourcing::recorder::PostgresRecorder>();
+    // And the trait is object safe: the suite above runs on `Arc<dyn Recorder>`.
+    let recorder: Arc<dyn Recorder> = Arc::new(MemoryRecorder::default());
+    assert_eq!(recorder.max_notification_id().unwrap(), 0);
+}
+
+// ------------------------------------------------------- SQLite specifics
+
+#[cfg(feature = "sqlite")]
+mod sqlite {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use eventsourcing::recorder::{
+        EventQuery, Recorder, SqliteOptions, SqlitePath, SqliteRecorder, Synchronous,
+    };
+    use eventsourcing::{Error, Uuid};
+    use rusqlite::Connection;
+
+    use super::event;
+
+    fn open(path: &Path, prefix: &str) -> SqliteRecorder {
+        SqliteRecorder::open(SqliteOptions::file(path).table_prefix(prefix)).unwrap()
+    }
+
+    fn raw(path: &Path) -> Connection {
+        let conn = Connection::open(path).unwrap();
+        conn.busy_timeout(Duration::from_secs(5)).unwrap();
+        conn
+    }
+
+    #[test]
+    fn bad_table_prefix_is_a_config_error() {
+        for prefix in ["bad-prefix", "x\"; DROP TABLE y; --", "é", "a b", "x."] {
+            let result = SqliteRecorder::open(SqliteOptions::memory().table_prefix(prefix));
+            assert!(
+                matches!(
+                    result,
+                    Err(Error::Config {
+                        variable: "table prefix",
+                        ..
+                    })
+                ),
+                "{prefix:?}: {result:?}"
+            );
+        }
+        for prefix in ["", "app_", "App1_", "_", "1st_"] {
+            let recorder =
+                SqliteRecorder::open(SqliteOptions::memory().table_prefix(prefix)).unwrap();
+            assert_eq!(
+                recorder
+                    .insert_events(&[event(Uuid::new_v4(), 1, "T")])
+                    .unwrap(),
+                [1]
+            );
+        }
+    }
+
+    #[test]
+    fn options_default_and_builders() {
+        let options = SqliteOptions::default();
+        assert_eq!(options.path, SqlitePath::Memory);
+        assert_eq!(options.table_prefix, "");
+        assert_eq!(options.synchronous, Synchronous::Normal);
+        assert_eq!(options.busy_timeout, Duration::from_secs(5));
+        let options = SqliteOptions::memory()
+            .path(SqlitePath::File("x.db".into()))
+            .table_prefix("p_")
+            .synchronous(Synchronous::Extra)
+            .busy_timeout(Duration::from_millis(10));
+        assert_eq!(options.path, SqlitePath::File("x.db".into()));
+        assert_eq!(options.table_prefix, "p_");
+        assert_eq!(options.synchronous, Synchronous::Extra);
+        assert_eq!(options.busy_timeout, Duration::from_millis(10));
+    }
+
+    #[test]
+    fn file_layout_follows_the_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("format.db");
+        let recorder = open(&path, "app_");
+        let id = Uuid::new_v4();
+        recorder
+            .insert_events(&[event(id, 1, "World.Created")])
+            .unwrap();
+        recorder.insert_snapshot(&event(id, 1, "World")).unwrap();
+
+        let conn = raw(&path);
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let columns = |table: &str| -> Vec<(String, String, bool, i64)> {
+            let mut stmt = conn
+                .prepare(&format!("PRAGMA table_info(\"{table}\")"))
+                .unwrap();
+            stmt.query_map([], |r| Ok((r.get(1)?, r.get(2)?, r.get(3)?, r.get(5)?)))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect()
+        };
+        let s = |x: &str| x.to_owned();
+        assert_eq!(
+            columns("app_stored_events"),
+            [
+                (s("notification_id"), s("INTEGER"), false, 1),
+                (s("originator_id"), s("TEXT"), true, 0),
+                (s("originator_version"), s("INTEGER"), true, 0),
+                (s("topic"), s("TEXT"), true, 0),
+                (s("state"), s("BLOB"), true, 0),
+            ]
+        );
+        assert_eq!(
+            columns("app_snapshots"),
+            [
+                (s("originator_id"), s("TEXT"), true, 1),
+                (s("originator_version"), s("INTEGER"), true, 2),
+                (s("topic"), s("TEXT"), true, 0),
+                (s("state"), s("BLOB"), true, 0),
+            ]
+        );
+        let tracking: Vec<String> = columns("app_tracking").into_iter().map(|c| c.1).collect();
+        assert_eq!(tracking, ["TEXT", "TEXT", "INTEGER"]);
+        let autoincrement: String = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE name = 'app_stored_events'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(autoincrement.contains("AUTOINCREMENT"), "{autoincrement}");
+
+        let (stored_id, id_type, state_type): (String, String, String) = conn
+            .query_row(
+                "SELECT originator_id, typeof(originator_id), typeof(state) FROM app_stored_events",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap();
+        assert_eq!(stored_id, id.hyphenated().to_string());
+        assert_eq!(stored_id.len(), 36);
+        assert_eq!((id_type.as_str(), state_type.as_str()), ("text", "blob"));
+    }
+
+    #[test]
+    fn prefixed_tables_are_independent_and_reopening_keeps_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("shared.db");
+        let id = Uuid::new_v4();
+        {
+            let a = open(&path, "a_");
+            let b = open(&path, "b_");
+            assert_eq!(
+                a.insert_events(&[event(id, 1, "T"), event(id, 2, "T")])
+                    .unwrap(),
+                [1, 2]
+            );
+            assert_eq!(b.insert_events(&[event(id, 1, "T")]).unwrap(), [1]);
+            assert_eq!(b.max_notification_id().unwrap(), 1);
+        }
+        let a = open(&path, "a_");
+        assert_eq!(a.max_notification_id().unwrap(), 2);
+        assert_eq!(
+            a.events(&EventQuery::new(id)).unwrap(),
+            [event(id, 1, "T"), event(id, 2, "T")]
+        );
+        assert_eq!(a.insert_events(&[event(id, 3, "T")]).unwrap(), [3]);
+        assert!(matches!(
+            a.insert_events(&[event(id, 3, "T")]),
+            Err(Error::Concurrency { version: 3, .. })
+        ));
+    }
+
+    #[test]
+    fn two_recorders_on_one_file_see_each_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.db");
+        let (first, second) = (open(&path, ""), open(&path, ""));
+        let id = Uuid::new_v4();
+        first.insert_events(&[event(id, 1, "T")]).unwrap();
+        assert_eq!(
+            second.events(&EventQuery::new(id)).unwrap(),
+            [event(id, 1, "T")]
+        );
+        assert!(matches!(
+            second.insert_events(&[event(id, 1, "U")]),
+            Err(Error::Concurrency { version: 1, .. })
+        ));
+        assert_eq!(second.insert_events(&[event(id, 2, "T")]).unwrap(), [2]);
+        assert_eq!(first.max_notification_id().unwrap(), 2);
+    }
+
+    #[test]
+    fn reads_proceed_while_another_connection_holds_the_write_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("locked.db");
+        let options = SqliteOptions::file(&path).busy_timeout(Duration::from_millis(50));
+        let recorder = SqliteRecorder::open(options).unwrap();
+        let id = Uuid::new_v4();
+        recorder.insert_events(&[event(id, 1, "T")]).unwrap();
+
+        let other = raw(&path);
+        other.execute_batch("BEGIN IMMEDIATE").unwrap();
+        // WAL readers are not blocked by a writer...
+        assert_eq!(recorder.events(&EventQuery::new(id)).unwrap().len(), 1);
+        assert_eq!(recorder.select_notifications(1, 10, &[]).unwrap().len(), 1);
+        // ...but a second writer gives up after the busy timeout.
+        let result = recorder.insert_events(&[event(id, 2, "T")]);
+        assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
+        other.execute_batch("ROLLBACK").unwrap();
+
+        assert_eq!(recorder.max_notification_id().unwrap(), 1);
+        assert_eq!(recorder.insert_events(&[event(id, 2, "T")]).unwrap(), [2]);
+    }
+
+    /// Inserts one raw row with `values`, reads it back through the
+    /// recorder (in notification order, and by aggregate when `by_aggregate`
+    /// names the aggregate), then removes it.
+    fn read_raw_row(
+        path: &Path,
+        recorder: &SqliteRecorder,
+        values: &str,
+        by_aggregate: Option<Uuid>,
+    ) -> Vec<Error> {
+        let conn = raw(path);
+        conn.execute_batch(&format!(
+            "INSERT INTO stored_events (notification_id, originator_id, originator_version, topic, state) \
+             VALUES (100, {values})"
+        ))
+        .unwrap();
+        let mut errors = vec![recorder.select_notifications(1, 1000, &[]).unwrap_err()];
+        errors.push(recorder.select_notifications(100, 1, &[]).unwrap_err());
+        if let Some(id) = by_aggregate {
+            errors.push(recorder.events(&EventQuery::new(id)).unwrap_err());
+        }
+        conn.execute_batch("DELETE FROM stored_events WHERE notification_id = 100")
+            .unwrap();
+        errors
+    }
+
+    #[test]
+    fn corrupt_rows_are_errors_not_panics() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("corrupt.db");
+        let recorder = open(&path, "");
+        let good = Uuid::new_v4();
+        recorder.insert_events(&[event(good, 1, "T")]).unwrap();
+        let id = good.hyphenated().to_string();
+        let upper = id.to_uppercase();
+        let simple = good.simple().to_string();
+        let visible = Some(good);
+
+        let cases = [
+            (
+                "'not-a-uuid', 1, 'T', x'00'".to_owned(),
+                "originator_id",
+                None,
+            ),
+            (format!("'{upper}', 2, 'T', x'00'"), "originator_id", None),
+            (format!("'{simple}', 2, 'T', x'00'"), "originator_id", None),
+            ("x'0011', 2, 'T', x'00'".to_owned(), "originator_id", None),
+            (format!("'{id}', -1, 'T', x'00'"), "negative", visible),
+            (format!("'{id}', 'two', 'T', x'00'"), "not an integer", None),
+            (
+                format!("'{id}', 2.5, 'T', x'00'"),
+                "not an integer",
+                visible,
+            ),
+            (format!("'{id}', 2, x'ff', x'00'"), "topic", visible),
+            (
+                format!("'{id}', 2, CAST(x'ff' AS TEXT), x'00'"),
+                "UTF-8",
+                visible,
+            ),
+            (format!("'{id}', 2, 'T', 'text'"), "state", visible),
+        ];
+        for (values, reason_part, by_aggregate) in cases {
+            let errors = read_raw_row(&path, &recorder, &values, by_aggregate);
+            assert_eq!(errors.len(), 2 + usize::from(by_aggregate.is_some()));
+            for error in errors {
+                match error {
+                    Error::Corrupt { reason, .. } => {
+                        assert!(reason.contains(reason_part), "{values}: {reason}");
+                    }
+                    other => panic!("{values}: expected Error::Corrupt, got {other:?}"),
+                }
+            }
+        }
+        // A bad id names no aggregate; a bad version names the aggregate.
+        let errors = read_raw_row(&path, &recorder, "'not-a-uuid', 4, 'T', x'00'", None);
+        assert!(
+            matches!(&errors[0], Error::Corrupt { id, version: 4, .. } if id.is_nil()),
+            "{errors:?}"
+        );
+        let errors = read_raw_row(&path, &recorder, &format!("'{id}', -1, 'T', x'00'"), None);
+        assert!(
+            matches!(&errors[0], Error::Corrupt { id, .. } if *id == good),
+            "{errors:?}"
+        );
+
+        // With the bad rows gone, everything reads again.
+        assert_eq!(recorder.select_notifications(1, 10, &[]).unwrap().len(), 1);
+        assert_eq!(
+            recorder.events(&EventQuery::new(good)).unwrap(),
+            [event(good, 1, "T")]
+        );
+    }
+
+    #[test]
+    fn every_synchronous_level_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        for (n, level) in [
+            Synchronous::Off,
+            Synchronous::Normal,
+            Synchronous::Full,
+            Synchronous::Extra,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let options =
+                SqliteOptions::file(dir.path().join(format!("{n}.db"))).synchronous(level);
+            let recorder = SqliteRecorder::open(options).unwrap();
+            assert_eq!(
+                recorder
+                    .insert_events(&[event(Uuid::new_v4(), 1, "T")])
+                    .unwrap(),
+                [1]
+            );
+        }
+    }
+
+    #[test]
+    fn unopenable_path_is_a_database_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("missing").join("dir").join("x.db");
+        let result = SqliteRecorder::open(SqliteOptions::file(path));
+        assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
+    }
+}

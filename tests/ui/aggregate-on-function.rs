@@ -1,0 +1,6 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+fn open_account() {}
+
+fn main() {}

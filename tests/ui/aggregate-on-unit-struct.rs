@@ -1,0 +1,7 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Account;
+
+fn main() {}

@@ -1,0 +1,9 @@
+use eventsourcing::prelude::*;
+
+#[derive(Event)]
+pub enum AccountEvent {
+    Opened {},
+    Discarded {},
+}
+
+fn main() {}

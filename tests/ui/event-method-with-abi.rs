@@ -1,0 +1,23 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[created(Opened)]
+    fn open(&mut self) {}
+
+    #[event(Deposited)]
+    extern "C" fn deposit(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+}
+
+fn main() {
+    let mut account = Account::open();
+    account.deposit(5);
+}

@@ -1,0 +1,9 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Account<T> {
+    balance: T,
+}
+
+fn main() {}

@@ -1,0 +1,20 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[event(Deposited)]
+    fn deposit(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+}
+
+fn main() {
+    let mut account = Account::default();
+    account.deposit(5);
+}
