@@ -8,9 +8,6 @@
 //! afterwards; without a reachable server its tests are skipped (see
 //! `pg/mod.rs`).
 
-#[cfg(feature = "postgres")]
-mod pg;
-
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Barrier};
 use std::thread;

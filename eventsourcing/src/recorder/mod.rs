@@ -22,14 +22,10 @@ use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
 mod memory;
-#[cfg(feature = "postgres")]
-mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use self::memory::MemoryRecorder;
-#[cfg(feature = "postgres")]
-pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder, Synchronous};
 
