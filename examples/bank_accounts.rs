@@ -195,3 +195,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use eventsourcing::schema::Schemas;
+
+    /// The stored schema of `Account` changes only with a version bump;
+    /// `UPDATE_SCHEMAS=1 cargo test` updates the file after one.
+    #[test]
+    fn schemas_match_the_committed_file() {
+        Schemas::new()
+            .aggregate::<super::Account>()
+            .assert_file(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/schemas/bank_accounts.txt"
+            ));
+    }
+}

@@ -144,3 +144,20 @@ fn run(app: &Application) -> Result<(), Box<dyn std::error::Error>> {
     println!("world: all assertions hold (head {})", world.head());
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use eventsourcing::schema::Schemas;
+
+    /// The stored schema of `World` changes only with a version bump;
+    /// `UPDATE_SCHEMAS=1 cargo test` updates the file after one.
+    #[test]
+    fn schemas_match_the_committed_file() {
+        Schemas::new()
+            .aggregate::<super::World>()
+            .assert_file(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/examples/schemas/world.txt"
+            ));
+    }
+}

@@ -4,7 +4,10 @@
 use quote::format_ident;
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, Pat, Path, Type};
 
-use crate::attr::{EnumArgs, EventArgs};
+use proc_macro2::TokenStream;
+use quote::quote;
+
+use crate::attr::{EnumArgs, EventArgs, SchemaVersion, UpcastArgs};
 use crate::ctxt::Ctxt;
 use crate::symbol::{CREATED, DISCARDED, EVENT};
 
@@ -16,14 +19,60 @@ pub(crate) struct EventEnum {
     pub(crate) variants: Vec<Variant>,
     /// The topic that `discard()` records, which no variant may have.
     pub(crate) discarded_topic: String,
+    /// Written by hand with `#[derive(Event)]` (upcasters in `#[es(...)]`)
+    /// rather than generated from an impl block (`#[upcast]` functions).
+    pub(crate) derived: bool,
 }
 
 /// One event: a variant of the event enum.
 pub(crate) struct Variant {
     pub(crate) ident: Ident,
-    /// The stored topic; its span is the user's token that decided it.
+    /// The stored topic at schema version 1; its span is the user's token
+    /// that decided it.
     pub(crate) topic: syn::LitStr,
     pub(crate) fields: Vec<Field>,
+    /// The schema version, when declared.
+    pub(crate) version: Option<SchemaVersion>,
+    /// The upcasters of older versions' data, as declared.
+    pub(crate) upcasters: Vec<Upcaster>,
+}
+
+impl Variant {
+    /// The current schema version (1 unless declared).
+    pub(crate) fn version(&self) -> u32 {
+        self.version.as_ref().map_or(1, |v| v.value)
+    }
+
+    /// The topic new events are stored with: the base topic, with `@N`
+    /// above version 1.
+    pub(crate) fn current_topic(&self) -> syn::LitStr {
+        syn::LitStr::new(
+            &versioned_topic(&self.topic.value(), self.version()),
+            self.topic.span(),
+        )
+    }
+}
+
+/// The stored topic of `base` at `version` (the runtime's `versioned_topic`).
+pub(crate) fn versioned_topic(base: &str, version: u32) -> String {
+    if version <= 1 {
+        base.to_owned()
+    } else {
+        format!("{base}@{version}")
+    }
+}
+
+/// An upcaster: turns stored data of version `from` into `from + 1`.
+pub(crate) struct Upcaster {
+    pub(crate) from: SchemaVersion,
+    /// An expression of type `fn(&mut JsonObject)`.
+    pub(crate) call: TokenStream,
+}
+
+/// A function of an `#[aggregate]` impl block marked `#[upcast]`.
+pub(crate) struct UpcasterFn {
+    pub(crate) args: UpcastArgs,
+    pub(crate) ident: Ident,
 }
 
 /// One field of an event.
@@ -63,6 +112,8 @@ pub(crate) struct EventMethod {
     pub(crate) fields: Vec<Field>,
     /// The hidden method that holds the user's body.
     pub(crate) apply_ident: Ident,
+    /// The schema version, when declared.
+    pub(crate) version: Option<SchemaVersion>,
 }
 
 /// An `#[aggregate]` impl block.
@@ -74,6 +125,8 @@ pub(crate) struct AggregateImpl {
     pub(crate) methods: Vec<EventMethod>,
     /// Indexes into `item.items` of the event methods, in order.
     pub(crate) method_slots: Vec<usize>,
+    /// The functions marked `#[upcast]`, events' and the state's.
+    pub(crate) upcasters: Vec<UpcasterFn>,
 }
 
 impl AggregateImpl {
@@ -103,11 +156,16 @@ impl AggregateImpl {
         };
         let mut methods = Vec::new();
         let mut method_slots = Vec::new();
+        let mut upcasters = Vec::new();
         for (slot, impl_item) in item.items.iter_mut().enumerate() {
             let ImplItem::Fn(func) = impl_item else {
                 continue;
             };
             reject_reserved_ident(cx, &func.sig.ident, "method");
+            if let Some(upcaster) = UpcasterFn::from_fn(cx, func) {
+                upcasters.push(upcaster);
+                continue;
+            }
             let Some(method) = EventMethod::from_fn(cx, &self_ident, func) else {
                 continue;
             };
@@ -120,6 +178,7 @@ impl AggregateImpl {
             self_ident,
             methods,
             method_slots,
+            upcasters,
         })
     }
 
@@ -129,6 +188,7 @@ impl AggregateImpl {
             krate: self.krate.clone(),
             ident: event_enum_ident(&self.self_ident),
             discarded_topic: format!("{}.{DISCARDED}", self.self_ident),
+            derived: false,
             variants: self
                 .methods
                 .iter()
@@ -136,9 +196,59 @@ impl AggregateImpl {
                     ident: m.name.clone(),
                     topic: m.topic.clone(),
                     fields: m.fields.iter().map(Field::clone_field).collect(),
+                    version: m.version.clone(),
+                    upcasters: self.upcasters_of(&m.name.to_string()),
                 })
                 .collect(),
         }
+    }
+}
+
+impl AggregateImpl {
+    /// The upcasters declared for `target` (an event name, or `state`).
+    pub(crate) fn upcasters_of(&self, target: &str) -> Vec<Upcaster> {
+        let self_ty = &self.item.self_ty;
+        self.upcasters
+            .iter()
+            .filter(|u| u.args.target == target)
+            .map(|u| {
+                let ident = &u.ident;
+                Upcaster {
+                    from: u.args.from.clone(),
+                    call: quote!(<#self_ty>::#ident),
+                }
+            })
+            .collect()
+    }
+}
+
+impl UpcasterFn {
+    /// Takes `#[upcast]` off `func` and models it; `None` without one.
+    fn from_fn(cx: &Ctxt, func: &mut ImplItemFn) -> Option<Self> {
+        let position = func.attrs.iter().position(|attr| {
+            attr.path()
+                .segments
+                .last()
+                .is_some_and(|s| s.ident == crate::symbol::UPCAST)
+        })?;
+        let attr = func.attrs.remove(position);
+        if let Some(other) = func.attrs.iter().find(|a| method_kind(a).is_some()) {
+            cx.error_spanned_by(
+                other,
+                "an upcaster is not an event method; put `#[event]` on a method of its own",
+            );
+        }
+        if let Some(FnArg::Receiver(receiver)) = func.sig.inputs.first() {
+            cx.error_spanned_by(
+                receiver,
+                "upcasters are associated functions `fn(data: &mut JsonObject)`, without `self`: they change stored data, not an aggregate",
+            );
+        }
+        let args = UpcastArgs::parse(cx, &attr)?;
+        Some(UpcasterFn {
+            args,
+            ident: func.sig.ident.clone(),
+        })
     }
 }
 
@@ -224,6 +334,7 @@ impl EventMethod {
             topic,
             fields,
             apply_ident,
+            version: args.version,
         })
     }
 }
@@ -376,7 +487,7 @@ fn owned_suggestion(r: &syn::TypeReference) -> String {
 }
 
 /// Tokens as the user would write them: `&str`, `Vec<u8>`.
-fn tokens_to_string<T: quote::ToTokens>(tokens: &T) -> String {
+pub(crate) fn tokens_to_string<T: quote::ToTokens>(tokens: &T) -> String {
     let mut out = String::new();
     let text = tokens.to_token_stream().to_string();
     let mut chars = text.chars().peekable();
@@ -457,9 +568,28 @@ impl EventEnum {
         );
         let mut variants = Vec::new();
         for variant in &data.variants {
-            let topic = crate::attr::parse_variant_topic(cx, &variant.attrs).unwrap_or_else(|| {
+            let variant_args = crate::attr::parse_variant_args(cx, &variant.attrs);
+            let topic = variant_args.topic.unwrap_or_else(|| {
                 syn::LitStr::new(&format!("{prefix}.{}", variant.ident), variant.ident.span())
             });
+            let upcasters = variant_args
+                .upcasters
+                .iter()
+                .flat_map(|list| list.elems.iter().enumerate())
+                .map(|(i, call)| {
+                    let from = u32::try_from(i + 1).unwrap_or(u32::MAX);
+                    Upcaster {
+                        from: SchemaVersion {
+                            value: from,
+                            lit: syn::LitInt::new(
+                                &from.to_string(),
+                                syn::spanned::Spanned::span(call),
+                            ),
+                        },
+                        call: quote!(#call),
+                    }
+                })
+                .collect();
             let fields: Vec<Field> = match &variant.fields {
                 syn::Fields::Named(named) => named
                     .named
@@ -487,6 +617,8 @@ impl EventEnum {
                 ident: variant.ident.clone(),
                 topic,
                 fields,
+                version: variant_args.version,
+                upcasters,
             });
         }
         Some(EventEnum {
@@ -494,6 +626,7 @@ impl EventEnum {
             ident: input.ident.clone(),
             variants,
             discarded_topic: format!("{prefix}.{DISCARDED}"),
+            derived: true,
         })
     }
 }

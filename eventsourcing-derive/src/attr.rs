@@ -2,10 +2,10 @@
 
 use proc_macro2::TokenStream;
 use syn::meta::ParseNestedMeta;
-use syn::{Ident, LitStr, Path};
+use syn::{Ident, LitInt, LitStr, Path};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::{CRATE, PREFIX, TOPIC};
+use crate::symbol::{CRATE, FROM, PREFIX, STATE, TOPIC, UPCASTERS, VERSION};
 
 /// The runtime crate's path, `::eventsourcing` unless `crate = "..."` says otherwise.
 pub(crate) fn default_crate_path() -> Path {
@@ -15,18 +15,43 @@ pub(crate) fn default_crate_path() -> Path {
 /// Options of `#[aggregate(...)]`.
 pub(crate) struct AggregateArgs {
     pub(crate) krate: Path,
+    /// The state's schema version (`version = N`, on the struct).
+    pub(crate) version: Option<SchemaVersion>,
+}
+
+/// A schema version as written (`version = 2`): its value and its token.
+#[derive(Clone)]
+pub(crate) struct SchemaVersion {
+    pub(crate) value: u32,
+    pub(crate) lit: LitInt,
+}
+
+/// Parses `version = N` (N at least 1).
+fn parse_version(meta: &ParseNestedMeta<'_>) -> syn::Result<SchemaVersion> {
+    let lit: LitInt = meta.value()?.parse()?;
+    match lit.base10_parse::<u32>() {
+        Ok(value) if value >= 1 => Ok(SchemaVersion { value, lit }),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            "a schema version is a whole number from 1 up; the first version is 1",
+        )),
+    }
 }
 
 impl AggregateArgs {
     /// Parses the arguments of the `#[aggregate]` attribute itself.
     pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Self {
         let mut krate = None;
+        let mut version = None;
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident(CRATE) {
                 krate = Some(parse_crate_path(&meta)?);
                 Ok(())
+            } else if meta.path.is_ident(VERSION) {
+                version = Some(parse_version(&meta)?);
+                Ok(())
             } else {
-                Err(unknown_key(&meta, "#[aggregate]", &[CRATE], None))
+                Err(unknown_key(&meta, "#[aggregate]", &[CRATE, VERSION], None))
             }
         });
         if let Err(e) = syn::parse::Parser::parse2(parser, args) {
@@ -34,6 +59,7 @@ impl AggregateArgs {
         }
         AggregateArgs {
             krate: krate.unwrap_or_else(default_crate_path),
+            version,
         }
     }
 }
@@ -44,6 +70,8 @@ pub(crate) struct EventArgs {
     pub(crate) name: Option<Ident>,
     /// The topic, if renamed (`topic = "..."`).
     pub(crate) topic: Option<LitStr>,
+    /// The schema version, if declared (`version = N`).
+    pub(crate) version: Option<SchemaVersion>,
 }
 
 impl EventArgs {
@@ -53,6 +81,7 @@ impl EventArgs {
         let mut args = EventArgs {
             name: None,
             topic: None,
+            version: None,
         };
         if matches!(attr.meta, syn::Meta::Path(_)) {
             return args;
@@ -63,8 +92,12 @@ impl EventArgs {
                     args.topic = Some(parse_topic(&meta)?);
                     return Ok(());
                 }
+                if meta.path.is_ident(VERSION) && meta.input.peek(syn::Token![=]) {
+                    args.version = Some(parse_version(&meta)?);
+                    return Ok(());
+                }
                 if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
-                    return Err(unknown_key(&meta, &label, &[TOPIC], None));
+                    return Err(unknown_key(&meta, &label, &[TOPIC, VERSION], None));
                 }
                 match meta.path.get_ident() {
                     Some(ident) if args.name.is_none() => {
@@ -121,28 +154,99 @@ pub(crate) fn parse_enum_args(cx: &Ctxt, attrs: &[syn::Attribute]) -> EnumArgs {
     args
 }
 
-/// Parses every `#[es(...)]` attribute of one variant: only `topic` is valid.
-pub(crate) fn parse_variant_topic(cx: &Ctxt, attrs: &[syn::Attribute]) -> Option<LitStr> {
-    let mut topic = None;
+/// Options of `#[es(...)]` on one variant of a derived event enum.
+#[derive(Default)]
+pub(crate) struct VariantArgs {
+    pub(crate) topic: Option<LitStr>,
+    pub(crate) version: Option<SchemaVersion>,
+    /// `upcasters = [v1_to_v2, ...]`: the upcaster from version k is the
+    /// k-th entry.
+    pub(crate) upcasters: Option<syn::ExprArray>,
+}
+
+/// Parses every `#[es(...)]` attribute of one variant.
+pub(crate) fn parse_variant_args(cx: &Ctxt, attrs: &[syn::Attribute]) -> VariantArgs {
+    let mut args = VariantArgs::default();
     for attr in attrs
         .iter()
         .filter(|a| a.path().is_ident(crate::symbol::ES))
     {
         let result = attr.parse_nested_meta(|meta| {
             if meta.path.is_ident(TOPIC) {
-                topic = Some(parse_topic(&meta)?);
+                args.topic = Some(parse_topic(&meta)?);
+                Ok(())
+            } else if meta.path.is_ident(VERSION) {
+                args.version = Some(parse_version(&meta)?);
+                Ok(())
+            } else if meta.path.is_ident(UPCASTERS) {
+                args.upcasters = Some(meta.value()?.parse()?);
                 Ok(())
             } else {
                 let hint = (meta.path.is_ident(CRATE) || meta.path.is_ident(PREFIX))
                     .then_some("`crate` and `prefix` go on the enum");
-                Err(unknown_key(&meta, "#[es]", &[TOPIC], hint))
+                Err(unknown_key(
+                    &meta,
+                    "#[es]",
+                    &[TOPIC, VERSION, UPCASTERS],
+                    hint,
+                ))
             }
         });
         if let Err(e) = result {
             cx.syn_error(e);
         }
     }
-    topic
+    args
+}
+
+/// `#[upcast(Name, from = N)]` or `#[upcast(state, from = N)]`.
+pub(crate) struct UpcastArgs {
+    /// The event name, or `state`.
+    pub(crate) target: Ident,
+    pub(crate) from: SchemaVersion,
+}
+
+impl UpcastArgs {
+    /// Parses the attribute; `None` (with the error recorded) when malformed.
+    pub(crate) fn parse(cx: &Ctxt, attr: &syn::Attribute) -> Option<Self> {
+        let mut target = None;
+        let mut from = None;
+        let result = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident(FROM) && meta.input.peek(syn::Token![=]) {
+                from = Some(parse_version(&meta)?);
+                return Ok(());
+            }
+            if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+                return Err(unknown_key(&meta, "#[upcast]", &[FROM], None));
+            }
+            match meta.path.get_ident() {
+                Some(ident) if target.is_none() => {
+                    target = Some(ident.clone());
+                    Ok(())
+                }
+                _ => Err(meta.error(format!(
+                    "`#[upcast]` takes one event name (or `{STATE}`) and `from = N`"
+                ))),
+            }
+        });
+        if let Err(e) = result {
+            cx.syn_error(e);
+            return None;
+        }
+        if let (Some(target), Some(from)) = (target, from) {
+            Some(UpcastArgs { target, from })
+        } else {
+            {
+                cx.error_spanned_by(
+                    attr,
+                    format!(
+                        "write `#[upcast(EventName, from = N)]` (or `#[upcast({STATE}, from = N)]`) on a function `fn(&mut JsonObject)` that turns version N data into version N + 1"
+                    ),
+                );
+                None
+            }
+        }
+    }
 }
 
 fn parse_crate_path(meta: &ParseNestedMeta<'_>) -> syn::Result<Path> {
@@ -157,6 +261,12 @@ fn parse_topic(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
         return Err(syn::Error::new(
             lit.span(),
             "a topic cannot be empty; write one such as `\"Account.Opened\"`, or remove `topic` to use the default",
+        ));
+    }
+    if lit.value().contains('@') {
+        return Err(syn::Error::new(
+            lit.span(),
+            "`@` is reserved in topics for schema versions (`Account.Opened@2`); declare a version with `version = N` instead",
         ));
     }
     Ok(lit)

@@ -10,12 +10,12 @@ use syn::spanned::Spanned;
 use syn::{ImplItem, Path};
 
 use crate::ast::{
-    AggregateImpl, EventEnum, EventMethod, Field, MethodKind, reject_reserved_ident,
-    strip_event_attrs,
+    AggregateImpl, EventEnum, EventMethod, Field, MethodKind, Variant, reject_reserved_ident,
+    strip_event_attrs, tokens_to_string, versioned_topic,
 };
 use crate::attr::AggregateArgs;
 use crate::ctxt::Ctxt;
-use crate::symbol::{DISCARDED, GENERATED_METHODS, META_FIELD, WITH_ID_SUFFIX};
+use crate::symbol::{DISCARDED, GENERATED_METHODS, META_FIELD, STATE, WITH_ID_SUFFIX};
 
 /// `#[aggregate]` on a struct or an impl block.
 pub(crate) fn aggregate(args: TokenStream, item: syn::Item) -> TokenStream {
@@ -84,41 +84,16 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
         let errors = cx.into_compile_errors();
         return quote!(#errors #item);
     }
-    let serde_skip = if derives_serde(&item.attrs) {
+    let derives_serde = derives_serde(&item.attrs);
+    let serde_skip = if derives_serde {
         let serde_path = serde_crate_literal(krate);
         quote!(#[serde(skip, crate = #serde_path)])
     } else {
         TokenStream::new()
     };
     let meta_field = format_ident!("{}", META_FIELD);
-    let mut has_meta = false;
-    match &mut item.fields {
-        syn::Fields::Named(named) => {
-            let mut taken = false;
-            for field in &named.named {
-                if let Some(ident) = &field.ident {
-                    reject_reserved_ident(&cx, ident, "field");
-                    taken |= ident == META_FIELD;
-                }
-            }
-            if !taken {
-                named.named.push(syn::parse_quote! {
-                    #[doc(hidden)]
-                    #serde_skip
-                    #meta_field: #private::Meta
-                });
-                has_meta = true;
-            }
-        }
-        syn::Fields::Unnamed(fields) => cx.error_spanned_by(
-            fields,
-            "aggregates need named fields: write `struct Name { field: Type }`",
-        ),
-        syn::Fields::Unit => cx.error_spanned_by(
-            &item.ident,
-            "aggregates need named fields: write `struct Name {}` even when it holds no state",
-        ),
-    }
+    let (has_meta, state_fields, skipped_fields) =
+        add_meta_field(&cx, &mut item, derives_serde, &serde_skip, &private);
     let errors = cx.into_compile_errors();
     let (meta, meta_mut) = if has_meta {
         (quote!(&self.#meta_field), quote!(&mut self.#meta_field))
@@ -132,6 +107,16 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
     let vis = &item.vis;
     let name = ident.to_string();
     let discarded = format!("{name}.{DISCARDED}");
+    let state = if has_meta {
+        state_codec(
+            krate,
+            args.version.as_ref().map_or(1, |v| v.value),
+            &state_fields,
+            &skipped_fields,
+        )
+    } else {
+        TokenStream::new()
+    };
     quote! {
         #errors
         #item
@@ -140,6 +125,7 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
         impl #private::Root for #ident {
             const NAME: &'static ::core::primitive::str = #name;
             const DISCARDED_TOPIC: &'static ::core::primitive::str = #discarded;
+            #state
             #[inline]
             fn meta(&self) -> &#private::Meta {
                 #meta
@@ -181,6 +167,168 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
             #vis fn discard(&mut self) {
                 #private::discard::<Self>(self);
             }
+        }
+    }
+}
+
+/// Adds the bookkeeping field to the struct's named fields (unless a field
+/// already has its name, an error) and returns whether it did, with the
+/// fields that make up the state in snapshots, and the other fields (those
+/// marked `#[serde(skip)]`, and the bookkeeping).
+fn add_meta_field(
+    cx: &Ctxt,
+    item: &mut syn::ItemStruct,
+    derives_serde: bool,
+    serde_skip: &TokenStream,
+    private: &TokenStream,
+) -> (bool, Vec<Field>, Vec<syn::Ident>) {
+    let mut skipped_fields = Vec::new();
+    let meta_field = format_ident!("{}", META_FIELD);
+    let mut has_meta = false;
+    let mut state_fields = Vec::new();
+    match &mut item.fields {
+        syn::Fields::Named(named) => {
+            for field in &mut named.named {
+                let skip = serde_skips(&field.attrs);
+                if !derives_serde {
+                    // Without a serde derive on the struct, `#[serde(skip)]`
+                    // is ours to read, and rustc would reject it.
+                    field.attrs.retain(|a| !a.path().is_ident("serde"));
+                }
+                match (skip, &field.ident) {
+                    (false, Some(ident)) => state_fields.push(Field {
+                        ident: ident.clone(),
+                        ty: field.ty.clone(),
+                    }),
+                    (true, Some(ident)) => skipped_fields.push(ident.clone()),
+                    (_, None) => {}
+                }
+            }
+            let mut taken = false;
+            for field in &named.named {
+                if let Some(ident) = &field.ident {
+                    reject_reserved_ident(cx, ident, "field");
+                    taken |= ident == META_FIELD;
+                }
+            }
+            if !taken {
+                named.named.push(syn::parse_quote! {
+                    #[doc(hidden)]
+                    #serde_skip
+                    #meta_field: #private::Meta
+                });
+                has_meta = true;
+            }
+        }
+        syn::Fields::Unnamed(fields) => cx.error_spanned_by(
+            fields,
+            "aggregates need named fields: write `struct Name { field: Type }`",
+        ),
+        syn::Fields::Unit => cx.error_spanned_by(
+            &item.ident,
+            "aggregates need named fields: write `struct Name {}` even when it holds no state",
+        ),
+    }
+    if has_meta {
+        skipped_fields.push(meta_field);
+    }
+    (has_meta, state_fields, skipped_fields)
+}
+
+/// Whether a field is marked `#[serde(skip)]`: left out of snapshots, and
+/// `Default` in an aggregate loaded from one.
+fn serde_skips(attrs: &[syn::Attribute]) -> bool {
+    let mut skip = false;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("serde")) {
+        // Other serde keys are serde's to check (when the struct derives it).
+        let _ = attr.parse_nested_meta(|meta| {
+            skip |= meta.path.is_ident("skip");
+            if meta.input.peek(syn::Token![=]) {
+                let _: syn::Expr = meta.value()?.parse()?;
+            }
+            Ok(())
+        });
+    }
+    skip
+}
+
+/// The state half of `Root`: schema version and fields, and the state's
+/// JSON form for snapshots, written field by field like an event's, with
+/// one compile-time check per field spanned at its type.
+fn state_codec(
+    krate: &Path,
+    version: u32,
+    fields: &[Field],
+    skipped: &[syn::Ident],
+) -> TokenStream {
+    let private = quote!(#krate::__private);
+    let serde_path = serde_crate_literal(krate);
+    let schema = fields.iter().map(|f| {
+        let key = f.key();
+        let ty = tokens_to_string(&f.ty);
+        quote!((#key, #ty))
+    });
+    let assertions = fields.iter().map(|f| {
+        let ty = &f.ty;
+        quote_spanned!(ty.span()=> #private::assert_state_field::<#ty>();)
+    });
+    let writes = fields.iter().enumerate().map(|(i, f)| {
+        let sep = if i == 0 { "{" } else { "," };
+        let key = Literal::byte_string(format!("{sep}\"{}\":", f.key()).as_bytes());
+        let name = &f.ident;
+        quote! {
+            __es_out.extend_from_slice(#key);
+            (&#private::FieldRef(&self.#name)).__es_write(__es_out)?;
+        }
+    });
+    let open = if fields.is_empty() {
+        quote!(__es_out.push(b'{');)
+    } else {
+        TokenStream::new()
+    };
+    let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
+    let params: Vec<_> = (0..fields.len())
+        .map(|i| format_ident!("__EsT{}", i))
+        .collect();
+    let types: Vec<_> = fields.iter().map(|f| &f.ty).collect();
+    let (decl_generics, use_generics) = if fields.is_empty() {
+        (TokenStream::new(), TokenStream::new())
+    } else {
+        (quote!(<#(#params),*>), quote!(<#(#types),*>))
+    };
+    quote! {
+        const STATE_VERSION: ::core::primitive::u32 = #version;
+
+        const STATE_SCHEMA: &'static [(&'static ::core::primitive::str, &'static ::core::primitive::str)] =
+            &[#(#schema),*];
+
+        fn encode_state(
+            &self,
+            __es_out: &mut #private::Vec<::core::primitive::u8>,
+        ) -> #private::Result<(), #private::serde_json::Error> {
+            const _: () = { #(#assertions)* };
+            #[allow(unused_imports)]
+            use #private::{WriteField as _, WriteFieldFallback as _};
+            #open
+            #(#writes)*
+            __es_out.push(b'}');
+            #private::Ok(())
+        }
+
+        fn decode_state(
+            __es_data: &[::core::primitive::u8],
+        ) -> #private::Result<Self, #private::serde_json::Error> {
+            #[allow(unused_imports)]
+            use #private::{ReadFields as _, ReadFieldsFallback as _};
+            #[derive(#private::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
+            struct __EsState #decl_generics { #(#names: #params),* }
+            let __EsState { #(#names),* } =
+                (&#private::FieldsReader::<__EsState #use_generics>::NEW).__es_read(__es_data)?;
+            #private::Ok(Self {
+                #(#names,)*
+                #(#skipped: ::core::default::Default::default(),)*
+            })
         }
     }
 }
@@ -272,6 +420,7 @@ fn impl_fallback(cx: Ctxt, model: &AggregateImpl) -> TokenStream {
         ident: enum_ident.clone(),
         variants: Vec::new(),
         discarded_topic: String::new(),
+        derived: false,
     });
     quote! {
         #errors
@@ -378,6 +527,29 @@ fn event_enum(events: &EventEnum, model: &AggregateImpl) -> TokenStream {
     }
 }
 
+/// `Event::SCHEMA`: each event's name, current topic, version and fields.
+fn event_schema(private: &TokenStream, events: &EventEnum) -> Vec<TokenStream> {
+    let schema = events.variants.iter().map(|v| {
+        let name = v.ident.to_string();
+        let topic = v.current_topic();
+        let version = v.version();
+        let fields = v.fields.iter().map(|f| {
+            let key = f.key();
+            let ty = tokens_to_string(&f.ty);
+            quote!((#key, #ty))
+        });
+        quote! {
+            #private::EventSchema {
+                name: #name,
+                topic: #topic,
+                version: #version,
+                fields: &[#(#fields),*],
+            }
+        }
+    });
+    schema.collect()
+}
+
 /// `impl Event`: topics, and the stored JSON form of each variant, plus one
 /// compile-time check per field that its type can be stored.
 pub(crate) fn event_impl(events: &EventEnum) -> TokenStream {
@@ -385,14 +557,19 @@ pub(crate) fn event_impl(events: &EventEnum) -> TokenStream {
     let private = quote!(#krate::__private);
     let ident = &events.ident;
     let serde_path = serde_crate_literal(krate);
-    let topics: Vec<_> = events.variants.iter().map(|v| &v.topic).collect();
+    let topics: Vec<_> = events
+        .variants
+        .iter()
+        .flat_map(|v| (1..=v.version()).map(|version| versioned_topic(&v.topic.value(), version)))
+        .collect();
+    let schema = event_schema(&private, events);
     let assertions = events.variants.iter().flat_map(|v| &v.fields).map(|f| {
         let ty = &f.ty;
         quote_spanned!(ty.span()=> #private::assert_field::<#ty>();)
     });
     let topic_arms = events.variants.iter().map(|v| {
         let variant = &v.ident;
-        let topic = &v.topic;
+        let topic = v.current_topic();
         quote!(Self::#variant { .. } => #topic)
     });
     let encode_arms = events.variants.iter().map(|v| {
@@ -420,7 +597,7 @@ pub(crate) fn event_impl(events: &EventEnum) -> TokenStream {
     let decode_arms = events
         .variants
         .iter()
-        .map(|v| decode_arm(&private, &serde_path, &v.ident, &v.topic, &v.fields));
+        .flat_map(|v| decode_arms(&private, &serde_path, v));
     let (topic_body, encode_body) = if events.variants.is_empty() {
         (quote!(match *self {}), quote!(match *self {}))
     } else {
@@ -442,6 +619,8 @@ pub(crate) fn event_impl(events: &EventEnum) -> TokenStream {
         #[automatically_derived]
         impl #private::Event for #ident {
             const TOPICS: &'static [&'static ::core::primitive::str] = &[#(#topics),*];
+
+            const SCHEMA: &'static [#private::EventSchema] = &[#(#schema),*];
 
             fn topic(&self) -> &'static ::core::primitive::str {
                 #topic_body
@@ -469,13 +648,50 @@ pub(crate) fn event_impl(events: &EventEnum) -> TokenStream {
     }
 }
 
-/// One arm of `Event::decode`: a helper struct, generic over the field types
-/// so that its derived `Deserialize` is bounded on them, read from the data.
-fn decode_arm(
+/// The arms of `Event::decode` for one event: its current version, read
+/// directly, and each older version, parsed into a JSON object, passed
+/// through the upcasters from that version on, then read.
+fn decode_arms(private: &TokenStream, serde_path: &str, variant: &Variant) -> Vec<TokenStream> {
+    let current = variant.version();
+    let base = variant.topic.value();
+    let read = read_fields(private, serde_path, &variant.ident, &variant.fields);
+    let mut arms = Vec::with_capacity(current as usize);
+    for stored in 1..=current {
+        let topic = syn::LitStr::new(&versioned_topic(&base, stored), variant.topic.span());
+        if stored == current {
+            arms.push(quote!(#topic => { #read }));
+            continue;
+        }
+        let calls = (stored..current).filter_map(|from| {
+            variant
+                .upcasters
+                .iter()
+                .find(|u| u.from.value == from)
+                .map(|u| {
+                    let call = &u.call;
+                    quote!((#call)(&mut __es_object);)
+                })
+        });
+        arms.push(quote! {
+            #topic => {
+                let mut __es_object: #private::JsonObject =
+                    #private::serde_json::from_slice(__es_data)?;
+                #(#calls)*
+                let __es_upcast = #private::serde_json::to_vec(&__es_object)?;
+                let __es_data: &[::core::primitive::u8] = &__es_upcast;
+                #read
+            }
+        });
+    }
+    arms
+}
+
+/// Reads one event's fields from `__es_data`: a helper struct, generic over
+/// the field types so that its derived `Deserialize` is bounded on them.
+fn read_fields(
     private: &TokenStream,
     serde_path: &str,
     variant: &syn::Ident,
-    topic: &syn::LitStr,
     fields: &[Field],
 ) -> TokenStream {
     let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
@@ -489,14 +705,12 @@ fn decode_arm(
         (quote!(<#(#params),*>), quote!(<#(#types),*>))
     };
     quote! {
-        #topic => {
-            #[derive(#private::serde::Deserialize)]
-            #[serde(crate = #serde_path)]
-            struct __EsFields #decl_generics { #(#names: #params),* }
-            let __EsFields { #(#names),* } =
-                (&#private::FieldsReader::<__EsFields #use_generics>::NEW).__es_read(__es_data)?;
-            #private::Ok(#private::Some(Self::#variant { #(#names),* }))
-        }
+        #[derive(#private::serde::Deserialize)]
+        #[serde(crate = #serde_path)]
+        struct __EsFields #decl_generics { #(#names: #params),* }
+        let __EsFields { #(#names),* } =
+            (&#private::FieldsReader::<__EsFields #use_generics>::NEW).__es_read(__es_data)?;
+        #private::Ok(#private::Some(Self::#variant { #(#names),* }))
     }
 }
 
@@ -639,6 +853,55 @@ fn apply_impl(model: &AggregateImpl, events: &EventEnum) -> TokenStream {
         let fields: Vec<_> = m.fields.iter().map(|f| &f.ident).collect();
         quote!(#enum_ident::#variant { #(#fields),* } => Self::#apply_ident(self, #(#fields),*))
     });
+    let state_upcasters = model.upcasters_of(STATE);
+    let declared: Vec<u32> = state_upcasters.iter().map(|u| u.from.value).collect();
+    let upcast_arms = state_upcasters.iter().map(|u| {
+        let from = u.from.value;
+        let call = &u.call;
+        quote!(#from => { (#call)(__es_state); true })
+    });
+    // The state version is set on the struct and its upcasters live here:
+    // these check, at compile time, that they agree, each with its caret on
+    // the user's token.
+    let exists = state_upcasters.iter().map(|u| {
+        let from = &u.from.lit;
+        let value = u.from.value;
+        let check = quote_spanned! {from.span()=>
+            __es_check(__es_version, #value)
+        };
+        quote! {
+            const _: () = {
+                use #private::check_state_upcaster_exists as __es_check;
+                let __es_version = #private::state_version::<#self_ty>();
+                #check
+            };
+        }
+    });
+    let cover_check = quote_spanned! {self_ty.span()=>
+        __es_check(__es_version, &[#(#declared),*])
+    };
+    let covered = quote! {
+        const _: () = {
+            use #private::check_state_upcasters_cover as __es_check;
+            let __es_version = #private::state_version::<#self_ty>();
+            #cover_check
+        };
+    };
+    let upcast_state = if state_upcasters.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            fn upcast_state(
+                __es_from: ::core::primitive::u32,
+                __es_state: &mut #private::JsonObject,
+            ) -> ::core::primitive::bool {
+                match __es_from {
+                    #(#upcast_arms,)*
+                    _ => false,
+                }
+            }
+        }
+    };
     quote! {
         #[automatically_derived]
         impl #private::Aggregate for #self_ty {
@@ -649,7 +912,12 @@ fn apply_impl(model: &AggregateImpl, events: &EventEnum) -> TokenStream {
                     #(#arms),*
                 }
             }
+
+            #upcast_state
         }
+
+        #(#exists)*
+        #covered
     }
 }
 

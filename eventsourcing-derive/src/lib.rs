@@ -69,3 +69,12 @@ pub fn event(_args: TokenStream, input: TokenStream) -> TokenStream {
 pub fn created(_args: TokenStream, input: TokenStream) -> TokenStream {
     expand::misplaced(symbol::CREATED, &input.into()).into()
 }
+
+/// Marks an upcaster inside an `#[aggregate]` impl block:
+/// `#[upcast(EventName, from = N)]` or `#[upcast(state, from = N)]` on a
+/// function `fn(&mut JsonObject)` that turns stored data of schema version
+/// `N` into version `N + 1`. On its own it is an error that says so.
+#[proc_macro_attribute]
+pub fn upcast(_args: TokenStream, input: TokenStream) -> TokenStream {
+    expand::misplaced(symbol::UPCAST, &input.into()).into()
+}

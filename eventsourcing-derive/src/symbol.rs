@@ -13,6 +13,14 @@ pub(crate) const CRATE: &str = "crate";
 pub(crate) const TOPIC: &str = "topic";
 /// `prefix = "..."`: the first part of every topic of a derived event enum.
 pub(crate) const PREFIX: &str = "prefix";
+/// `version = N`: the schema version of an event, or of the aggregate's state.
+pub(crate) const VERSION: &str = "version";
+/// `from = N`: the schema version an upcaster reads.
+pub(crate) const FROM: &str = "from";
+/// `upcasters = [...]`: a derived event variant's upcasters, oldest first.
+pub(crate) const UPCASTERS: &str = "upcasters";
+/// `#[upcast(state, from = N)]`: an upcaster of the aggregate's state.
+pub(crate) const STATE: &str = "state";
 
 /// The event name that `discard()` records; users cannot declare it.
 pub(crate) const DISCARDED: &str = "Discarded";
@@ -25,3 +33,5 @@ pub(crate) const META_FIELD: &str = "__es_meta";
 pub(crate) const GENERATED_METHODS: &[&str] = &["id", "version", "head", "discard"];
 /// Appended to the creation method's name for the twin that takes an id.
 pub(crate) const WITH_ID_SUFFIX: &str = "_with_id";
+/// `#[upcast(Name, from = N)]` on an upcaster in an `#[aggregate]` impl block.
+pub(crate) const UPCAST: &str = "upcast";

@@ -5,12 +5,16 @@ use std::collections::HashSet;
 
 use crate::ast::{AggregateImpl, EventEnum, MethodKind};
 use crate::ctxt::Ctxt;
-use crate::symbol::{DISCARDED, GENERATED_METHODS, WITH_ID_SUFFIX};
+use crate::symbol::{DISCARDED, GENERATED_METHODS, STATE, WITH_ID_SUFFIX};
+
+/// The end of every discard topic.
+const DISCARDED_SUFFIX: &str = ".Discarded";
 
 /// Checks an `#[aggregate]` impl block as a whole.
 pub(crate) fn check_impl(cx: &Ctxt, model: &AggregateImpl) {
     creation_events(cx, model);
     generated_names_are_free(cx, model);
+    upcasters_name_events(cx, model);
     check_enum(cx, &model.event_enum());
 }
 
@@ -19,6 +23,75 @@ pub(crate) fn check_enum(cx: &Ctxt, events: &EventEnum) {
     unique_names(cx, events);
     unique_topics(cx, events);
     discarded_is_reserved(cx, events);
+    upcasters_cover_versions(cx, events);
+}
+
+/// An `#[upcast(Name, from = N)]` names an event of this aggregate, or
+/// `state`: an upcaster for nothing would silently never run.
+fn upcasters_name_events(cx: &Ctxt, model: &AggregateImpl) {
+    for upcaster in &model.upcasters {
+        let target = upcaster.args.target.to_string();
+        if target != STATE && !model.methods.iter().any(|m| m.name == target) {
+            cx.error_spanned_by(
+                &upcaster.args.target,
+                format!(
+                    "`{}` has no event named `{target}`; name one of its events, or `{STATE}` for the aggregate's state",
+                    model.self_ident
+                ),
+            );
+        }
+    }
+}
+
+/// An event at schema version N has exactly one upcaster from each version
+/// 1 to N - 1, and none from N or above: records are never rewritten, so
+/// every old version must be readable, one step at a time.
+fn upcasters_cover_versions(cx: &Ctxt, events: &EventEnum) {
+    for variant in &events.variants {
+        let version = variant.version();
+        let mut seen = HashSet::new();
+        for upcaster in &variant.upcasters {
+            let from = upcaster.from.value;
+            if from >= version {
+                cx.error_spanned_by(
+                    &upcaster.from.lit,
+                    format!(
+                        "event `{}` is at schema version {version}, so there is no version {from} to upcast from; raise its version with `version = {}` or remove this upcaster",
+                        variant.ident,
+                        from + 1
+                    ),
+                );
+            } else if !seen.insert(from) {
+                cx.error_spanned_by(
+                    &upcaster.from.lit,
+                    format!(
+                        "event `{}` already has an upcaster from version {from}; keep one",
+                        variant.ident
+                    ),
+                );
+            }
+        }
+        for missing in (1..version).filter(|v| !seen.contains(v)) {
+            let fix = if events.derived {
+                format!(
+                    "list one `fn(&mut JsonObject)` per older version, oldest first, in `upcasters = [...]` (entry {missing} upcasts version {missing})"
+                )
+            } else {
+                format!(
+                    "add `#[upcast({}, from = {missing})] fn ...(data: &mut JsonObject)`",
+                    variant.ident
+                )
+            };
+            let message = format!(
+                "event `{}` is at schema version {version} but nothing upcasts its version {missing} data; {fix}",
+                variant.ident
+            );
+            match &variant.version {
+                Some(v) => cx.error_spanned_by(&v.lit, message),
+                None => cx.error_spanned_by(&variant.ident, message),
+            }
+        }
+    }
 }
 
 /// Exactly one method is marked `#[created]`: it becomes the associated
@@ -130,11 +203,13 @@ fn discarded_is_reserved(cx: &Ctxt, events: &EventEnum) {
                 &variant.ident,
                 "the event name `Discarded` is reserved for the event that `discard()` records; choose another name",
             );
-        } else if variant.topic.value() == events.discarded_topic {
+        } else if variant.topic.value() == events.discarded_topic
+            || variant.topic.value().ends_with(DISCARDED_SUFFIX)
+        {
             cx.error_spanned_by(
                 &variant.topic,
                 format!(
-                    "the topic `{}` is reserved for the event that `discard()` records; choose another topic",
+                    "topics ending in `{DISCARDED_SUFFIX}` are reserved for the event that `discard()` records (`{}`); choose another topic",
                     events.discarded_topic
                 ),
             );

@@ -17,7 +17,7 @@
 
 use core::marker::PhantomData;
 
-pub use crate::domain::{Aggregate, Event, Hash, Meta, Root};
+pub use crate::domain::{Aggregate, Event, EventSchema, Hash, JsonObject, Meta, Root};
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use serde;
@@ -180,4 +180,66 @@ impl<T> ReadFieldsFallback for &FieldsReader<T> {
             "event field type does not implement `Deserialize`",
         ))
     }
+}
+
+/// A type an aggregate's state field can have: snapshots store the state
+/// as JSON.
+#[diagnostic::on_unimplemented(
+    message = "aggregate state field type `{Self}` must implement serde's `Serialize` and `Deserialize`",
+    label = "snapshots store the aggregate's state as JSON, so every field type needs `Serialize` and `Deserialize`",
+    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`, or mark the field `#[serde(skip)]` to leave it out of snapshots (it is then `Default` in an aggregate loaded from one)"
+)]
+pub trait StateField {}
+
+// See `EventField` for why `do_not_recommend`.
+#[diagnostic::do_not_recommend]
+impl<T: serde::Serialize + serde::de::DeserializeOwned> StateField for T {}
+
+/// Asserts at compile time that `T` can be a state field; called once per
+/// field, spanned at the field's type.
+pub const fn assert_state_field<T: StateField>() {}
+
+/// Checks at compile time that an `#[upcast(state, from = N)]` reads a
+/// state version below the current one.
+///
+/// # Panics
+///
+/// At compile time (the call is in a `const` item), when it does not.
+pub const fn check_state_upcaster_exists(version: u32, from: u32) {
+    assert!(
+        from < version,
+        "this `#[upcast(state, from = N)]` reads a state version that does not exist: N must be below the version set by `#[aggregate(version = ..)]` on the struct"
+    );
+}
+
+/// Checks at compile time that the `#[upcast(state, from = N)]` functions
+/// of an aggregate cover every state version below the current one, once.
+///
+/// # Panics
+///
+/// At compile time (the call is in a `const` item), when they do not.
+pub const fn check_state_upcasters_cover(version: u32, declared: &[u32]) {
+    let mut wanted = 1;
+    while wanted < version {
+        let mut count = 0;
+        let mut j = 0;
+        while j < declared.len() {
+            if declared[j] == wanted {
+                count += 1;
+            }
+            j += 1;
+        }
+        assert!(
+            count == 1,
+            "the aggregate's state is above version 1 (`#[aggregate(version = ..)]` on the struct), so it needs exactly one `#[upcast(state, from = N)] fn ...(state: &mut JsonObject)` in this impl block for each N below that version"
+        );
+        wanted += 1;
+    }
+}
+
+/// [`Root::STATE_VERSION`], for the checks above: a bound on `Root` alone,
+/// so that a missing supertrait is not reported here again.
+#[must_use]
+pub const fn state_version<R: Root>() -> u32 {
+    R::STATE_VERSION
 }

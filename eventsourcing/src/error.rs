@@ -92,6 +92,22 @@ pub enum Error {
         version: u64,
     },
 
+    /// A stored record has an old schema version and no upcaster leads from
+    /// it to the current one.
+    #[error(
+        "no upcaster from schema version {from} for `{topic}` (aggregate {id}, version {version})"
+    )]
+    Upcast {
+        /// The stored topic.
+        topic: String,
+        /// The aggregate of the record.
+        id: Uuid,
+        /// The version of the record.
+        version: u64,
+        /// The schema version with no upcaster.
+        from: u32,
+    },
+
     /// An event could not be serialised when it was triggered (for example a
     /// map with non-string keys); the event was neither recorded nor applied.
     #[error("cannot encode event `{topic}` of aggregate {id}: {source}")]

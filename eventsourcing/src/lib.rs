@@ -40,29 +40,33 @@ mod error;
 mod mapper;
 mod notification;
 pub mod recorder;
+pub mod schema;
 pub mod testing;
 
 pub use crate::application::{Application, ApplicationBuilder, EventStore, Repository, Unsaved};
 pub use crate::cipher::{Cipher, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{
-    Aggregate, Event, Hash, Meta, RecordedEvent, Root, event_hash, now_micros,
+    Aggregate, Event, EventSchema, Hash, JsonObject, Meta, RecordedEvent, Root, event_hash,
+    now_micros, split_topic, versioned_topic,
 };
 pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::mapper::{Compression, Mapper, StoredEvent};
 pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;
 #[cfg(feature = "derive")]
-pub use eventsourcing_derive::{Event, aggregate, created, event};
+pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
+/// The JSON library events and snapshots are encoded with, for upcasters.
+pub use serde_json as json;
 pub use uuid::Uuid;
 
 /// The names most programs need: `use eventsourcing::prelude::*;`.
 pub mod prelude {
     pub use crate::application::Application;
-    pub use crate::domain::{Aggregate, Event, Hash, Root};
+    pub use crate::domain::{Aggregate, Event, Hash, JsonObject, Root};
     pub use crate::error::{Error, Result};
     #[cfg(feature = "derive")]
-    pub use eventsourcing_derive::{Event, aggregate, created, event};
+    pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
     pub use uuid::Uuid;
 }
 

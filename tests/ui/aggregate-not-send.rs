@@ -5,6 +5,7 @@ use eventsourcing::prelude::*;
 #[aggregate]
 #[derive(Debug, Default)]
 pub struct Account {
+    #[serde(skip)]
     owner: Rc<String>,
 }
 
