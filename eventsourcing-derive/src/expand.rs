@@ -272,30 +272,9 @@ fn state_codec(
         let ty = &f.ty;
         quote_spanned!(ty.span()=> #private::assert_state_field::<#ty>();)
     });
-    let writes = fields.iter().enumerate().map(|(i, f)| {
-        let sep = if i == 0 { "{" } else { "," };
-        let key = Literal::byte_string(format!("{sep}\"{}\":", f.key()).as_bytes());
-        let name = &f.ident;
-        quote! {
-            __es_out.extend_from_slice(#key);
-            (&#private::FieldRef(&self.#name)).__es_write(__es_out)?;
-        }
-    });
-    let open = if fields.is_empty() {
-        quote!(__es_out.push(b'{');)
-    } else {
-        TokenStream::new()
-    };
+    let write = write_object(&private, fields, |name| quote!(&self.#name));
+    let bind = bind_fields(&private, &serde_path, fields);
     let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
-    let params: Vec<_> = (0..fields.len())
-        .map(|i| format_ident!("__EsT{}", i))
-        .collect();
-    let types: Vec<_> = fields.iter().map(|f| &f.ty).collect();
-    let (decl_generics, use_generics) = if fields.is_empty() {
-        (TokenStream::new(), TokenStream::new())
-    } else {
-        (quote!(<#(#params),*>), quote!(<#(#types),*>))
-    };
     quote! {
         const STATE_VERSION: ::core::primitive::u32 = #version;
 
@@ -309,9 +288,7 @@ fn state_codec(
             const _: () = { #(#assertions)* };
             #[allow(unused_imports)]
             use #private::{WriteField as _, WriteFieldFallback as _};
-            #open
-            #(#writes)*
-            __es_out.push(b'}');
+            #write
             #private::Ok(())
         }
 
@@ -320,11 +297,7 @@ fn state_codec(
         ) -> #private::Result<Self, #private::serde_json::Error> {
             #[allow(unused_imports)]
             use #private::{ReadFields as _, ReadFieldsFallback as _};
-            #[derive(#private::serde::Deserialize)]
-            #[serde(crate = #serde_path)]
-            struct __EsState #decl_generics { #(#names: #params),* }
-            let __EsState { #(#names),* } =
-                (&#private::FieldsReader::<__EsState #use_generics>::NEW).__es_read(__es_data)?;
+            #bind
             #private::Ok(Self {
                 #(#names,)*
                 #(#skipped: ::core::default::Default::default(),)*
@@ -575,23 +548,9 @@ pub(crate) fn event_impl(events: &EventEnum) -> TokenStream {
     let encode_arms = events.variants.iter().map(|v| {
         let variant = &v.ident;
         let names: Vec<_> = v.fields.iter().map(|f| &f.ident).collect();
-        if v.fields.is_empty() {
-            return quote!(Self::#variant { .. } => __es_out.extend_from_slice(b"{}"));
-        }
-        let writes = v.fields.iter().enumerate().map(|(i, f)| {
-            let sep = if i == 0 { "{" } else { "," };
-            let key = Literal::byte_string(format!("{sep}\"{}\":", f.key()).as_bytes());
-            let name = &f.ident;
-            quote! {
-                __es_out.extend_from_slice(#key);
-                (&#private::FieldRef(#name)).__es_write(__es_out)?;
-            }
-        });
+        let write = write_object(&private, &v.fields, |name| quote!(#name));
         quote! {
-            Self::#variant { #(#names),* } => {
-                #(#writes)*
-                __es_out.push(b'}');
-            }
+            Self::#variant { #(#names),* } => { #write }
         }
     });
     let decode_arms = events
@@ -686,14 +645,26 @@ fn decode_arms(private: &TokenStream, serde_path: &str, variant: &Variant) -> Ve
     arms
 }
 
-/// Reads one event's fields from `__es_data`: a helper struct, generic over
-/// the field types so that its derived `Deserialize` is bounded on them.
+/// Reads one event's fields from `__es_data` into the variant.
 fn read_fields(
     private: &TokenStream,
     serde_path: &str,
     variant: &syn::Ident,
     fields: &[Field],
 ) -> TokenStream {
+    let bind = bind_fields(private, serde_path, fields);
+    let names = fields.iter().map(|f| &f.ident);
+    quote! {
+        #bind
+        #private::Ok(#private::Some(Self::#variant { #(#names),* }))
+    }
+}
+
+/// Binds each field's name to its value read from the JSON object in
+/// `__es_data`, through a helper struct generic over the field types, so
+/// that its derived `Deserialize` is bounded on them (a type without serde's
+/// traits is reported once, by the field's assertion, not again here).
+fn bind_fields(private: &TokenStream, serde_path: &str, fields: &[Field]) -> TokenStream {
     let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
     let params: Vec<_> = (0..fields.len())
         .map(|i| format_ident!("__EsT{}", i))
@@ -710,7 +681,31 @@ fn read_fields(
         struct __EsFields #decl_generics { #(#names: #params),* }
         let __EsFields { #(#names),* } =
             (&#private::FieldsReader::<__EsFields #use_generics>::NEW).__es_read(__es_data)?;
-        #private::Ok(#private::Some(Self::#variant { #(#names),* }))
+    }
+}
+
+/// Appends `fields` to `__es_out` as one JSON object, each value reached by
+/// `access(field name)`. The keys are escaped here, once, at compile time.
+fn write_object(
+    private: &TokenStream,
+    fields: &[Field],
+    access: impl Fn(&syn::Ident) -> TokenStream,
+) -> TokenStream {
+    if fields.is_empty() {
+        return quote!(__es_out.extend_from_slice(b"{}"););
+    }
+    let writes = fields.iter().enumerate().map(|(i, f)| {
+        let sep = if i == 0 { "{" } else { "," };
+        let key = Literal::byte_string(format!("{sep}\"{}\":", f.key()).as_bytes());
+        let value = access(&f.ident);
+        quote! {
+            __es_out.extend_from_slice(#key);
+            (&#private::FieldRef(#value)).__es_write(__es_out)?;
+        }
+    });
+    quote! {
+        #(#writes)*
+        __es_out.push(b'}');
     }
 }
 
