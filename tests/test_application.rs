@@ -141,8 +141,36 @@ fn key(seed: u8) -> String {
 // The repository.
 // ---------------------------------------------------------------------------
 
+/// An application on a fresh PostgreSQL schema, dropped with its recorder,
+/// when the server at `EVENTSOURCING_POSTGRES_URL` is reachable; `None`
+/// (with the reason printed) otherwise, unless
+/// `EVENTSOURCING_REQUIRE_POSTGRES` makes that a failure.
+fn postgres_app() -> Option<Application> {
+    use eventsourcing::recorder::{PostgresOptions, PostgresRecorder};
+    let url = std::env::var("EVENTSOURCING_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    match PostgresRecorder::open(PostgresOptions::new(url.as_str()).temporary_schema()) {
+        Ok(recorder) => Some(
+            Application::builder()
+                .recorder(std::sync::Arc::new(recorder))
+                .build()
+                .unwrap(),
+        ),
+        Err(error) if std::env::var_os("EVENTSOURCING_REQUIRE_POSTGRES").is_some() => {
+            panic!("PostgreSQL is required but unreachable at {url}: {error}")
+        }
+        Err(error) => {
+            eprintln!("test_application: skipping PostgreSQL ({url}: {error})");
+            None
+        }
+    }
+}
+
 fn each_store(test: impl Fn(&Application)) {
     test(&Application::builder().db_uri("memory://").build().unwrap());
+    if let Some(app) = postgres_app() {
+        test(&app);
+    }
     test(
         &Application::builder()
             .db_uri("sqlite:///:memory:")
@@ -548,8 +576,11 @@ fn threads_save_concurrently_into_a_sqlite_file() {
 }
 
 #[test]
-fn threads_save_concurrently_in_memory() {
+fn threads_save_concurrently_in_memory_and_on_postgres() {
     threads_save_their_own_aggregates(&Application::builder().db_uri("memory://").build().unwrap());
+    if let Some(app) = postgres_app() {
+        threads_save_their_own_aggregates(&app);
+    }
     threads_save_their_own_aggregates(
         &Application::builder()
             .db_uri("sqlite:///:memory:")
@@ -638,8 +669,11 @@ fn threads_racing_on_one_aggregate_in_a_sqlite_file() {
 }
 
 #[test]
-fn threads_racing_on_one_aggregate_in_memory() {
+fn threads_racing_on_one_aggregate_in_memory_and_on_postgres() {
     threads_race_on_one_aggregate(&Application::builder().db_uri("memory://").build().unwrap());
+    if let Some(app) = postgres_app() {
+        threads_race_on_one_aggregate(&app);
+    }
     threads_race_on_one_aggregate(
         &Application::builder()
             .db_uri("sqlite:///:memory:")

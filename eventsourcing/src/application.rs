@@ -1,17 +1,18 @@
 //! The application: an event store (mapper + recorder), a repository of
-//! aggregates, and the notification log, configured from the environment
-//! or a builder.
+//! aggregates, the notification log and snapshots, configured from the
+//! environment or a builder.
 
+use std::collections::HashMap;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use uuid::Uuid;
 
 use crate::cipher::Cipher;
 use crate::config::{DbUri, env_var, parse_compress};
-use crate::domain::{Aggregate, RecordedEvent, Root};
-use crate::error::{Error, Result};
-use crate::mapper::{Compression, Mapper, StoredEvent};
+use crate::domain::{Aggregate, Hash, RecordedEvent, Root};
+use crate::error::{Error, IntegrityFault, Result};
+use crate::mapper::{Compression, Mapper};
 use crate::notification::NotificationLog;
 use crate::recorder::{EventQuery, MemoryRecorder, Recorder};
 
@@ -25,6 +26,9 @@ use crate::recorder::{EventQuery, MemoryRecorder, Recorder};
 pub struct Application {
     store: EventStore,
     section_size: usize,
+    snapshots: Arc<SnapshotPolicy>,
+    /// The error of the last automatic snapshot that failed, until taken.
+    snapshot_error: Arc<Mutex<Option<Error>>>,
 }
 
 impl fmt::Debug for Application {
@@ -32,13 +36,38 @@ impl fmt::Debug for Application {
         f.debug_struct("Application")
             .field("mapper", &self.store.mapper)
             .field("section_size", &self.section_size)
+            .field("snapshots", &self.snapshots)
             .finish_non_exhaustive()
     }
 }
 
+/// When [`Application::save_all`] takes snapshots by itself.
+#[derive(Clone, Debug, Default)]
+struct SnapshotPolicy {
+    /// The interval of aggregate types without one of their own
+    /// (`SNAPSHOT_INTERVAL`); 0 is never.
+    default: u64,
+    /// Intervals by aggregate type name ([`Root::NAME`]); 0 is never.
+    by_type: HashMap<&'static str, u64>,
+}
+
+impl SnapshotPolicy {
+    /// The interval for the aggregate type `name`, unless it has none.
+    fn interval(&self, name: &str) -> Option<u64> {
+        let interval = self.by_type.get(name).copied().unwrap_or(self.default);
+        (interval > 0).then_some(interval)
+    }
+}
+
+/// Whether some version in `(before, after]` is a multiple of `interval`
+/// (which is not zero).
+fn crosses(before: u64, after: u64, interval: u64) -> bool {
+    after / interval > before / interval
+}
+
 impl Application {
-    /// An application configured from `DB_URI`, `CIPHER_KEY` and `COMPRESS`
-    /// (see the README's configuration table). A malformed value is
+    /// An application configured from `DB_URI`, `CIPHER_KEY`, `COMPRESS`
+    /// and `SNAPSHOT_INTERVAL` (see the README's configuration table). A malformed value is
     /// [`Error::Config`] naming the variable, here rather than at the first
     /// write.
     pub fn from_env() -> Result<Application> {
@@ -79,10 +108,31 @@ impl Application {
     /// assert_eq!(ids, [1, 2]);
     /// # Ok::<(), eventsourcing::Error>(())
     /// ```
+    ///
+    /// Once the events are committed, every saved aggregate whose type has
+    /// a snapshot interval N (see [`ApplicationBuilder::snapshot_every`])
+    /// and whose version passed a multiple of N in this save is snapshotted
+    /// at its new version, from the live aggregate. That snapshot is written
+    /// after the events' transaction: if writing it fails, the save still
+    /// succeeds (its events are stored, and a snapshot is only a cache that
+    /// makes loading faster), and the error is kept for
+    /// [`Application::take_snapshot_error`]. The next save that passes a
+    /// multiple of N tries again.
     pub fn save_all(&self, aggregates: &mut [&mut dyn Unsaved]) -> Result<Vec<u64>> {
         let mut rows = Vec::new();
-        for aggregate in aggregates.iter() {
+        let mut due = Vec::new();
+        for (index, aggregate) in aggregates.iter().enumerate() {
             let pending = aggregate.unsaved()?;
+            if let (Some(first), Some(last)) = (pending.first(), pending.last())
+                && let Some(interval) = self.snapshots.interval(aggregate.aggregate_name())
+                && crosses(
+                    first.originator_version.saturating_sub(1),
+                    last.originator_version,
+                    interval,
+                )
+            {
+                due.push(index);
+            }
             rows.reserve(pending.len());
             for event in pending {
                 rows.push(self.store.mapper.encode(event)?);
@@ -92,7 +142,94 @@ impl Application {
         for aggregate in aggregates.iter_mut() {
             aggregate.mark_saved();
         }
+        for index in due {
+            if let Some(aggregate) = aggregates.get(index)
+                && let Err(error) = self.snapshot_saved(&**aggregate)
+            {
+                *self
+                    .snapshot_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(error);
+            }
+        }
         Ok(ids)
+    }
+
+    /// Records a snapshot of an aggregate whose events were just committed.
+    fn snapshot_saved(&self, aggregate: &dyn Unsaved) -> Result<()> {
+        if let Some(snapshot) = aggregate.snapshot_record()? {
+            self.store.insert_snapshot(&snapshot)?;
+        }
+        Ok(())
+    }
+
+    /// How many events apart aggregates of type `A` are snapshotted
+    /// automatically: its own interval
+    /// ([`ApplicationBuilder::snapshot_every`]), else the default
+    /// ([`ApplicationBuilder::snapshot_interval`], `SNAPSHOT_INTERVAL`);
+    /// `None` when they are not.
+    #[must_use]
+    pub fn snapshot_interval<A: Root>(&self) -> Option<u64> {
+        self.snapshots.interval(A::NAME)
+    }
+
+    /// The error of the last automatic snapshot that failed (see
+    /// [`Application::save_all`]), if any failed since the last call; the
+    /// error is taken, so the next call returns `None` unless another
+    /// snapshot failed in between.
+    ///
+    /// A failed snapshot loses nothing: the events were stored, and loading
+    /// replays them from the snapshot before or from the first event.
+    #[must_use]
+    pub fn take_snapshot_error(&self) -> Option<Error> {
+        self.snapshot_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Records a snapshot of the aggregate as it is now (its latest
+    /// version), so that loading it replays only the events recorded after
+    /// this one. Returns the snapshot's version.
+    ///
+    /// The aggregate is loaded from the store first: the snapshot is of what
+    /// was saved, never of unsaved changes. Taking a snapshot at a version
+    /// that already has one keeps the existing one (they are equal).
+    /// [`Error::NotFound`] when the aggregate has no events or was discarded.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().build()?;
+    /// let mut cat = Cat::born();
+    /// cat.lose_one();
+    /// app.save(&mut cat)?;
+    /// assert_eq!(app.take_snapshot::<Cat>(cat.id())?, 2);
+    /// let copy: Cat = app.repository().get(cat.id())?; // from the snapshot
+    /// assert_eq!(copy.lives, 8);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn take_snapshot<A: Aggregate>(&self, id: Uuid) -> Result<u64> {
+        let aggregate: A = self.repository().get(id)?;
+        self.record_snapshot(&aggregate)
+    }
+
+    /// Records a snapshot of the aggregate as it was at `version`, and
+    /// returns `version`. [`Error::NotFound`] when the aggregate has no such
+    /// version, or was discarded at or before it.
+    pub fn take_snapshot_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<u64> {
+        let aggregate: A = self.repository().get_at(id, version)?;
+        self.record_snapshot(&aggregate)
+    }
+
+    fn record_snapshot<A: Root>(&self, aggregate: &A) -> Result<u64> {
+        let snapshot = aggregate.snapshot()?;
+        self.store.insert_snapshot(&snapshot)?;
+        Ok(snapshot.originator_version)
     }
 
     /// The repository: aggregates rebuilt from their events.
@@ -128,6 +265,15 @@ pub trait Unsaved {
 
     /// Forgets the pending events once they are stored.
     fn mark_saved(&mut self);
+
+    /// The aggregate type's name ([`Root::NAME`]): what snapshot intervals
+    /// are configured by.
+    fn aggregate_name(&self) -> &'static str;
+
+    /// The aggregate's state now, as a snapshot record ([`Root::snapshot`]);
+    /// `None` when there is nothing to snapshot: the aggregate was
+    /// discarded, or never created.
+    fn snapshot_record(&self) -> Result<Option<RecordedEvent>>;
 }
 
 impl<A: Root> Unsaved for A {
@@ -137,6 +283,17 @@ impl<A: Root> Unsaved for A {
 
     fn mark_saved(&mut self) {
         self.meta_mut().clear_pending();
+    }
+
+    fn aggregate_name(&self) -> &'static str {
+        A::NAME
+    }
+
+    fn snapshot_record(&self) -> Result<Option<RecordedEvent>> {
+        if self.is_discarded() || self.version() == 0 {
+            return Ok(None);
+        }
+        self.snapshot().map(Some)
     }
 }
 
@@ -179,22 +336,219 @@ impl EventStore {
         Ok(events)
     }
 
-    /// Streams an aggregate's events up to `to_version` into a new
-    /// aggregate, checking every hash and link on the way.
-    fn load<A: Aggregate>(&self, id: Uuid, to_version: Option<u64>) -> Result<Option<A>> {
+    /// The aggregate's latest snapshot, or its latest at or before
+    /// `to_version`, decoded but not checked (loading an aggregate checks
+    /// its hash, and that it is the head of the event at its version).
+    pub fn snapshot(&self, id: Uuid, to_version: Option<u64>) -> Result<Option<RecordedEvent>> {
+        self.recorder
+            .select_snapshot(id, to_version)?
+            .map(|row| self.mapper.decode(row))
+            .transpose()
+    }
+
+    /// Encodes and records a snapshot; `false` when one was already
+    /// recorded at its version.
+    fn insert_snapshot(&self, snapshot: &RecordedEvent) -> Result<bool> {
+        self.recorder
+            .insert_snapshot(&self.mapper.encode(snapshot)?)
+    }
+
+    /// The event of `id` at `version`, decoded but not checked.
+    fn event_at(&self, id: Uuid, version: u64) -> Result<Option<RecordedEvent>> {
+        let Some(before) = version.checked_sub(1) else {
+            return Ok(None);
+        };
+        let query = EventQuery::new(id)
+            .after_version(before)
+            .to_version(version);
+        let mut found = None;
+        self.recorder.select_events(&query, &mut |row| {
+            found = Some(self.mapper.decode(row)?);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Rebuilds an aggregate as of `until`: from the newest snapshot that
+    /// lies within it when there is one, else from the first event.
+    ///
+    /// `None` when there is no event within `until`, or the aggregate was
+    /// discarded within it.
+    fn load<A: Aggregate>(&self, id: Uuid, until: Until) -> Result<Option<A>> {
+        let snapshot = match until {
+            Until::End => self.snapshot(id, None)?,
+            Until::Version(version) => self.snapshot(id, Some(version))?,
+            Until::Time(time) => self.snapshot_as_of(id, time)?,
+        };
+        let start = match snapshot {
+            Some(snapshot) => restore::<A>(id, snapshot)?,
+            None => None,
+        };
+        self.replay(id, start, until)
+    }
+
+    /// The newest snapshot of `id` whose version's event was recorded at or
+    /// before `time`.
+    ///
+    /// Tries the newest snapshot first, then bisects the versions below the
+    /// first one that is too new: a few queries, however many snapshots
+    /// there are. This assumes that an aggregate's event timestamps do not
+    /// decrease with its versions (they come from the clock at each
+    /// trigger).
+    fn snapshot_as_of(&self, id: Uuid, time: i64) -> Result<Option<RecordedEvent>> {
+        // Versions at or below `low` are searched; `high` is the version of
+        // the oldest snapshot known to be too new.
+        let mut low = 0;
+        let mut high = u64::MAX;
+        let mut best = None;
+        let mut probe = None;
+        loop {
+            let found = self
+                .recorder
+                .select_snapshot(id, probe)?
+                .filter(|row| row.originator_version > low);
+            if let Some(row) = found {
+                let version = row.originator_version;
+                let Some(event) = self.event_at(id, version)? else {
+                    return Err(Error::Integrity {
+                        id,
+                        version,
+                        fault: IntegrityFault::VersionGap,
+                    });
+                };
+                if event.timestamp <= time {
+                    best = Some(row);
+                    low = probe.unwrap_or(u64::MAX);
+                } else {
+                    high = version;
+                }
+            } else {
+                low = probe.unwrap_or(u64::MAX);
+            }
+            if high - low <= 1 {
+                break;
+            }
+            probe = Some(low + (high - low) / 2);
+        }
+        best.map(|row| self.mapper.decode(row)).transpose()
+    }
+
+    /// Replays the events within `until` onto `start` (an aggregate
+    /// restored from a snapshot) or, without one, onto a blank aggregate.
+    ///
+    /// After a snapshot, its own event is read again first: it must be the
+    /// next event of the store's chain whose hash is the snapshot's head,
+    /// else the store was tampered with ([`Error::Integrity`]); if it is
+    /// the discard event, the aggregate is gone.
+    fn replay<A: Aggregate>(&self, id: Uuid, start: Option<A>, until: Until) -> Result<Option<A>> {
         let mut query = EventQuery::new(id);
-        if let Some(version) = to_version {
+        let mut link = None;
+        if let Some(restored) = &start {
+            let version = restored.version();
+            query = query.after_version(version.saturating_sub(1));
+            link = Some((version, restored.head()));
+        }
+        if let Until::Version(version) = until {
             query = query.to_version(version);
         }
-        let mut aggregate: Option<A> = None;
-        self.recorder
-            .select_events(&query, &mut |row: StoredEvent| {
-                let recorded = self.mapper.decode(row)?;
-                aggregate
-                    .get_or_insert_with(|| A::blank(id))
-                    .replay_one(recorded)
-            })?;
+        let mut aggregate = start;
+        let mut discarded = false;
+        let mut stopped = false;
+        let result = self.recorder.select_events(&query, &mut |row| {
+            let recorded = self.mapper.decode(row)?;
+            if let Some((version, head)) = link.take() {
+                check_link(id, version, head, &recorded)?;
+                discarded = recorded.topic == A::DISCARDED_TOPIC;
+                return Ok(());
+            }
+            if let Until::Time(time) = until
+                && recorded.timestamp > time
+            {
+                // Not an error: ends the scan at the first event after
+                // `time`, without reading the rest.
+                stopped = true;
+                return Err(Error::InvalidArgument {
+                    name: "timestamp",
+                    reason: "replay stopped at an event after it".to_owned(),
+                });
+            }
+            aggregate
+                .get_or_insert_with(|| A::blank(id))
+                .replay_one(recorded)
+        });
+        if !stopped {
+            result?;
+        }
+        if let Some((version, _)) = link {
+            // The snapshot's version has no event.
+            return Err(Error::Integrity {
+                id,
+                version,
+                fault: IntegrityFault::VersionGap,
+            });
+        }
+        if discarded {
+            return Ok(None);
+        }
         Ok(aggregate)
+    }
+}
+
+/// How far a rebuild goes.
+#[derive(Clone, Copy, Debug)]
+enum Until {
+    /// Every event.
+    End,
+    /// The events up to and including this version.
+    Version(u64),
+    /// The events up to the first one recorded after this time
+    /// (microseconds since the Unix epoch).
+    Time(i64),
+}
+
+/// An aggregate rebuilt from a snapshot, or `None` when the snapshot cannot
+/// be used and the events must be replayed from the first.
+///
+/// A snapshot whose hash does not check is an [`Error::Integrity`], as a
+/// tampered event would be. One that is authentic but that this code cannot
+/// read (state of a newer schema version, an old one with no upcaster, or
+/// data that does not decode into the current state type) is passed over:
+/// a snapshot is a cache of what the events say, and they can always be
+/// replayed instead.
+fn restore<A: Aggregate>(id: Uuid, snapshot: RecordedEvent) -> Result<Option<A>> {
+    let version = snapshot.originator_version;
+    let fault = if snapshot.originator_id != id {
+        Some(IntegrityFault::WrongOriginator)
+    } else if version == 0 {
+        Some(IntegrityFault::VersionGap)
+    } else {
+        None
+    };
+    if let Some(fault) = fault {
+        return Err(Error::Integrity { id, version, fault });
+    }
+    match A::from_snapshot(snapshot) {
+        Ok(aggregate) => Ok(Some(aggregate)),
+        Err(Error::UnknownTopic { .. } | Error::Decode { .. } | Error::Upcast { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}
+
+/// Checks that `event`, read again after a snapshot at `version`, is the
+/// event at that version, is authentic, and has the snapshot's head as its
+/// hash.
+fn check_link(id: Uuid, version: u64, head: Hash, event: &RecordedEvent) -> Result<()> {
+    let fault = if event.originator_id != id {
+        Some(IntegrityFault::WrongOriginator)
+    } else if event.originator_version != version {
+        Some(IntegrityFault::VersionGap)
+    } else {
+        event.check_hash()?;
+        (event.event_hash != head).then_some(IntegrityFault::BrokenLink)
+    };
+    match fault {
+        Some(fault) => Err(Error::Integrity { id, version, fault }),
+        None => Ok(()),
     }
 }
 
@@ -216,30 +570,74 @@ impl Repository<'_> {
             .is_some_and(|row| !row.topic.ends_with(crate::domain::DISCARDED_SUFFIX)))
     }
 
-    /// The aggregate rebuilt from all its events.
+    /// The aggregate rebuilt from its events: from its latest snapshot and
+    /// the events after it when it has one, else from all its events.
     ///
     /// [`Error::NotFound`] when it has no events or was discarded;
     /// [`Error::UnknownTopic`] when the id belongs to another type of
-    /// aggregate; [`Error::Integrity`] when a hash or link does not check.
+    /// aggregate; [`Error::Integrity`] when a hash or link does not check,
+    /// the snapshot's included (its head must be the hash of the event at
+    /// its version).
     pub fn get<A: Aggregate>(&self, id: Uuid) -> Result<A> {
-        match self.store.load::<A>(id, None)? {
-            Some(aggregate) if !aggregate.is_discarded() => Ok(aggregate),
-            _ => Err(Error::NotFound { id }),
-        }
+        found(id, self.store.load::<A>(id, Until::End)?)
     }
 
     /// The aggregate as it was at `version` (time travel): rebuilt from its
-    /// events up to and including that version.
+    /// latest snapshot at or before that version and the events after it
+    /// up to and including that version, or from its first event when no
+    /// snapshot lies at or before it.
     ///
     /// [`Error::NotFound`] when the aggregate has no such version, or was
     /// discarded at or before it.
     pub fn get_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<A> {
-        match self.store.load::<A>(id, Some(version))? {
-            Some(aggregate) if aggregate.version() == version && !aggregate.is_discarded() => {
-                Ok(aggregate)
-            }
+        match self.store.load::<A>(id, Until::Version(version))? {
+            Some(aggregate) if aggregate.version() == version => found(id, Some(aggregate)),
             _ => Err(Error::NotFound { id }),
         }
+    }
+
+    /// The aggregate as it was at a moment (time travel by the clock): the
+    /// state after its last event recorded at or before `timestamp_micros`
+    /// (microseconds since 1970-01-01T00:00:00Z, as in
+    /// [`RecordedEvent::timestamp`]). Replay stops at the first event
+    /// recorded after that moment.
+    ///
+    /// Starts from the newest snapshot whose own event was recorded at or
+    /// before the moment, if there is one. [`Error::NotFound`] when the
+    /// aggregate's first event is later than the moment, or it was
+    /// discarded by then.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().build()?;
+    /// let mut cat = Cat::born();
+    /// app.save(&mut cat)?;
+    /// cat.lose_one();
+    /// app.save(&mut cat)?;
+    /// cat.lose_one();
+    /// app.save(&mut cat)?;
+    /// let events = app.event_store().recorded_events(cat.id())?;
+    /// let then: Cat = app.repository().get_as_of(cat.id(), events[1].timestamp)?;
+    /// assert_eq!(then.lives, 8);
+    /// let before = app.repository().get_as_of::<Cat>(cat.id(), events[0].timestamp - 1);
+    /// assert!(matches!(before, Err(Error::NotFound { .. })));
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn get_as_of<A: Aggregate>(&self, id: Uuid, timestamp_micros: i64) -> Result<A> {
+        found(id, self.store.load::<A>(id, Until::Time(timestamp_micros))?)
+    }
+}
+
+/// The loaded aggregate, unless it is missing or was discarded.
+fn found<A: Aggregate>(id: Uuid, loaded: Option<A>) -> Result<A> {
+    match loaded {
+        Some(aggregate) if !aggregate.is_discarded() => Ok(aggregate),
+        _ => Err(Error::NotFound { id }),
     }
 }
 
@@ -253,11 +651,12 @@ pub struct ApplicationBuilder {
     compression: Option<Compression>,
     allow_plaintext: bool,
     section_size: Option<usize>,
+    snapshots: SnapshotPolicy,
 }
 
 impl ApplicationBuilder {
-    /// Takes `DB_URI`, `CIPHER_KEY` and `COMPRESS` from the environment
-    /// where they are set.
+    /// Takes `DB_URI`, `CIPHER_KEY`, `COMPRESS` and `SNAPSHOT_INTERVAL`
+    /// from the environment where they are set.
     pub fn env(mut self) -> Result<ApplicationBuilder> {
         if let Some(uri) = env_var("DB_URI")? {
             self.db_uri = Some(uri);
@@ -267,6 +666,9 @@ impl ApplicationBuilder {
         }
         if let Some(compress) = env_var("COMPRESS")? {
             self.compression = parse_compress(&compress)?;
+        }
+        if let Some(interval) = env_var(SNAPSHOT_INTERVAL)? {
+            self.snapshots.default = parse_snapshot_interval(&interval)?;
         }
         Ok(self)
     }
@@ -324,6 +726,46 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Snapshots aggregates of type `A` automatically every `interval`
+    /// events: a save that takes such an aggregate to or past a multiple
+    /// of `interval` also records a snapshot at its new version (see
+    /// [`Application::save_all`]). Loading then replays only the events
+    /// after the latest snapshot. `0` turns automatic snapshots off for
+    /// `A`. Overrides [`snapshot_interval`](Self::snapshot_interval) and
+    /// `SNAPSHOT_INTERVAL` for this type.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().snapshot_every::<Cat>(2).build()?;
+    /// let mut cat = Cat::born();
+    /// cat.lose_one();
+    /// cat.lose_one();
+    /// app.save(&mut cat)?; // versions 1 to 3: a snapshot at 3
+    /// let snapshot = app.event_store().snapshot(cat.id(), None)?;
+    /// assert_eq!(snapshot.map(|s| s.originator_version), Some(3));
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    #[must_use]
+    pub fn snapshot_every<A: Root>(mut self, interval: u64) -> ApplicationBuilder {
+        self.snapshots.by_type.insert(A::NAME, interval);
+        self
+    }
+
+    /// Snapshots aggregates of every type automatically every `interval`
+    /// events, as [`snapshot_every`](Self::snapshot_every) does for one
+    /// type (which takes precedence); `0`, the default, turns this off. The
+    /// same as `SNAPSHOT_INTERVAL`.
+    #[must_use]
+    pub fn snapshot_interval(mut self, interval: u64) -> ApplicationBuilder {
+        self.snapshots.default = interval;
+        self
+    }
+
     /// Checks the configuration, opens the database and builds the application.
     pub fn build(self) -> Result<Application> {
         let mut mapper = Mapper::new().allow_plaintext(self.allow_plaintext);
@@ -355,8 +797,28 @@ impl ApplicationBuilder {
         Ok(Application {
             store: EventStore::new(mapper, recorder),
             section_size,
+            snapshots: Arc::new(self.snapshots),
+            snapshot_error: Arc::new(Mutex::new(None)),
         })
     }
+}
+
+const SNAPSHOT_INTERVAL: &str = "SNAPSHOT_INTERVAL";
+
+/// Parses a `SNAPSHOT_INTERVAL` value: a number of events, `0` or empty for
+/// no automatic snapshots.
+fn parse_snapshot_interval(value: &str) -> Result<u64> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(0);
+    }
+    value.parse::<u64>().map_err(|_| Error::Config {
+        variable: SNAPSHOT_INTERVAL,
+        reason: format!(
+            "`{value}` is not a number of events; expected a whole number such as `100`, \
+             or `0` for no automatic snapshots"
+        ),
+    })
 }
 
 /// Opens the recorder a `DB_URI` names.

@@ -73,10 +73,13 @@ impl NotificationLog {
         let span = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
         let size = span.min(self.section_size);
         let last = first + u64::try_from(size).unwrap_or(MAX_ID) - 1;
+        // The greatest id is read first: every id up to it is settled (a
+        // recorder reports no id a reader could still miss), so if it is
+        // past this section, the items read next are all the section holds.
+        let max_id = self.recorder.max_notification_id()?;
         let items = self.recorder.select_notifications(first, size, &[])?;
         let items: Vec<_> = items.into_iter().filter(|n| n.id <= last).collect();
-        let full = items.last().is_some_and(|n| n.id == last)
-            || self.recorder.max_notification_id()? > last;
+        let full = items.last().is_some_and(|n| n.id == last) || max_id > last;
         let step = u64::try_from(self.section_size).unwrap_or(MAX_ID);
         Ok(Section {
             id: format!("{first},{last}"),

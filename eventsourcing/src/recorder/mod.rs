@@ -12,6 +12,9 @@
 //! - [`MemoryRecorder`]: in the process's memory, for tests and prototypes;
 //! - [`SqliteRecorder`] (feature `sqlite`): an embedded SQLite database, in
 //!   memory or in a file.
+//! - [`PostgresRecorder`] (feature `postgres`): a PostgreSQL server shared by
+//!   many processes, with a gap-free notification log under concurrent
+//!   writers.
 //!
 //! Every backend passes the same conformance suite
 //! (`tests/test_recorders.rs`).
@@ -22,10 +25,14 @@ use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
 pub use self::memory::MemoryRecorder;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder, Synchronous};
 
