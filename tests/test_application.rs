@@ -2,33 +2,19 @@
 //! multi-aggregate saves, threads, the notification log, and typed errors
 //! for bad stored data and bad configuration.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::thread;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
+
+use common::World;
 use eventsourcing::{ApplicationBuilder, Compression, IntegrityFault, RecordedEvent};
-
-#[aggregate]
-#[derive(Debug, Default, Clone, PartialEq)]
-struct World {
-    history: Vec<String>,
-}
-
-#[aggregate]
-impl World {
-    #[created(Created)]
-    fn create(&mut self) {}
-
-    #[event(SomethingHappened)]
-    fn make_it_so(&mut self, what: String) {
-        self.history.push(what);
-    }
-}
 
 #[aggregate]
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -1419,39 +1405,12 @@ fn from_env_child() {
         Err(Error::Config { variable, .. }) => format!("config {variable}"),
         Err(other) => format!("other {other:?}"),
     };
-    println!("\nFROM_ENV {outcome}");
+    common::report(&outcome);
 }
 
 /// Runs `from_env_child` with exactly the given configuration variables.
 fn from_env(vars: &[(&str, &std::ffi::OsStr)]) -> String {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "from_env_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENV_CHILD, "1")
-        .env_remove("DB_URI")
-        .env_remove("CIPHER_KEY")
-        .env_remove("COMPRESS")
-        .stdin(Stdio::null());
-    for (name, value) in vars {
-        command.env(name, value);
-    }
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("FROM_ENV "))
-        .unwrap_or_else(|| panic!("no outcome in {stdout}"))
-        .to_owned()
+    common::outcome(&common::run_child("from_env_child", ENV_CHILD, vars))
 }
 
 #[test]

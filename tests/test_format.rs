@@ -9,9 +9,10 @@
 //! with the row's AAD, zlib, the body's split, the hash pre-image, the links
 //! of each aggregate's chain, and the heads the application reported.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, Read};
-use std::process::{Command, Stdio};
+use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -19,25 +20,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
+
+use common::World;
 use eventsourcing::{Compression, RecordedEvent};
 use sha2::{Digest, Sha256};
-
-#[aggregate]
-#[derive(Debug, Default, PartialEq)]
-struct World {
-    history: Vec<String>,
-}
-
-#[aggregate]
-impl World {
-    #[created(Created)]
-    fn create(&mut self) {}
-
-    #[event(SomethingHappened)]
-    fn make_it_so(&mut self, what: String) {
-        self.history.push(what);
-    }
-}
 
 /// What the flow saved, as the application had it in memory.
 struct Saved {
@@ -708,31 +694,20 @@ fn a_database_configured_from_the_environment_follows_format_md() {
     let path = dir.path().join("env.db");
     let key = key_bytes("from the environment");
     let start = now_micros();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "from_env_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(CHILD_VAR, "1")
-        .env("DB_URI", format!("sqlite:///{}", path.display()))
-        .env("CIPHER_KEY", STANDARD.encode(key))
-        .env("COMPRESS", "zlib")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let end = now_micros();
-    assert!(
-        output.status.success(),
-        "child failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let db_uri = format!("sqlite:///{}", path.display());
+    let cipher_key = STANDARD.encode(key);
+    let stdout = common::run_child(
+        "from_env_child",
+        CHILD_VAR,
+        &[
+            ("DB_URI", db_uri.as_ref()),
+            ("CIPHER_KEY", cipher_key.as_ref()),
+            ("COMPRESS", "zlib".as_ref()),
+        ],
     );
-    let reported: HashMap<String, String> = output
-        .stdout
+    let end = now_micros();
+    let reported: HashMap<String, String> = stdout
         .lines()
-        .map(Result::unwrap)
         .filter_map(|line| {
             let mut parts = line.split_once("head ")?.1.split(' ');
             Some((parts.next()?.to_owned(), parts.next()?.to_owned()))

@@ -10,15 +10,18 @@
 //! is reachable. Each test runs with two aggregates: one built by the
 //! macros, and one whose `Root` is written by hand.
 
+mod common;
+
 use std::fmt::Debug;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
+
+use common::World;
 use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
 use eventsourcing::{
     ApplicationBuilder, Compression, IntegrityFault, Meta, RecordedEvent, StoredEvent,
@@ -28,23 +31,6 @@ use serde::{Deserialize, Serialize};
 // ---------------------------------------------------------------------------
 // Two aggregates: one from the macros, one written by hand.
 // ---------------------------------------------------------------------------
-
-#[aggregate]
-#[derive(Debug, Default, Clone, PartialEq)]
-struct World {
-    history: Vec<String>,
-}
-
-#[aggregate]
-impl World {
-    #[created(Created)]
-    fn create(&mut self) {}
-
-    #[event(SomethingHappened)]
-    fn make_it_so(&mut self, what: String) {
-        self.history.push(what);
-    }
-}
 
 #[derive(Event, Debug, Clone, PartialEq)]
 enum TallyEvent {
@@ -1042,40 +1028,15 @@ fn from_env_child() {
         Err(Error::Config { variable, .. }) => format!("config {variable}"),
         Err(other) => format!("other {other:?}"),
     };
-    println!("\nFROM_ENV {outcome}");
+    common::report(&outcome);
 }
 
 /// Runs `from_env_child` with `SNAPSHOT_INTERVAL` set to `value` (or unset).
 fn from_env(value: Option<&str>) -> String {
-    let mut command = Command::new(std::env::current_exe().unwrap());
-    command
-        .args([
-            "--exact",
-            "from_env_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(ENV_CHILD, "1")
-        .env_remove("DB_URI")
-        .env_remove("CIPHER_KEY")
-        .env_remove("COMPRESS")
-        .env_remove("SNAPSHOT_INTERVAL")
-        .stdin(Stdio::null());
-    if let Some(value) = value {
-        command.env("SNAPSHOT_INTERVAL", value);
-    }
-    let output = command.output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "child failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    stdout
-        .lines()
-        .find_map(|line| line.strip_prefix("FROM_ENV "))
-        .unwrap_or_else(|| panic!("no outcome in {stdout}"))
-        .to_owned()
+    let value = value.map(std::ffi::OsStr::new);
+    let vars: Vec<(&str, &std::ffi::OsStr)> =
+        value.iter().map(|v| ("SNAPSHOT_INTERVAL", *v)).collect();
+    common::outcome(&common::run_child("from_env_child", ENV_CHILD, &vars))
 }
 
 #[test]
