@@ -17,7 +17,8 @@ use crate::mapper::StoredEvent;
 /// multi-aggregate batches and concurrency errors included.
 ///
 /// Reads take a shared lock, writes an exclusive one; rows are copied out
-/// under the lock and handed to callbacks after it is released.
+/// under the lock, a chunk at a time for a long history, and handed to
+/// callbacks after it is released.
 #[derive(Debug, Default)]
 pub struct MemoryRecorder {
     tables: RwLock<Tables>,
@@ -60,6 +61,10 @@ impl MemoryRecorder {
         self.tables.write().unwrap_or_else(PoisonError::into_inner)
     }
 }
+
+/// At most this many rows of one aggregate are copied out under the lock at
+/// a time by [`Recorder::select_events`].
+const CHUNK: usize = 1024;
 
 /// The notification id of the row at `index`.
 fn notification_id(index: usize) -> u64 {
@@ -113,32 +118,64 @@ impl Recorder for MemoryRecorder {
         query: &EventQuery,
         each: &mut dyn FnMut(StoredEvent) -> Result<()>,
     ) -> Result<()> {
-        let selected: Vec<StoredEvent> = {
-            let tables = self.read();
-            let Some(versions) = tables.by_originator.get(&query.originator_id) else {
+        // Rows are copied out a chunk at a time and handed over after the
+        // lock is released, so that a long history is never copied whole.
+        let mut query = *query;
+        let mut remaining = query.limit.unwrap_or(usize::MAX);
+        let mut first = true;
+        while remaining > 0 {
+            let take = remaining.min(CHUNK);
+            let chunk: Vec<StoredEvent> = {
+                let tables = self.read();
+                let Some(versions) = tables.by_originator.get(&query.originator_id) else {
+                    return Ok(());
+                };
+                if first && !query.descending {
+                    // Only what is recorded now, as one query of a database
+                    // would read: nothing appended while callbacks run.
+                    let Some((&last, _)) = versions.last_key_value() else {
+                        return Ok(());
+                    };
+                    query.to_version = Some(query.to_version.map_or(last, |to| to.min(last)));
+                }
+                first = false;
+                if let (Some(after), Some(to)) = (query.after_version, query.to_version)
+                    && to <= after
+                {
+                    return Ok(());
+                }
+                let lower = query
+                    .after_version
+                    .map_or(Bound::Unbounded, Bound::Excluded);
+                let upper = query.to_version.map_or(Bound::Unbounded, Bound::Included);
+                let range = versions.range((lower, upper));
+                let row = |(_, &index): (&u64, &usize)| tables.events.get(index);
+                let copy = |row: &Notification| row.clone().into_event();
+                if query.descending {
+                    range.rev().filter_map(row).take(take).map(copy).collect()
+                } else {
+                    range.filter_map(row).take(take).map(copy).collect()
+                }
+            };
+            let Some(last) = chunk.last().map(|event| event.originator_version) else {
                 return Ok(());
             };
-            if let (Some(after), Some(to)) = (query.after_version, query.to_version)
-                && to <= after
-            {
+            let len = chunk.len();
+            for event in chunk {
+                each(event)?;
+            }
+            remaining = remaining.saturating_sub(len);
+            if len < take {
                 return Ok(());
             }
-            let lower = query
-                .after_version
-                .map_or(Bound::Unbounded, Bound::Excluded);
-            let upper = query.to_version.map_or(Bound::Unbounded, Bound::Included);
-            let range = versions.range((lower, upper));
-            let limit = query.limit.unwrap_or(usize::MAX);
-            let row = |(_, &index): (&u64, &usize)| tables.events.get(index);
-            let copy = |row: &Notification| row.clone().into_event();
             if query.descending {
-                range.rev().filter_map(row).take(limit).map(copy).collect()
+                let Some(below) = last.checked_sub(1) else {
+                    return Ok(());
+                };
+                query.to_version = Some(below);
             } else {
-                range.filter_map(row).take(limit).map(copy).collect()
+                query.after_version = Some(last);
             }
-        };
-        for event in selected {
-            each(event)?;
         }
         Ok(())
     }
@@ -192,5 +229,89 @@ impl Recorder for MemoryRecorder {
             .range(..=to_version.unwrap_or(u64::MAX))
             .next_back();
         Ok(latest.map(|(_, snapshot)| snapshot.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: Uuid, version: u64) -> StoredEvent {
+        StoredEvent {
+            originator_id: id,
+            originator_version: version,
+            topic: "Test.Happened".to_owned(),
+            state: version.to_be_bytes().to_vec(),
+        }
+    }
+
+    fn versions(recorder: &MemoryRecorder, query: &EventQuery) -> Vec<u64> {
+        let mut seen = Vec::new();
+        recorder
+            .select_events(query, &mut |event| {
+                seen.push(event.originator_version);
+                Ok(())
+            })
+            .unwrap();
+        seen
+    }
+
+    /// Reads longer than a chunk return what one read would: every bound,
+    /// limit and direction across chunk boundaries.
+    #[test]
+    fn select_events_across_chunks() {
+        let recorder = MemoryRecorder::new();
+        let id = Uuid::from_u128(7);
+        let n = u64::try_from(CHUNK).unwrap() * 2 + 5;
+        let rows: Vec<_> = (1..=n).map(|v| row(id, v)).collect();
+        recorder.insert_events(&rows).unwrap();
+        recorder
+            .insert_events(&[row(Uuid::from_u128(8), 1)])
+            .unwrap();
+
+        let all: Vec<u64> = (1..=n).collect();
+        assert_eq!(versions(&recorder, &EventQuery::new(id)), all);
+        let down: Vec<u64> = (1..=n).rev().collect();
+        assert_eq!(
+            versions(&recorder, &EventQuery::new(id).descending(true)),
+            down
+        );
+        let query = EventQuery::new(id).after_version(3).to_version(n - 2);
+        assert_eq!(versions(&recorder, &query), (4..=n - 2).collect::<Vec<_>>());
+        let query = EventQuery::new(id).after_version(3).limit(CHUNK + 1);
+        let expected: Vec<u64> = (4..).take(CHUNK + 1).collect();
+        assert_eq!(versions(&recorder, &query), expected);
+        let query = EventQuery::new(id).descending(true).limit(CHUNK * 2);
+        let expected: Vec<u64> = (1..=n).rev().take(CHUNK * 2).collect();
+        assert_eq!(versions(&recorder, &query), expected);
+        let chunk = u64::try_from(CHUNK).unwrap();
+        let query = EventQuery::new(id).limit(CHUNK);
+        assert_eq!(versions(&recorder, &query), (1..=chunk).collect::<Vec<_>>());
+    }
+
+    /// Events appended while a long read hands out its chunks are not part
+    /// of that read, as with a database query.
+    #[test]
+    fn select_events_reads_what_was_recorded_when_it_started() {
+        let recorder = MemoryRecorder::new();
+        let id = Uuid::from_u128(9);
+        let n = u64::try_from(CHUNK).unwrap() + 10;
+        let rows: Vec<_> = (1..=n).map(|v| row(id, v)).collect();
+        recorder.insert_events(&rows).unwrap();
+        let mut seen = 0;
+        recorder
+            .select_events(&EventQuery::new(id), &mut |event| {
+                seen += 1;
+                if event.originator_version == 1 {
+                    recorder.insert_events(&[row(id, n + 1)])?;
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(seen, n);
+        assert_eq!(
+            versions(&recorder, &EventQuery::new(id)).len() as u64,
+            n + 1
+        );
     }
 }

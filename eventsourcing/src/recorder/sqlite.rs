@@ -5,7 +5,7 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use rusqlite::types::ValueRef;
-use rusqlite::{Connection, OpenFlags, Row, TransactionBehavior};
+use rusqlite::{Connection, OpenFlags, Row};
 use uuid::Uuid;
 
 use super::{EventQuery, Notification, Recorder, signed_version};
@@ -219,6 +219,11 @@ struct Statements {
 
 const EVENT_COLUMNS: &str = "originator_id, originator_version, topic, state";
 
+/// Starts a write transaction, taking the write lock at once.
+const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
+/// Ends a write transaction.
+const COMMIT: &str = "COMMIT";
+
 impl Statements {
     fn new(prefix: &str) -> Self {
         let events = format!("\"{prefix}stored_events\"");
@@ -325,15 +330,26 @@ fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// An originator id the rows being read are expected to have, with its
+/// column text: a row whose text is the same needs no parsing.
+#[derive(Clone, Copy)]
+struct KnownId<'a> {
+    id: Uuid,
+    text: &'a [u8],
+}
+
 /// Reads `originator_id, originator_version, topic, state` from the row,
 /// starting at column `first`.
-fn read_event(row: &Row<'_>, first: usize) -> Result<StoredEvent> {
+fn read_event(row: &Row<'_>, first: usize, known: Option<KnownId<'_>>) -> Result<StoredEvent> {
     // The version is read first, so that a bad id can still name it.
     let version = match row.get_ref(first + 1).map_err(db)? {
         ValueRef::Integer(version) => u64::try_from(version).map_err(|_| Some(version)),
         _ => Err(None),
     };
-    let originator_id = read_originator_id(row.get_ref(first).map_err(db)?, version.unwrap_or(0))?;
+    let originator_id = match (row.get_ref(first).map_err(db)?, known) {
+        (ValueRef::Text(text), Some(known)) if text == known.text => known.id,
+        (value, _) => read_originator_id(value, version.unwrap_or(0))?,
+    };
     let originator_version = version.map_err(|version| {
         let reason = match version {
             Some(version) => format!("originator_version is negative ({version})"),
@@ -383,12 +399,13 @@ fn read_originator_id(value: ValueRef<'_>, version: u64) -> Result<Uuid> {
     let ValueRef::Text(text) = value else {
         return Err(bad());
     };
-    let id = Uuid::try_parse_ascii(text).map_err(|_| bad())?;
-    let mut canonical = Uuid::encode_buffer();
-    if id.hyphenated().encode_lower(&mut canonical).as_bytes() != text {
+    // Of the forms the parser accepts, only the hyphenated one is 36
+    // characters long; rejecting upper case leaves exactly the canonical
+    // form, without encoding the id again to compare.
+    if text.len() != 36 || text.iter().any(u8::is_ascii_uppercase) {
         return Err(bad());
     }
-    Ok(id)
+    Uuid::try_parse_ascii(text).map_err(|_| bad())
 }
 
 /// Reads a notification row: `notification_id` then the event columns.
@@ -397,7 +414,7 @@ fn read_notification(row: &Row<'_>) -> Result<Notification> {
         ValueRef::Integer(id) => u64::try_from(id).ok(),
         _ => None,
     };
-    let event = read_event(row, 1)?;
+    let event = read_event(row, 1, None)?;
     let Some(id) = id else {
         return Err(corrupt(
             event.originator_id,
@@ -487,6 +504,42 @@ impl SqliteRecorder {
         Ok(conn)
     }
 
+    /// Inserts `events` inside the writer's open transaction; returns their
+    /// notification ids.
+    fn insert_rows(&self, conn: &Connection, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        let mut insert = conn.prepare_cached(&self.sql.insert_event).map_err(db)?;
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let mut buffer = Uuid::encode_buffer();
+            let originator_id = event.originator_id.hyphenated().encode_lower(&mut buffer);
+            let params = (
+                &*originator_id,
+                signed_version(event)?,
+                event.topic.as_str(),
+                event.state.as_slice(),
+            );
+            match insert.execute(params) {
+                Ok(_) => {}
+                Err(error) if is_unique_violation(&error) => {
+                    return Err(Error::Concurrency {
+                        id: event.originator_id,
+                        version: event.originator_version,
+                    });
+                }
+                Err(error) => return Err(db(error)),
+            }
+            let id = u64::try_from(conn.last_insert_rowid()).map_err(|_| {
+                corrupt(
+                    event.originator_id,
+                    event.originator_version,
+                    "SQLite assigned a negative notification_id",
+                )
+            })?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
     /// Runs `read` on a reader connection (the writer for a database in
     /// memory).
     fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -507,45 +560,24 @@ impl Recorder for SqliteRecorder {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut conn = self.writer()?;
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
+        let conn = self.writer()?;
+        // `BEGIN IMMEDIATE` and `COMMIT` are prepared once and cached like
+        // the insert: parsing them anew costs more than a one-row insert.
+        conn.prepare_cached(BEGIN_IMMEDIATE)
+            .and_then(|mut begin| begin.execute([]))
             .map_err(db)?;
-        let mut ids = Vec::with_capacity(events.len());
-        {
-            let mut insert = tx.prepare_cached(&self.sql.insert_event).map_err(db)?;
-            for event in events {
-                let mut buffer = Uuid::encode_buffer();
-                let originator_id = event.originator_id.hyphenated().encode_lower(&mut buffer);
-                let params = (
-                    &*originator_id,
-                    signed_version(event)?,
-                    event.topic.as_str(),
-                    event.state.as_slice(),
-                );
-                // Returning early drops the transaction, which rolls it back.
-                match insert.execute(params) {
-                    Ok(_) => {}
-                    Err(error) if is_unique_violation(&error) => {
-                        return Err(Error::Concurrency {
-                            id: event.originator_id,
-                            version: event.originator_version,
-                        });
-                    }
-                    Err(error) => return Err(db(error)),
-                }
-                let id = u64::try_from(tx.last_insert_rowid()).map_err(|_| {
-                    corrupt(
-                        event.originator_id,
-                        event.originator_version,
-                        "SQLite assigned a negative notification_id",
-                    )
-                })?;
-                ids.push(id);
-            }
+        let result = self.insert_rows(&conn, events).and_then(|ids| {
+            conn.prepare_cached(COMMIT)
+                .and_then(|mut commit| commit.execute([]))
+                .map_err(db)?;
+            Ok(ids)
+        });
+        if result.is_err() && !conn.is_autocommit() {
+            // Nothing of the batch may stay. Should the rollback itself
+            // fail, `writer()` rolls back before the connection's next use.
+            let _ = conn.execute_batch("ROLLBACK");
         }
-        tx.commit().map_err(db)?;
-        Ok(ids)
+        result
     }
 
     fn select_events(
@@ -568,11 +600,15 @@ impl Recorder for SqliteRecorder {
                 .limit
                 .map_or(-1, |limit| i64::try_from(limit).unwrap_or(-1)),
         );
+        let known = KnownId {
+            id: query.originator_id,
+            text: originator_id.as_bytes(),
+        };
         self.read(|conn| {
             let mut select = conn.prepare_cached(sql).map_err(db)?;
             let mut rows = select.query(params).map_err(db)?;
             while let Some(row) = rows.next().map_err(db)? {
-                each(read_event(row, 0)?)?;
+                each(read_event(row, 0, Some(known))?)?;
             }
             Ok(())
         })
@@ -607,7 +643,7 @@ impl Recorder for SqliteRecorder {
                 select.raw_bind_parameter(i + 3, *topic).map_err(db)?;
             }
             let mut rows = select.raw_query();
-            let mut notifications = Vec::with_capacity(limit.min(256));
+            let mut notifications = Vec::with_capacity(limit.min(1024));
             while let Some(row) = rows.next().map_err(db)? {
                 notifications.push(read_notification(row)?);
             }
@@ -657,7 +693,7 @@ impl Recorder for SqliteRecorder {
             let mut select = conn.prepare_cached(&self.sql.select_snapshot).map_err(db)?;
             let mut rows = select.query(params).map_err(db)?;
             match rows.next().map_err(db)? {
-                Some(row) => read_event(row, 0).map(Some),
+                Some(row) => read_event(row, 0, None).map(Some),
                 None => Ok(None),
             }
         })
