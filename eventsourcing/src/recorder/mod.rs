@@ -140,14 +140,31 @@ impl EventQuery {
     }
 }
 
+/// A malformed stored row of aggregate `id` at `version`.
+pub(crate) fn corrupt(id: Uuid, version: u64, reason: impl Into<String>) -> Error {
+    Error::Corrupt {
+        id,
+        version,
+        reason: reason.into(),
+    }
+}
+
+/// A version or id bound of a query, clamped to what a signed 64-bit
+/// column (SQLite `INTEGER`, PostgreSQL `BIGINT`) can hold.
+pub(crate) fn clamp(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
 /// The version of `event` as the signed 64-bit integer that database
 /// columns hold; a version beyond `i64::MAX` is refused by every backend
 /// alike, with [`Error::Corrupt`].
 pub(crate) fn signed_version(event: &StoredEvent) -> Result<i64> {
-    i64::try_from(event.originator_version).map_err(|_| Error::Corrupt {
-        id: event.originator_id,
-        version: event.originator_version,
-        reason: "originator_version does not fit in a signed 64-bit column".to_owned(),
+    i64::try_from(event.originator_version).map_err(|_| {
+        corrupt(
+            event.originator_id,
+            event.originator_version,
+            "originator_version does not fit in a signed 64-bit column",
+        )
     })
 }
 

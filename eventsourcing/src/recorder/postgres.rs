@@ -13,7 +13,7 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 use uuid::Uuid;
 
-use super::{EventQuery, Notification, Recorder, signed_version};
+use super::{EventQuery, Notification, Recorder, clamp, corrupt, signed_version};
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
@@ -791,19 +791,6 @@ impl std::error::Error for ConnectError {
 /// Wraps a database error.
 fn db(error: postgres::Error) -> Error {
     Error::Database(Box::new(error))
-}
-
-fn corrupt(id: Uuid, version: u64, reason: impl Into<String>) -> Error {
-    Error::Corrupt {
-        id,
-        version,
-        reason: reason.into(),
-    }
-}
-
-/// A bound of a query, clamped to what a `BIGINT` column can hold.
-fn clamp(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// Whether `error` means the connection, or the server, is gone.

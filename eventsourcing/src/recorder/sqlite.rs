@@ -8,7 +8,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags, Row};
 use uuid::Uuid;
 
-use super::{EventQuery, Notification, Recorder, signed_version};
+use super::{EventQuery, Notification, Recorder, clamp, corrupt, signed_version};
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
@@ -315,19 +315,6 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
             if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
                 || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
     )
-}
-
-fn corrupt(id: Uuid, version: u64, reason: impl Into<String>) -> Error {
-    Error::Corrupt {
-        id,
-        version,
-        reason: reason.into(),
-    }
-}
-
-/// A bound of a query, clamped to what an `INTEGER` column can hold.
-fn clamp(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
 }
 
 /// An originator id the rows being read are expected to have, with its
