@@ -42,33 +42,9 @@ use eventsourcing::{Cipher, Compression, Notification};
 type BoxError = Box<dyn std::error::Error>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-/// The aggregate every workload uses: a small account whose events carry a
-/// number and a short string, a typical shape for business events.
-#[aggregate]
-#[derive(Debug, Default)]
-pub struct Account {
-    owner: String,
-    balance: i64,
-    deposits: u64,
-    last_note: String,
-}
-
-#[aggregate]
-impl Account {
-    /// Opens the account.
-    #[created(Opened)]
-    pub fn open(&mut self, owner: String) {
-        self.owner = owner;
-    }
-
-    /// Records a deposit.
-    #[event(Deposited)]
-    pub fn deposit(&mut self, amount: i64, note: String) {
-        self.balance += amount;
-        self.deposits += 1;
-        self.last_note = note;
-    }
-}
+#[path = "support/account.rs"]
+mod account;
+use account::Account;
 
 /// The note every deposit carries.
 const NOTE: &str = "monthly salary";

@@ -33,33 +33,9 @@ use eventsourcing::{ApplicationBuilder, Compression, generate_cipher_key};
 
 type BoxError = Box<dyn std::error::Error>;
 
-/// A small bank account: its state does not grow with its events, as is
-/// typical of aggregates that live long enough to need snapshots.
-#[aggregate]
-#[derive(Debug, Default)]
-pub struct Account {
-    owner: String,
-    balance: i64,
-    deposits: u64,
-    last_note: String,
-}
-
-#[aggregate]
-impl Account {
-    /// Opens the account.
-    #[created(Opened)]
-    pub fn open(&mut self, owner: String) {
-        self.owner = owner;
-    }
-
-    /// Records a deposit.
-    #[event(Deposited)]
-    pub fn deposit(&mut self, amount: i64, note: String) {
-        self.balance += amount;
-        self.deposits += 1;
-        self.last_note = note;
-    }
-}
+#[path = "support/account.rs"]
+mod account;
+use account::Account;
 
 /// The sizes of one run.
 struct Plan {
