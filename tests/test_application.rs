@@ -5,7 +5,6 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -13,7 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
-use common::World;
+use common::{FileDb, World};
 use eventsourcing::{ApplicationBuilder, Compression, IntegrityFault, RecordedEvent};
 
 #[aggregate]
@@ -45,35 +44,8 @@ fn world() -> World {
     world
 }
 
-/// A SQLite database file in a temporary directory.
-struct FileDb {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
+/// Raw access to the rows of a test database file.
 impl FileDb {
-    fn new() -> FileDb {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.db");
-        FileDb { _dir: dir, path }
-    }
-
-    fn uri(&self) -> String {
-        format!("sqlite:///{}", self.path.display())
-    }
-
-    fn builder(&self) -> ApplicationBuilder {
-        Application::builder().db_uri(self.uri())
-    }
-
-    fn app(&self) -> Application {
-        self.builder().build().unwrap()
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.path).unwrap()
-    }
-
     fn rows(&self) -> i64 {
         self.conn()
             .query_row("SELECT COUNT(*) FROM stored_events", [], |r| r.get(0))

@@ -13,7 +13,6 @@
 mod common;
 
 use std::fmt::Debug;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -21,7 +20,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
-use common::World;
+use common::{FileDb, World};
 use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
 use eventsourcing::{
     ApplicationBuilder, Compression, IntegrityFault, Meta, RecordedEvent, StoredEvent,
@@ -137,27 +136,8 @@ macro_rules! both {
 // Stores.
 // ---------------------------------------------------------------------------
 
-/// A SQLite database file in a temporary directory.
-struct FileDb {
-    _dir: tempfile::TempDir,
-    path: PathBuf,
-}
-
+/// Raw access to the snapshots of a test database file.
 impl FileDb {
-    fn new() -> FileDb {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("events.db");
-        FileDb { _dir: dir, path }
-    }
-
-    fn builder(&self) -> ApplicationBuilder {
-        Application::builder().db_uri(format!("sqlite:///{}", self.path.display()))
-    }
-
-    fn conn(&self) -> rusqlite::Connection {
-        rusqlite::Connection::open(&self.path).unwrap()
-    }
-
     /// The number of rows of `snapshots` for `id`, by raw SQL.
     fn snapshot_rows(&self, id: Uuid) -> Vec<u64> {
         let conn = self.conn();

@@ -7,8 +7,10 @@
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
+use eventsourcing::ApplicationBuilder;
 use eventsourcing::prelude::*;
 
 /// The synopsis aggregate: a world with a history of things that happened.
@@ -72,4 +74,38 @@ pub(crate) fn outcome(stdout: &str) -> String {
         .find_map(|line| line.strip_prefix("FROM_ENV "))
         .unwrap_or_else(|| panic!("no outcome in {stdout}"))
         .to_owned()
+}
+
+/// A SQLite database file in a temporary directory, removed on drop.
+pub(crate) struct FileDb {
+    _dir: tempfile::TempDir,
+    pub(crate) path: PathBuf,
+}
+
+impl FileDb {
+    pub(crate) fn new() -> FileDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("events.db");
+        FileDb { _dir: dir, path }
+    }
+
+    /// The file's `DB_URI`.
+    pub(crate) fn uri(&self) -> String {
+        format!("sqlite:///{}", self.path.display())
+    }
+
+    /// An application builder on the file.
+    pub(crate) fn builder(&self) -> ApplicationBuilder {
+        Application::builder().db_uri(self.uri())
+    }
+
+    /// An application on the file, with the defaults.
+    pub(crate) fn app(&self) -> Application {
+        self.builder().build().expect("application")
+    }
+
+    /// A raw connection, for reading and tampering with rows.
+    pub(crate) fn conn(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(&self.path).expect("open")
+    }
 }
