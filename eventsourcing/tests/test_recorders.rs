@@ -723,18 +723,7 @@ mod sqlite {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("two.db");
         let (first, second) = (open(&path, ""), open(&path, ""));
-        let id = Uuid::new_v4();
-        first.insert_events(&[event(id, 1, "T")]).unwrap();
-        assert_eq!(
-            second.events(&EventQuery::new(id)).unwrap(),
-            [event(id, 1, "T")]
-        );
-        assert!(matches!(
-            second.insert_events(&[event(id, 1, "U")]),
-            Err(Error::Concurrency { version: 1, .. })
-        ));
-        assert_eq!(second.insert_events(&[event(id, 2, "T")]).unwrap(), [2]);
-        assert_eq!(first.max_notification_id().unwrap(), 2);
+        super::two_recorders_share_one_store(&first, &second);
     }
 
     #[test]
@@ -1142,18 +1131,7 @@ mod postgres_specifics {
             return;
         };
         let (first, second) = (scratch.recorder(), scratch.recorder());
-        let id = Uuid::new_v4();
-        first.insert_events(&[event(id, 1, "T")]).unwrap();
-        assert_eq!(
-            second.events(&EventQuery::new(id)).unwrap(),
-            [event(id, 1, "T")]
-        );
-        assert!(matches!(
-            second.insert_events(&[event(id, 1, "U")]),
-            Err(Error::Concurrency { version: 1, .. })
-        ));
-        assert_eq!(second.insert_events(&[event(id, 2, "T")]).unwrap(), [2]);
-        assert_eq!(first.max_notification_id().unwrap(), 2);
+        let id = super::two_recorders_share_one_store(&first, &second);
         // A table-lock writer follows the same protocol and shares the table.
         let locking =
             PostgresRecorder::open(scratch.options().sequencing(Sequencing::TableLock)).unwrap();
@@ -1397,4 +1375,23 @@ mod postgres_specifics {
         );
         assert_eq!(recorder.max_notification_id().unwrap(), 1);
     }
+}
+
+/// Two recorders opened on one store (file or schema) see each other's
+/// writes, conflicts and notification ids. Both start empty; returns the
+/// aggregate written, at version 2.
+fn two_recorders_share_one_store(first: &dyn Recorder, second: &dyn Recorder) -> Uuid {
+    let id = Uuid::new_v4();
+    first.insert_events(&[event(id, 1, "T")]).unwrap();
+    assert_eq!(
+        second.events(&EventQuery::new(id)).unwrap(),
+        [event(id, 1, "T")]
+    );
+    assert!(matches!(
+        second.insert_events(&[event(id, 1, "U")]),
+        Err(Error::Concurrency { version: 1, .. })
+    ));
+    assert_eq!(second.insert_events(&[event(id, 2, "T")]).unwrap(), [2]);
+    assert_eq!(first.max_notification_id().unwrap(), 2);
+    id
 }
