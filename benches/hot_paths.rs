@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use eventsourcing::format::event_hash;
 use eventsourcing::prelude::*;
 use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
-use eventsourcing::{Cipher, Compression, Mapper, RecordedEvent, event_hash};
+use eventsourcing::{Cipher, Compression, Mapper, RecordedEvent};
 
 /// The bench program's aggregate: events with a number and a short string.
 #[aggregate]

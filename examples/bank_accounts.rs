@@ -135,7 +135,7 @@ fn transfer(
     let mut target: Account = repository.get(to)?;
     source.withdraw(amount)?;
     target.deposit(amount)?;
-    app.save_all(&mut [&mut source, &mut target])?;
+    app.save((&mut source, &mut target))?;
     Ok(())
 }
 
@@ -145,7 +145,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut alice = Account::open("Alice".into());
     alice.deposit(10_000)?;
     let mut bob = Account::open("Bob".into());
-    app.save_all(&mut [&mut alice, &mut bob])?;
+    app.save((&mut alice, &mut bob))?;
 
     // A command that fails records nothing.
     let version = alice.version();
@@ -176,7 +176,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut bob_now: Account = repository.get(bob.id())?;
     stale_alice.withdraw(500)?;
     bob_now.deposit(500)?;
-    let conflict = app.save_all(&mut [&mut stale_alice, &mut bob_now]);
+    let conflict = app.save((&mut stale_alice, &mut bob_now));
     assert!(matches!(conflict, Err(Error::Concurrency { .. })));
     assert_eq!(repository.get::<Account>(alice.id())?.balance(), 6_000);
     assert_eq!(repository.get::<Account>(bob.id())?.balance(), 4_000);

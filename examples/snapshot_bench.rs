@@ -182,7 +182,7 @@ fn build(app: &Application, events: u64, interval: Option<u64>) -> Result<Uuid, 
         }
         if interval.is_some_and(|n| i % n == 0) {
             app.save(&mut account)?;
-            app.take_snapshot::<Account>(account.id())?;
+            app.save_snapshot::<Account>(account.id())?;
         }
     }
     app.save(&mut account)?;

@@ -98,7 +98,7 @@ const READINGS: u64 = 400;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Every 100 events unless SNAPSHOT_INTERVAL says otherwise.
     let app = Application::builder()
-        .snapshot_interval(100)
+        .default_snapshot_interval(100)
         .env()?
         .build()?;
     let interval = app.snapshot_interval::<Thermostat>();
@@ -162,7 +162,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // A snapshot on demand, at the current version.
-    assert_eq!(app.take_snapshot::<Thermostat>(id)?, last);
+    assert_eq!(app.save_snapshot::<Thermostat>(id)?, last);
     assert_eq!(snapshot_versions(&app, id)?.last(), Some(&last));
     println!("snapshotting: took a snapshot at {last} on demand; all assertions hold");
     Ok(())
@@ -203,9 +203,12 @@ fn show_snapshots(
     };
     assert_eq!(snapshots, expected);
     if let Some(&newest) = snapshots.last() {
-        let snapshot = app.event_store().snapshot(id, None)?.ok_or("no snapshot")?;
+        let snapshot = app
+            .event_store()
+            .latest_snapshot(id, None)?
+            .ok_or("no snapshot")?;
         assert_eq!(snapshot.topic, "Thermostat@2");
-        assert_eq!(snapshot.previous_hash, events[index(newest)?].event_hash);
+        assert_eq!(snapshot.head, events[index(newest)?].event_hash);
         println!(
             "snapshotting: the snapshot at {newest} holds {}",
             String::from_utf8_lossy(&snapshot.data)
@@ -263,7 +266,7 @@ fn full_replay(
 fn snapshot_versions(app: &Application, id: Uuid) -> Result<Vec<u64>, Error> {
     let mut versions = Vec::new();
     let mut below = None;
-    while let Some(snapshot) = app.event_store().snapshot(id, below)? {
+    while let Some(snapshot) = app.event_store().latest_snapshot(id, below)? {
         versions.push(snapshot.originator_version);
         match snapshot.originator_version.checked_sub(1) {
             Some(version) => below = Some(version),

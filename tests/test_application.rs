@@ -287,13 +287,13 @@ fn a_stale_copy_fails_with_concurrency_and_writes_nothing() {
 }
 
 #[test]
-fn save_all_is_atomic_across_aggregate_types() {
+fn saving_several_is_atomic_across_aggregate_types() {
     each_store(|app| {
         let repository = app.repository();
         let mut world = world();
         let mut counter = Counter::open("apples".into());
         counter.add(3);
-        let ids = app.save_all(&mut [&mut world, &mut counter]).unwrap();
+        let ids = app.save((&mut world, &mut counter)).unwrap();
         assert_eq!(ids, [1, 2, 3, 4, 5, 6]);
         assert_eq!(repository.get::<World>(world.id()).unwrap(), world);
         assert_eq!(repository.get::<Counter>(counter.id()).unwrap(), counter);
@@ -309,7 +309,7 @@ fn save_all_is_atomic_across_aggregate_types() {
         fresh.make_it_so("never".into());
         world.make_it_so("not this either".into());
         stale.add(100);
-        let result = app.save_all(&mut [&mut fresh, &mut world, &mut stale]);
+        let result = app.save((&mut fresh, &mut world, &mut stale));
         match result {
             Err(Error::Concurrency { id, version }) => {
                 assert_eq!(id, counter.id());
@@ -329,9 +329,7 @@ fn save_all_is_atomic_across_aggregate_types() {
         // With a fresh copy of the counter, the same batch goes through.
         let mut current: Counter = repository.get(counter.id()).unwrap();
         current.add(100);
-        let ids = app
-            .save_all(&mut [&mut fresh, &mut world, &mut current])
-            .unwrap();
+        let ids = app.save((&mut fresh, &mut world, &mut current)).unwrap();
         assert_eq!(ids.len(), 4);
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(repository.get::<World>(fresh.id()).unwrap(), fresh);
@@ -345,7 +343,7 @@ fn an_id_loaded_as_the_wrong_type_is_unknown_topic() {
     each_store(|app| {
         let mut world = world();
         let mut counter = Counter::open("pears".into());
-        app.save_all(&mut [&mut world, &mut counter]).unwrap();
+        app.save((&mut world, &mut counter)).unwrap();
         match app.repository().get::<Counter>(world.id()) {
             Err(Error::UnknownTopic {
                 aggregate,
@@ -399,7 +397,7 @@ fn events_triggered_on_a_discarded_aggregate_are_refused() {
     // In a batch it fails the whole batch.
     let mut other = World::create();
     assert!(matches!(
-        app.save_all(&mut [&mut other, &mut world]),
+        app.save((&mut other, &mut world)),
         Err(Error::Refused { .. })
     ));
     assert_eq!(db.rows(), rows);
@@ -837,7 +835,7 @@ fn decode_gives_the_recorded_event() {
     let mut counter = Counter::open("plums".into());
     counter.add(5);
     recorded.extend(counter.pending_events().iter().cloned());
-    app.save_all(&mut [&mut world, &mut counter]).unwrap();
+    app.save((&mut world, &mut counter)).unwrap();
 
     let log = app.notification_log();
     let notifications = app.notification_log().reader().read().unwrap();
@@ -868,7 +866,7 @@ fn tamper_fixture(builder: impl Fn(&FileDb) -> ApplicationBuilder) -> (FileDb, U
     let app = builder(&db).build().unwrap();
     let mut first = world();
     let mut second = world();
-    app.save_all(&mut [&mut first, &mut second]).unwrap();
+    app.save((&mut first, &mut second)).unwrap();
     (db, first.id(), second.id())
 }
 

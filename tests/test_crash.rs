@@ -43,7 +43,7 @@ impl Thing {
     }
 }
 
-/// Written two at a time with one `save_all`; both share a key.
+/// Written two at a time with one `save`; both share a key.
 #[aggregate]
 #[derive(Debug, Default)]
 struct Pair {
@@ -94,7 +94,7 @@ fn random_below(n: u64) -> u64 {
 ///
 /// - `committed <id> <version>` after a new `Thing` (version `STEPS + 1`)
 ///   or the save that extends one (version `STEPS + EXTRA + 1`);
-/// - `pair <id> <id>` after both `Pair`s of a `save_all`.
+/// - `pair <id> <id>` after both `Pair`s of one `save`.
 #[test]
 fn crash_writer_child() {
     let Some(path) = std::env::var_os(WRITER_DB) else {
@@ -137,7 +137,7 @@ fn crash_writer_child() {
                 a.note(n);
                 b.note(n * 2);
             }
-            app.save_all(&mut [&mut a, &mut b]).unwrap();
+            app.save((&mut a, &mut b)).unwrap();
             writeln!(out, "pair {} {}", a.id(), b.id()).unwrap();
             out.flush().unwrap();
         }

@@ -96,7 +96,7 @@ fn world_flow(app: &Application) -> Saved {
     saved.note(&second);
     saved.note(&third);
     assert_eq!(
-        app.save_all(&mut [&mut second, &mut third]).unwrap(),
+        app.save((&mut second, &mut third)).unwrap(),
         (6..=28).collect::<Vec<u64>>()
     );
     saved

@@ -8,7 +8,7 @@
 mod shadowed {
     #![allow(dead_code, clippy::struct_field_names)]
 
-    use eventsourcing::{Aggregate, Event, aggregate};
+    use eventsourcing::{Aggregate, AggregateExt, Event, aggregate};
 
     // Unit structs take both the type and the value namespace, so `Some`,
     // `None`, `Ok` and `Err` here are neither the enum variants nor
@@ -116,15 +116,15 @@ mod shadowed {
 
     impl Counter {
         pub(crate) fn start() -> Self {
-            <Self as Aggregate>::start(CounterEvent::Started {})
+            <Self as AggregateExt>::start(CounterEvent::Started {})
         }
 
         pub(crate) fn increment(&mut self, by: u64, label: StdOption<StdString>) {
-            <Self as Aggregate>::trigger(self, CounterEvent::Incremented { by, label });
+            <Self as AggregateExt>::trigger(self, CounterEvent::Incremented { by, label });
         }
 
         pub(crate) fn reset(&mut self) {
-            <Self as Aggregate>::trigger(self, CounterEvent::Reset);
+            <Self as AggregateExt>::trigger(self, CounterEvent::Reset);
         }
     }
 
@@ -163,7 +163,7 @@ macro_rules! define_wallet {
 
 define_wallet!();
 
-use eventsourcing::{Aggregate, Event, RecordedEvent, Root};
+use eventsourcing::{Aggregate, AggregateExt, Event, RecordedEvent, Root};
 use shadowed::{Counter, CounterEvent, Ledger, LedgerEvent};
 
 /// Rebuilds an aggregate from the events it has recorded so far.

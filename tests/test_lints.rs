@@ -115,7 +115,7 @@ impl Counter {
     /// Starts a counter at zero.
     #[must_use]
     pub fn start() -> Self {
-        <Self as Aggregate>::start(CounterEvent::Started)
+        <Self as AggregateExt>::start(CounterEvent::Started)
     }
 
     /// Adds `by`.

@@ -443,7 +443,7 @@ proptest! {
         let (first, rest) = events.split_at(split.index(events.len()) + 1);
         let mut partial = replay(live.id(), first).expect("replays").expect("at least one event");
         for event in rest {
-            partial.replay_one(event.clone()).expect("the next link fits");
+            partial.replay_next(event.clone()).expect("the next link fits");
         }
         prop_assert_eq!(partial, live);
     }

@@ -1,8 +1,9 @@
 //! Schema versions: events and snapshot states recorded by older code are
 //! upcast step by step when read, and never rewritten.
 
+use eventsourcing::format::{split_topic, versioned_topic};
 use eventsourcing::prelude::*;
-use eventsourcing::{RecordedEvent, split_topic, versioned_topic};
+use eventsourcing::{RecordedEvent, Snapshot};
 
 /// Version 1 of `Parcel`, as older code wrote it: a weight in grams and no
 /// destination.
@@ -140,12 +141,12 @@ fn snapshots_round_trip_and_skip_marked_fields() {
     let mut parcel = v3::Parcel::register(100);
     parcel.weigh(0.5, "s".into());
     parcel.cache = vec![1, 2, 3];
-    let snapshot = parcel.snapshot().expect("snapshot");
+    let snapshot = parcel.to_snapshot().expect("snapshot");
     assert_eq!(snapshot.topic, "Parcel@2");
-    assert_eq!(snapshot.previous_hash, parcel.head());
+    assert_eq!(snapshot.head, parcel.head());
     let data = std::str::from_utf8(&snapshot.data).expect("utf-8");
     assert!(!data.contains("cache"), "{data}");
-    let loaded = v3::Parcel::from_snapshot(snapshot).expect("loads");
+    let loaded = v3::Parcel::from_snapshot(&snapshot).expect("loads");
     assert!((loaded.kilograms - parcel.kilograms).abs() < f64::EPSILON);
     assert_eq!(loaded.head(), parcel.head());
     assert_eq!(loaded.version(), parcel.version());
@@ -165,9 +166,9 @@ fn snapshots_round_trip_and_skip_marked_fields() {
 fn old_snapshots_are_upcast() {
     let mut old = v1::Parcel::register(4000);
     old.weigh(3000);
-    let snapshot = old.snapshot().expect("snapshot");
+    let snapshot = old.to_snapshot().expect("snapshot");
     assert_eq!(snapshot.topic, "Parcel");
-    let loaded = v3::Parcel::from_snapshot(snapshot).expect("upcast");
+    let loaded = v3::Parcel::from_snapshot(&snapshot).expect("upcast");
     assert!((loaded.kilograms - 3.0).abs() < f64::EPSILON);
     assert_eq!(loaded.destination, "unknown");
     assert_eq!(loaded.version(), 2);
@@ -175,25 +176,25 @@ fn old_snapshots_are_upcast() {
 
 #[test]
 fn a_snapshot_of_another_type_is_refused() {
-    let snapshot = v3::Parcel::register(1).snapshot().expect("snapshot");
+    let snapshot = v3::Parcel::register(1).to_snapshot().expect("snapshot");
     let mut forged = snapshot.clone();
     forged.topic = "Crate".into();
-    let forged = RecordedEvent::new(
+    let forged = Snapshot::new(
         forged.originator_id,
         forged.originator_version,
         forged.topic,
         forged.timestamp,
-        forged.previous_hash,
+        forged.head,
         forged.data,
     );
     assert!(matches!(
-        v3::Parcel::from_snapshot(forged),
+        v3::Parcel::from_snapshot(&forged),
         Err(Error::UnknownTopic { .. })
     ));
     let mut tampered = snapshot;
     tampered.data[0] ^= 1;
     assert!(matches!(
-        v3::Parcel::from_snapshot(tampered),
+        v3::Parcel::from_snapshot(&tampered),
         Err(Error::Integrity { .. })
     ));
 }

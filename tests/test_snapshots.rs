@@ -22,10 +22,7 @@ use eventsourcing::prelude::*;
 
 use common::{FileDb, World};
 use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
-use eventsourcing::{
-    ApplicationBuilder, Compression, IntegrityFault, Meta, RecordedEvent, StoredEvent,
-};
-use serde::{Deserialize, Serialize};
+use eventsourcing::{ApplicationBuilder, Compression, IntegrityFault, Snapshot, StoredEvent};
 
 // ---------------------------------------------------------------------------
 // Two aggregates: one from the macros, one written by hand.
@@ -37,37 +34,14 @@ enum TallyEvent {
     Added { amount: u64 },
 }
 
-/// An aggregate whose `Root` is written by hand, with state schema version
-/// 2: version 1 called `total` `sum`.
-#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+/// An aggregate in the explicit style (its `Aggregate` written by hand),
+/// with state schema version 2: version 1 called `total` `sum`.
+#[aggregate(version = 2)]
+#[derive(Debug, Default, Clone, PartialEq)]
 struct Tally {
-    #[serde(skip)]
-    meta: Meta,
     label: String,
     total: u64,
     count: u64,
-}
-
-impl Root for Tally {
-    const NAME: &'static str = "Tally";
-    const DISCARDED_TOPIC: &'static str = "Tally.Discarded";
-    const STATE_VERSION: u32 = 2;
-
-    fn meta(&self) -> &Meta {
-        &self.meta
-    }
-
-    fn meta_mut(&mut self) -> &mut Meta {
-        &mut self.meta
-    }
-
-    fn encode_state(&self, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
-        serde_json::to_writer(out, self)
-    }
-
-    fn decode_state(data: &[u8]) -> Result<Self, serde_json::Error> {
-        serde_json::from_slice(data)
-    }
 }
 
 impl Aggregate for Tally {
@@ -297,8 +271,12 @@ fn snapshot_versions(app: &Application, id: Uuid) -> Vec<u64> {
 }
 
 /// Records `snapshot` as it is, bypassing the application.
-fn insert_raw_snapshot(app: &Application, snapshot: &RecordedEvent) {
-    let row = app.event_store().mapper().encode(snapshot).unwrap();
+fn insert_raw_snapshot(app: &Application, snapshot: &Snapshot) {
+    let row = app
+        .event_store()
+        .mapper()
+        .encode_snapshot(snapshot)
+        .unwrap();
     assert!(app.event_store().recorder().insert_snapshot(&row).unwrap());
 }
 
@@ -341,20 +319,24 @@ fn on_demand<M: Model>(app: &Application) {
     let id = live.id();
     assert!(snapshot_versions(app, id).is_empty());
 
-    assert_eq!(app.take_snapshot::<M>(id).unwrap(), 10);
+    assert_eq!(app.save_snapshot::<M>(id).unwrap(), 10);
     assert_eq!(snapshot_versions(app, id), [10]);
     // Again at the same version: the existing one stays.
-    assert_eq!(app.take_snapshot::<M>(id).unwrap(), 10);
+    assert_eq!(app.save_snapshot::<M>(id).unwrap(), 10);
     assert_eq!(snapshot_versions(app, id), [10]);
 
     // The record is FORMAT.md's: its hash checks, its previous_hash is the
     // head at its version, its data the state as a JSON object.
-    let snapshot = app.event_store().snapshot(id, None).unwrap().unwrap();
+    let snapshot = app
+        .event_store()
+        .latest_snapshot(id, None)
+        .unwrap()
+        .unwrap();
     snapshot.check_hash().unwrap();
     assert_eq!(snapshot.originator_version, 10);
-    assert_eq!(snapshot.previous_hash, live.head());
+    assert_eq!(snapshot.head, live.head());
     assert_eq!(
-        eventsourcing::split_topic(&snapshot.topic),
+        eventsourcing::format::split_topic(&snapshot.topic),
         Some((M::NAME, M::STATE_VERSION))
     );
     let state: JsonObject = serde_json::from_slice(&snapshot.data).unwrap();
@@ -373,11 +355,11 @@ fn on_demand<M: Model>(app: &Application) {
     assert_same(&loaded, &full_replay::<M>(app, id, 15).unwrap());
 
     // A snapshot at an earlier version.
-    assert_eq!(app.take_snapshot_at::<M>(id, 5).unwrap(), 5);
+    assert_eq!(app.save_snapshot_at::<M>(id, 5).unwrap(), 5);
     assert_eq!(snapshot_versions(app, id), [5, 10]);
     assert_eq!(
         app.event_store()
-            .snapshot(id, Some(9))
+            .latest_snapshot(id, Some(9))
             .unwrap()
             .map(|s| s.originator_version),
         Some(5)
@@ -394,9 +376,9 @@ fn on_demand<M: Model>(app: &Application) {
 
     // Nothing to snapshot: no such aggregate, no such version.
     let unknown = Uuid::new_v4();
-    assert_not_found(app.take_snapshot::<M>(unknown), unknown);
-    assert_not_found(app.take_snapshot_at::<M>(id, 16), id);
-    assert_not_found(app.take_snapshot_at::<M>(id, 0), id);
+    assert_not_found(app.save_snapshot::<M>(unknown), unknown);
+    assert_not_found(app.save_snapshot_at::<M>(id, 16), id);
+    assert_not_found(app.save_snapshot_at::<M>(id, 0), id);
 }
 
 #[test]
@@ -440,10 +422,10 @@ fn every_five<M: Model>(app: &Application) {
     for version in [7, 10, 15, 31] {
         let snapshot = app
             .event_store()
-            .snapshot(id, Some(version))
+            .latest_snapshot(id, Some(version))
             .unwrap()
             .unwrap();
-        let restored = M::from_snapshot(snapshot).unwrap();
+        let restored = M::from_snapshot(&snapshot).unwrap();
         assert_same(&restored, &full_replay::<M>(app, id, version).unwrap());
     }
     let loaded: M = app.repository().get(id).unwrap();
@@ -461,12 +443,15 @@ fn snapshots_every_n_events() {
         |app| both!(every_five, app),
     );
     // The default interval, for every type.
-    each_store(|b| b.snapshot_interval(5), |app| both!(every_five, app));
+    each_store(
+        |b| b.default_snapshot_interval(5),
+        |app| both!(every_five, app),
+    );
     // A type's own interval wins over the default, in either order.
     each_store(
         |b| {
             b.snapshot_every::<World>(5)
-                .snapshot_interval(3)
+                .default_snapshot_interval(3)
                 .snapshot_every::<Tally>(5)
         },
         |app| both!(every_five, app),
@@ -484,13 +469,13 @@ fn snapshots_only_for_the_configured_types() {
                 world.step(i);
                 tally.step(i);
             }
-            app.save_all(&mut [&mut world, &mut tally]).unwrap();
+            app.save((&mut world, &mut tally)).unwrap();
             assert_eq!(snapshot_versions(app, world.id()), [6]);
             assert!(snapshot_versions(app, tally.id()).is_empty());
         },
     );
     each_store(
-        |b| b.snapshot_interval(2).snapshot_every::<World>(0),
+        |b| b.default_snapshot_interval(2).snapshot_every::<World>(0),
         |app| {
             let world: World = saved(app, 6, 1);
             let tally: Tally = saved(app, 6, 1);
@@ -511,7 +496,7 @@ fn snapshots_only_for_the_configured_types() {
 #[test]
 fn snapshot_rows_in_a_sqlite_file() {
     let db = FileDb::new();
-    let app = db.builder().snapshot_interval(4).build().unwrap();
+    let app = db.builder().default_snapshot_interval(4).build().unwrap();
     let world: World = saved(&app, 13, 1);
     let tally: Tally = saved(&app, 9, 3);
     assert_eq!(db.snapshot_rows(world.id()), [4, 8, 12]);
@@ -595,7 +580,7 @@ fn reads_after_the_snapshot<M: Model>(_: &Application) {
     let recorder = Arc::new(Instrumented::default());
     let app = Application::builder()
         .recorder(recorder.clone())
-        .snapshot_interval(100)
+        .default_snapshot_interval(100)
         .build()
         .unwrap();
     let live: M = saved(&app, 250, 10);
@@ -633,7 +618,7 @@ fn failed_write<M: Model>(_: &Application) {
     recorder.fail_snapshots.store(true, Ordering::SeqCst);
     let app = Application::builder()
         .recorder(recorder.clone())
-        .snapshot_interval(2)
+        .default_snapshot_interval(2)
         .build()
         .unwrap();
     let mut live = M::make();
@@ -658,7 +643,7 @@ fn failed_write<M: Model>(_: &Application) {
     assert_same(&loaded, &live);
     // Asked for, a snapshot that cannot be written is an error.
     assert!(matches!(
-        app.take_snapshot::<M>(live.id()),
+        app.save_snapshot::<M>(live.id()),
         Err(Error::Database(_))
     ));
 
@@ -682,7 +667,7 @@ fn a_failed_snapshot_write_does_not_fail_the_save() {
 fn discarded<M: Model>(app: &Application) {
     let mut live: M = saved(app, 10, 10);
     let id = live.id();
-    app.take_snapshot::<M>(id).unwrap();
+    app.save_snapshot::<M>(id).unwrap();
     live.step(11);
     live.discard();
     app.save(&mut live).unwrap();
@@ -690,8 +675,8 @@ fn discarded<M: Model>(app: &Application) {
     assert!(!app.repository().contains(id).unwrap());
     assert_not_found(app.repository().get::<M>(id), id);
     assert_not_found(app.repository().get_at::<M>(id, 12), id);
-    assert_not_found(app.take_snapshot::<M>(id), id);
-    assert_not_found(app.take_snapshot_at::<M>(id, 12), id);
+    assert_not_found(app.save_snapshot::<M>(id), id);
+    assert_not_found(app.save_snapshot_at::<M>(id, 12), id);
     for version in [9, 10, 11] {
         let old: M = app.repository().get_at(id, version).unwrap();
         assert_same(&old, &full_replay::<M>(app, id, version).unwrap());
@@ -707,7 +692,10 @@ fn discarded<M: Model>(app: &Application) {
 
 #[test]
 fn discarded_after_a_snapshot_is_not_found() {
-    each_store(|b| b.snapshot_interval(2), |app| both!(discarded, app));
+    each_store(
+        |b| b.default_snapshot_interval(2),
+        |app| both!(discarded, app),
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -724,7 +712,7 @@ fn tampered<M: Model>(encrypted: bool) {
     let app = builder.build().unwrap();
     let mut live: M = saved(&app, 12, 4);
     let id = live.id();
-    app.take_snapshot_at::<M>(id, 8).unwrap();
+    app.save_snapshot_at::<M>(id, 8).unwrap();
     live.step(13);
     app.save(&mut live).unwrap();
     assert_same(&app.repository().get::<M>(id).unwrap(), &live);
@@ -763,8 +751,8 @@ fn forged<M: Model>(app: &Application) {
     let events = app.event_store().recorded_events(id).unwrap();
     // A self-consistent snapshot at version 10 whose previous_hash is not
     // the head at 10 (it is the head at 9).
-    let real = live.snapshot().unwrap();
-    let forged = RecordedEvent::new(
+    let real = live.to_snapshot().unwrap();
+    let forged = Snapshot::new(
         id,
         10,
         real.topic.clone(),
@@ -797,7 +785,7 @@ fn forged<M: Model>(app: &Application) {
 
     // A snapshot at a version that has no event.
     let mut other: M = saved(app, 3, 3);
-    let beyond = RecordedEvent::new(
+    let beyond = Snapshot::new(
         other.id(),
         5,
         real.topic.clone(),
@@ -841,19 +829,19 @@ fn unreadable<M: Model>(app: &Application) {
         let head = events[usize::try_from(version).unwrap() - 1].event_hash;
         insert_raw_snapshot(
             app,
-            &RecordedEvent::new(id, version, topic.into(), 0, head, data.to_vec()),
+            &Snapshot::new(id, version, topic, 0, head, data.to_vec()),
         );
     };
     // An authentic snapshot of a newer state schema than this code knows,
     forge(
         6,
-        eventsourcing::versioned_topic(M::NAME, M::STATE_VERSION + 1),
+        eventsourcing::format::versioned_topic(M::NAME, M::STATE_VERSION + 1),
         br#"{"from":"the future"}"#,
     );
     // ... and one of this schema whose data does not decode.
     forge(
         4,
-        eventsourcing::versioned_topic(M::NAME, M::STATE_VERSION),
+        eventsourcing::format::versioned_topic(M::NAME, M::STATE_VERSION),
         b"[1, 2, 3]",
     );
     // Both are passed over: the events are replayed from the first.
@@ -883,7 +871,7 @@ fn an_old_state_schema_is_upcast() {
             );
             insert_raw_snapshot(
                 app,
-                &RecordedEvent::new(
+                &Snapshot::new(
                     live.id(),
                     5,
                     "Tally".into(),
@@ -902,7 +890,7 @@ fn an_old_state_schema_is_upcast() {
 #[test]
 fn an_id_of_another_type_is_unknown_topic() {
     each_store(
-        |b| b.snapshot_interval(2),
+        |b| b.default_snapshot_interval(2),
         |app| {
             let world: World = saved(app, 4, 4);
             assert_eq!(snapshot_versions(app, world.id()), [4]);
@@ -955,15 +943,15 @@ fn get_as_of_a_timestamp() {
     // Without snapshots, with a snapshot every 3 events (the bisection over
     // snapshots), and with one on every event.
     each_store(|b| b, |app| both!(as_of, app));
-    each_store(|b| b.snapshot_interval(3), |app| both!(as_of, app));
-    each_store(|b| b.snapshot_interval(1), |app| both!(as_of, app));
+    each_store(|b| b.default_snapshot_interval(3), |app| both!(as_of, app));
+    each_store(|b| b.default_snapshot_interval(1), |app| both!(as_of, app));
 }
 
 fn as_of_reads<M: Model>(_: &Application) {
     let recorder = Arc::new(Instrumented::default());
     let app = Application::builder()
         .recorder(recorder.clone())
-        .snapshot_interval(10)
+        .default_snapshot_interval(10)
         .build()
         .unwrap();
     let live: M = saved(&app, 100, 1);

@@ -107,7 +107,7 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
     let vis = &item.vis;
     let name = ident.to_string();
     let discarded = format!("{name}.{DISCARDED}");
-    let state = if has_meta {
+    let (state_consts, state_codec) = if has_meta {
         state_codec(
             krate,
             args.version.as_ref().map_or(1, |v| v.value),
@@ -115,17 +115,15 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
             &skipped_fields,
         )
     } else {
-        TokenStream::new()
+        (TokenStream::new(), TokenStream::new())
     };
     quote! {
         #errors
         #item
 
         #[automatically_derived]
-        impl #private::Root for #ident {
-            const NAME: &'static ::core::primitive::str = #name;
-            const DISCARDED_TOPIC: &'static ::core::primitive::str = #discarded;
-            #state
+        impl #private::Bookkeeping for #ident {
+            #state_codec
             #[inline]
             fn meta(&self) -> &#private::Meta {
                 #meta
@@ -134,6 +132,13 @@ fn aggregate_struct(cx: Ctxt, args: &AggregateArgs, mut item: syn::ItemStruct) -
             fn meta_mut(&mut self) -> &mut #private::Meta {
                 #meta_mut
             }
+        }
+
+        #[automatically_derived]
+        impl #private::Root for #ident {
+            const NAME: &'static ::core::primitive::str = #name;
+            const DISCARDED_TOPIC: &'static ::core::primitive::str = #discarded;
+            #state_consts
         }
 
         #[automatically_derived]
@@ -260,7 +265,7 @@ fn state_codec(
     version: u32,
     fields: &[Field],
     skipped: &[syn::Ident],
-) -> TokenStream {
+) -> (TokenStream, TokenStream) {
     let private = quote!(#krate::__private);
     let serde_path = serde_crate_literal(krate);
     let schema = fields.iter().map(|f| {
@@ -275,12 +280,13 @@ fn state_codec(
     let write = write_object(&private, fields, |name| quote!(&self.#name));
     let bind = bind_fields(&private, &serde_path, fields);
     let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
-    quote! {
+    let consts = quote! {
         const STATE_VERSION: ::core::primitive::u32 = #version;
 
         const STATE_SCHEMA: &'static [(&'static ::core::primitive::str, &'static ::core::primitive::str)] =
             &[#(#schema),*];
-
+    };
+    let codec = quote! {
         fn encode_state(
             &self,
             __es_out: &mut #private::Vec<::core::primitive::u8>,
@@ -303,7 +309,8 @@ fn state_codec(
                 #(#skipped: ::core::default::Default::default(),)*
             })
         }
-    }
+    };
+    (consts, codec)
 }
 
 /// Whether the struct derives serde's `Serialize` or `Deserialize`, so the

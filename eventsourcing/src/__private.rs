@@ -17,7 +17,10 @@
 
 use core::marker::PhantomData;
 
-pub use crate::domain::{Aggregate, Event, EventSchema, Hash, JsonObject, Meta, Root};
+pub use crate::domain::{
+    Aggregate, AggregateExt, Bookkeeping, Event, EventSchema, JsonObject, Meta, Root,
+};
+pub use crate::format::Hash;
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use serde;
@@ -52,24 +55,24 @@ pub fn discard<R: Root>(root: &mut R) {
     <R as Root>::discard(root);
 }
 
-/// [`Aggregate::trigger`], for generated event methods.
+/// [`AggregateExt::trigger`], for generated event methods.
 #[inline]
 pub fn trigger<A: Aggregate>(aggregate: &mut A, event: A::Event) {
-    <A as Aggregate>::trigger(aggregate, event);
+    <A as AggregateExt>::trigger(aggregate, event);
 }
 
-/// [`Aggregate::start`], for the generated creation method.
+/// [`AggregateExt::start`], for the generated creation method.
 #[inline]
 #[must_use]
 pub fn start<A: Aggregate>(event: A::Event) -> A {
-    <A as Aggregate>::start(event)
+    <A as AggregateExt>::start(event)
 }
 
-/// [`Aggregate::start_with_id`], for the generated `<creation>_with_id` method.
+/// [`AggregateExt::start_with_id`], for the generated `<creation>_with_id` method.
 #[inline]
 #[must_use]
 pub fn start_with_id<A: Aggregate>(id: Uuid, event: A::Event) -> A {
-    <A as Aggregate>::start_with_id(id, event)
+    <A as AggregateExt>::start_with_id(id, event)
 }
 
 /// A type an event field can have: one that serde can serialise and

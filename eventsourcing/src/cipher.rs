@@ -14,6 +14,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use uuid::Uuid;
 
+use crate::config::CIPHER_KEY;
 use crate::error::{Error, Result};
 
 /// Length of the nonce that starts an encrypted payload.
@@ -24,8 +25,6 @@ pub(crate) const TAG_LEN: usize = 16;
 pub(crate) const OVERHEAD: usize = NONCE_LEN + TAG_LEN;
 /// Length of a key in bytes.
 const KEY_LEN: usize = 32;
-/// The environment variable a key is read from; named in configuration errors.
-const VARIABLE: &str = "CIPHER_KEY";
 
 /// Why an encrypted record failed to open.
 const AUTH_FAILED: &str =
@@ -109,17 +108,18 @@ impl Cipher {
         start: usize,
     ) -> Result<()> {
         let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| {
-            config(format!(
-                "cannot draw a nonce from the operating system's random number generator: {e}"
-            ))
+        getrandom::fill(&mut nonce).map_err(|e| Error::Random {
+            reason: format!("cannot draw a nonce: {e}"),
         })?;
-        let Some(region) = out.get_mut(start..) else {
-            return Err(corrupt(id, version, "no room for the nonce".into()));
+        let no_room = || Error::Mapping {
+            id,
+            version,
+            reason: "no room for the nonce".into(),
         };
-        let Some((nonce_slot, plaintext)) = region.split_first_chunk_mut::<NONCE_LEN>() else {
-            return Err(corrupt(id, version, "no room for the nonce".into()));
-        };
+        let region = out.get_mut(start..).ok_or_else(no_room)?;
+        let (nonce_slot, plaintext) = region
+            .split_first_chunk_mut::<NONCE_LEN>()
+            .ok_or_else(no_room)?;
         *nonce_slot = nonce;
         let tag = self
             .aead
@@ -128,7 +128,11 @@ impl Cipher {
                 &aad(id, version),
                 plaintext,
             )
-            .map_err(|_| corrupt(id, version, "record too long to encrypt".into()))?;
+            .map_err(|_| Error::Mapping {
+                id,
+                version,
+                reason: "the record is too long to encrypt".into(),
+            })?;
         out.extend_from_slice(&tag);
         Ok(())
     }
@@ -189,10 +193,8 @@ impl fmt::Debug for Cipher {
 /// system's CSPRNG, in standard base64 with padding (44 characters).
 pub fn generate_cipher_key() -> Result<String> {
     let mut key = [0u8; KEY_LEN];
-    getrandom::fill(&mut key).map_err(|e| {
-        config(format!(
-            "cannot draw a key from the operating system's random number generator: {e}"
-        ))
+    getrandom::fill(&mut key).map_err(|e| Error::Random {
+        reason: format!("cannot draw a key: {e}"),
     })?;
     Ok(STANDARD.encode(key))
 }
@@ -238,7 +240,7 @@ fn corrupt(id: Uuid, version: u64, reason: String) -> Error {
 
 fn config(reason: String) -> Error {
     Error::Config {
-        variable: VARIABLE,
+        variable: CIPHER_KEY,
         reason,
     }
 }
@@ -296,7 +298,7 @@ mod tests {
         let err = cipher
             .seal_in_place(Uuid::nil(), 1, &mut out, 10)
             .unwrap_err();
-        assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+        assert!(matches!(err, Error::Mapping { .. }), "{err:?}");
     }
 
     #[test]

@@ -1,16 +1,41 @@
-//! Parsing of `DB_URI`, `CIPHER_KEY` and `COMPRESS` (DESIGN.md,
-//! "Configuration from the environment").
+//! Configuration: every environment variable the library reads, how each
+//! value is parsed and checked, and opening the recorder a `DB_URI` names
+//! (DESIGN.md, "Configuration from the environment").
+//!
+//! A malformed value is [`Error::Config`] naming the variable, returned
+//! when the application is built, never at the first write.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::mapper::Compression;
+use crate::recorder::{MemoryRecorder, Recorder};
+
+/// Where events are stored: `memory://`, `sqlite:///...`, `postgres://...`.
+pub(crate) const DB_URI: &str = "DB_URI";
+/// The application key: standard base64 of 32 random bytes.
+pub(crate) const CIPHER_KEY: &str = "CIPHER_KEY";
+/// `zlib`, or unset for no compression.
+pub(crate) const COMPRESS: &str = "COMPRESS";
+/// Snapshot every N events, for every aggregate type without its own
+/// interval.
+pub(crate) const SNAPSHOT_INTERVAL: &str = "SNAPSHOT_INTERVAL";
 
 /// Where an application keeps its events, as named by `DB_URI`.
+///
+/// ```
+/// use eventsourcing::{DbUri, recorder::Synchronous};
+///
+/// let uri = DbUri::parse("sqlite:////tmp/app.db?synchronous=full")?;
+/// assert!(matches!(uri, DbUri::Sqlite { synchronous: Some(Synchronous::Full), .. }));
+/// assert!(DbUri::parse("mysql://x").is_err());
+/// # Ok::<(), eventsourcing::Error>(())
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum DbUri {
-    /// `memory://`: the in-process [`MemoryRecorder`](crate::recorder::MemoryRecorder).
+    /// `memory://`: the in-process [`MemoryRecorder`].
     Memory,
     /// `sqlite:///:memory:` (a private in-memory database),
     /// `sqlite:///relative.db` or `sqlite:////absolute.db`, optionally
@@ -19,13 +44,53 @@ pub enum DbUri {
         /// `None` for `:memory:`, else the database file.
         path: Option<PathBuf>,
         /// The `synchronous` query parameter, if given.
-        synchronous: Option<String>,
+        synchronous: Option<Synchronous>,
     },
     /// `postgres://...` or `postgresql://...`, kept as written.
     Postgres(String),
 }
 
-const DB_URI: &str = "DB_URI";
+/// SQLite's `synchronous` setting: how hard each commit works to reach the
+/// disk (see `SqliteOptions` for what each level guarantees). Set with
+/// `?synchronous=` in a SQLite `DB_URI`, or on `SqliteOptions`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Synchronous {
+    /// No syncing at all: a committed save can be lost, and the database
+    /// corrupted, on power loss or an operating system crash.
+    Off,
+    /// Sync at checkpoints only (the default with WAL): a committed save
+    /// survives a process crash; the last few may be lost on power loss.
+    #[default]
+    Normal,
+    /// Sync the WAL on every commit: a committed save survives power loss.
+    Full,
+    /// Like `Full`, and also syncs the directory after deleting a journal.
+    Extra,
+}
+
+impl Synchronous {
+    /// The level named `off`, `normal`, `full` or `extra`, in any case.
+    fn parse(value: &str) -> Option<Synchronous> {
+        match value.to_ascii_lowercase().as_str() {
+            "off" => Some(Synchronous::Off),
+            "normal" => Some(Synchronous::Normal),
+            "full" => Some(Synchronous::Full),
+            "extra" => Some(Synchronous::Extra),
+            _ => None,
+        }
+    }
+
+    /// The value of SQLite's `PRAGMA synchronous`.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn pragma_value(self) -> &'static str {
+        match self {
+            Self::Off => "OFF",
+            Self::Normal => "NORMAL",
+            Self::Full => "FULL",
+            Self::Extra => "EXTRA",
+        }
+    }
+}
 
 impl DbUri {
     /// The default when `DB_URI` is unset: a private SQLite database in memory.
@@ -63,20 +128,17 @@ impl DbUri {
         };
         let mut synchronous = None;
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            match pair.split_once('=') {
-                Some(("synchronous", value))
-                    if ["off", "normal", "full", "extra"]
-                        .contains(&value.to_ascii_lowercase().as_str()) =>
-                {
-                    synchronous = Some(value.to_ascii_lowercase());
-                }
-                _ => {
-                    return Err(bad(format!(
-                        "unknown SQLite option `{pair}` in `{uri}`; expected \
-                         `synchronous=off|normal|full|extra`"
-                    )));
-                }
-            }
+            let level = match pair.split_once('=') {
+                Some(("synchronous", value)) => Synchronous::parse(value),
+                _ => None,
+            };
+            let Some(level) = level else {
+                return Err(bad(format!(
+                    "unknown SQLite option `{pair}` in `{uri}`; expected \
+                     `synchronous=off|normal|full|extra`"
+                )));
+            };
+            synchronous = Some(level);
         }
         if path.is_empty() {
             return Err(bad(format!(
@@ -86,23 +148,110 @@ impl DbUri {
         let path = (path != ":memory:").then(|| PathBuf::from(path));
         Ok(DbUri::Sqlite { path, synchronous })
     }
+
+    /// Opens (creating if needed) the database this URI names, as a
+    /// recorder. [`Error::Config`] when this build lacks the backend's
+    /// feature; [`Error::Database`] when the database cannot be opened.
+    pub fn open(&self) -> Result<Arc<dyn Recorder>> {
+        match self {
+            DbUri::Memory => Ok(Arc::new(MemoryRecorder::new())),
+            #[cfg(feature = "sqlite")]
+            DbUri::Sqlite { path, synchronous } => {
+                use crate::recorder::{SqliteOptions, SqliteRecorder};
+                let mut options = match path {
+                    Some(path) => SqliteOptions::file(path),
+                    None => SqliteOptions::memory(),
+                };
+                if let Some(level) = synchronous {
+                    options = options.synchronous(*level);
+                }
+                Ok(Arc::new(SqliteRecorder::open(options)?))
+            }
+            #[cfg(not(feature = "sqlite"))]
+            DbUri::Sqlite { .. } => Err(Error::Config {
+                variable: DB_URI,
+                reason: "this build has no SQLite support; enable the `sqlite` feature".to_owned(),
+            }),
+            #[cfg(feature = "postgres")]
+            DbUri::Postgres(url) => {
+                use crate::recorder::{PostgresOptions, PostgresRecorder};
+                Ok(Arc::new(PostgresRecorder::open(PostgresOptions::new(
+                    url.as_str(),
+                ))?))
+            }
+            #[cfg(not(feature = "postgres"))]
+            DbUri::Postgres(_) => Err(Error::Config {
+                variable: DB_URI,
+                reason: "this build has no PostgreSQL support; enable the `postgres` feature"
+                    .to_owned(),
+            }),
+        }
+    }
+}
+
+/// What the environment says, each variable parsed; `None` where unset.
+#[derive(Debug, Default)]
+pub(crate) struct Environment {
+    /// Checked, and kept as written.
+    pub(crate) db_uri: Option<String>,
+    pub(crate) cipher_key: Option<String>,
+    #[allow(
+        clippy::option_option,
+        reason = "unset, set to no compression, or set to one"
+    )]
+    pub(crate) compression: Option<Option<Compression>>,
+    pub(crate) snapshot_interval: Option<u64>,
+}
+
+impl Environment {
+    /// Reads and checks every variable.
+    pub(crate) fn read() -> Result<Environment> {
+        Ok(Environment {
+            db_uri: env_var(DB_URI)?
+                .map(|uri| DbUri::parse(&uri).map(|_| uri))
+                .transpose()?,
+            cipher_key: env_var(CIPHER_KEY)?,
+            compression: env_var(COMPRESS)?
+                .map(|value| parse_compress(&value))
+                .transpose()?,
+            snapshot_interval: env_var(SNAPSHOT_INTERVAL)?
+                .map(|value| parse_snapshot_interval(&value))
+                .transpose()?,
+        })
+    }
 }
 
 /// Parses a `COMPRESS` value: `zlib` (any case), or empty for none.
-pub(crate) fn parse_compress(value: &str) -> Result<Option<Compression>> {
+fn parse_compress(value: &str) -> Result<Option<Compression>> {
     match value.to_ascii_lowercase().as_str() {
         "" | "none" => Ok(None),
         "zlib" => Ok(Some(Compression::Zlib)),
         other => Err(Error::Config {
-            variable: "COMPRESS",
+            variable: COMPRESS,
             reason: format!("`{other}` is not a supported compression; expected `zlib`"),
         }),
     }
 }
 
+/// Parses a `SNAPSHOT_INTERVAL` value: a number of events, `0` or empty for
+/// no automatic snapshots.
+fn parse_snapshot_interval(value: &str) -> Result<u64> {
+    let value = value.trim();
+    if value.is_empty() {
+        return Ok(0);
+    }
+    value.parse::<u64>().map_err(|_| Error::Config {
+        variable: SNAPSHOT_INTERVAL,
+        reason: format!(
+            "`{value}` is not a number of events; expected a whole number such as `100`, \
+             or `0` for no automatic snapshots"
+        ),
+    })
+}
+
 /// Reads an environment variable; unset is `None`, and a value that is not
 /// Unicode is an error naming the variable.
-pub(crate) fn env_var(name: &'static str) -> Result<Option<String>> {
+fn env_var(name: &'static str) -> Result<Option<String>> {
     match std::env::var(name) {
         Ok(value) => Ok(Some(value)),
         Err(std::env::VarError::NotPresent) => Ok(None),
@@ -135,9 +284,21 @@ mod tests {
             DbUri::parse("sqlite:////tmp/abs.db?synchronous=FULL").unwrap(),
             DbUri::Sqlite {
                 path: Some(PathBuf::from("/tmp/abs.db")),
-                synchronous: Some("full".to_owned())
+                synchronous: Some(Synchronous::Full)
             }
         );
+        for (name, level) in [
+            ("off", Synchronous::Off),
+            ("normal", Synchronous::Normal),
+            ("full", Synchronous::Full),
+            ("Extra", Synchronous::Extra),
+        ] {
+            let uri = DbUri::parse(&format!("sqlite:///a.db?synchronous={name}")).unwrap();
+            assert!(
+                matches!(uri, DbUri::Sqlite { synchronous: Some(l), .. } if l == level),
+                "{name}"
+            );
+        }
         assert!(matches!(
             DbUri::parse("postgresql://u@h/db").unwrap(),
             DbUri::Postgres(_)
@@ -153,9 +314,10 @@ mod tests {
             "mysql://x",
             "sqlite:///a.db?sync=full",
             "sqlite:///a.db?synchronous=sometimes",
+            "sqlite:///a.db?synchronous",
         ] {
             match DbUri::parse(bad) {
-                Err(Error::Config { variable, .. }) => assert_eq!(variable, "DB_URI", "{bad}"),
+                Err(Error::Config { variable, .. }) => assert_eq!(variable, DB_URI, "{bad}"),
                 other => panic!("{bad}: expected a DB_URI error, got {other:?}"),
             }
         }
@@ -164,11 +326,25 @@ mod tests {
     #[test]
     fn compress_values() {
         assert_eq!(parse_compress("zlib").unwrap(), Some(Compression::Zlib));
+        assert_eq!(parse_compress("ZLIB").unwrap(), Some(Compression::Zlib));
         assert_eq!(parse_compress("").unwrap(), None);
         assert!(matches!(
             parse_compress("lz4"),
             Err(Error::Config {
-                variable: "COMPRESS",
+                variable: COMPRESS,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn snapshot_interval_values() {
+        assert_eq!(parse_snapshot_interval(" 100 ").unwrap(), 100);
+        assert_eq!(parse_snapshot_interval("").unwrap(), 0);
+        assert!(matches!(
+            parse_snapshot_interval("ten"),
+            Err(Error::Config {
+                variable: SNAPSHOT_INTERVAL,
                 ..
             })
         ));

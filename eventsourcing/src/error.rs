@@ -133,6 +133,27 @@ pub enum Error {
         state: &'static str,
     },
 
+    /// A record could not be made ready for storage: compressing or
+    /// encrypting it failed (in practice, only a record beyond the cipher's
+    /// size limit of 64 GiB).
+    #[error("cannot map aggregate {id} version {version} to a stored record: {reason}")]
+    Mapping {
+        /// The aggregate of the record.
+        id: Uuid,
+        /// The version of the record.
+        version: u64,
+        /// What failed.
+        reason: String,
+    },
+
+    /// The operating system's random number generator failed, so no nonce
+    /// or key could be drawn; nothing was encrypted or written.
+    #[error("the operating system's random number generator failed: {reason}")]
+    Random {
+        /// What the generator reported.
+        reason: String,
+    },
+
     /// A configuration value is malformed; names the variable or option.
     #[error("invalid {variable}: {reason}")]
     Config {

@@ -24,36 +24,67 @@
 //!     }
 //! }
 //!
+//! let app = Application::builder().build()?;
 //! let mut world = World::create();
 //! world.make_it_so("dinosaurs".into());
 //! world.make_it_so("trucks".into());
-//! assert_eq!(world.history, ["dinosaurs", "trucks"]);
-//! assert_eq!(world.version(), 3);
-//! assert_eq!(world.head().to_hex().len(), 64);
+//! app.save(&mut world)?;
+//!
+//! let copy: World = app.repository().get(world.id())?;
+//! assert_eq!(copy.history, ["dinosaurs", "trucks"]);
+//! assert_eq!(app.event_store().verify(world.id())?, world.head());
+//! # Ok::<(), eventsourcing::Error>(())
 //! ```
+//!
+//! # Layers
+//!
+//! From the user's model down to the database (`docs/ARCHITECTURE.md` has
+//! the whole picture):
+//!
+//! - the **domain** ([`Aggregate`], [`Root`], [`AggregateExt`], [`Event`],
+//!   [`RecordedEvent`], [`Snapshot`], [`Chain`]): what the macros generate
+//!   and users implement, the hash chain and replay;
+//! - the **mapper** ([`Mapper`], [`Cipher`]): records to stored rows,
+//!   compressed and encrypted ([`format`] has the bytes);
+//! - the **[`recorder`]s**: rows in memory, SQLite or PostgreSQL;
+//! - the **store** and the **application** ([`EventStore`],
+//!   [`Repository`], [`Application`], [`NotificationLog`]): saving,
+//!   loading, snapshots, and the log that followers read.
+//!
+//! # Features
+//!
+//! - `derive` (default): the `#[aggregate]` and `#[derive(Event)]` macros.
+//! - `sqlite` (default): [`recorder::SqliteRecorder`], with a bundled SQLite.
+//! - `postgres` (default): [`recorder::PostgresRecorder`].
 
 mod application;
 mod cipher;
 mod config;
 mod domain;
 mod error;
+pub mod format;
 mod mapper;
 mod notification;
 pub mod recorder;
+mod repository;
 pub mod schema;
+mod snapshot;
+mod store;
 pub mod testing;
 
-pub use crate::application::{Application, ApplicationBuilder, EventStore, Repository, Unsaved};
+pub use crate::application::{Application, ApplicationBuilder, Unsaved};
 pub use crate::cipher::{Cipher, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{
-    Aggregate, Event, EventSchema, Hash, JsonObject, Meta, RecordedEvent, Root, event_hash,
-    now_micros, split_topic, versioned_topic,
+    Aggregate, AggregateExt, Chain, Event, EventSchema, JsonObject, RecordedEvent, Root, Snapshot,
 };
 pub use crate::error::{Error, IntegrityFault, Result};
+pub use crate::format::Hash;
 pub use crate::mapper::{Compression, Mapper, StoredEvent};
 pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;
+pub use crate::repository::Repository;
+pub use crate::store::{CommitHook, EventStore};
 #[cfg(feature = "derive")]
 pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
 /// The JSON library events and snapshots are encoded with, for upcasters.
@@ -63,8 +94,9 @@ pub use uuid::Uuid;
 /// The names most programs need: `use eventsourcing::prelude::*;`.
 pub mod prelude {
     pub use crate::application::Application;
-    pub use crate::domain::{Aggregate, Event, Hash, JsonObject, Root};
+    pub use crate::domain::{Aggregate, AggregateExt, Event, JsonObject, Root};
     pub use crate::error::{Error, Result};
+    pub use crate::format::Hash;
     #[cfg(feature = "derive")]
     pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
     pub use uuid::Uuid;

@@ -121,7 +121,7 @@ impl Schemas {
             },
         );
         for event in <A::Event as Event>::SCHEMA {
-            let base = crate::domain::split_topic(event.topic).map_or(event.topic, |(b, _)| b);
+            let base = crate::format::split_topic(event.topic).map_or(event.topic, |(b, _)| b);
             self.entries.insert(
                 base.to_owned(),
                 Entry {

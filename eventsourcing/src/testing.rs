@@ -94,7 +94,7 @@ use std::fmt::{self, Debug, Write as _};
 
 use uuid::Uuid;
 
-use crate::domain::{Aggregate, Event, Hash, RecordedEvent, Root};
+use crate::domain::{Aggregate, AggregateExt, Chain, Event, RecordedEvent, Root};
 use crate::error::{Error, Result};
 
 /// What a command closure passed to [`Scenario::when`] may return: nothing,
@@ -1201,54 +1201,37 @@ impl<A: Aggregate, T, E> Then<A, T, E> {
     /// ```
     #[track_caller]
     pub fn then_chain_intact(self) -> Self {
-        let id = self.aggregate.id();
-        let mut head = Hash::ZERO;
-        let mut version = 0u64;
+        let mut chain = Chain::new(self.aggregate.id());
         for event in self.all_events() {
-            version += 1;
-            let at = format!(
-                "{}: hash chain broken at event {version} ({})",
-                A::NAME,
-                event.topic
-            );
-            assert!(
-                event.originator_id == id,
-                "{at}: it belongs to aggregate {}, not {id}",
-                event.originator_id
-            );
-            assert!(
-                event.originator_version == version,
-                "{at}: its version is {}",
-                event.originator_version
-            );
-            assert!(
-                event.previous_hash == head,
-                "{at}: its previous_hash is {} but the hash before it is {head}",
-                event.previous_hash
-            );
-            if let Err(error) = event.check_hash() {
-                panic!("{at}: {error}");
+            if let Err(error) = chain.check_next(event) {
+                panic!(
+                    "{}: hash chain broken at event {} ({}): {error}",
+                    A::NAME,
+                    chain.version() + 1,
+                    event.topic
+                );
             }
-            head = event.event_hash;
         }
         assert!(
-            version == self.aggregate.version(),
-            "{}: the aggregate is at version {} but has {version} events",
+            chain.version() == self.aggregate.version(),
+            "{}: the aggregate is at version {} but has {} events",
             A::NAME,
-            self.aggregate.version()
+            self.aggregate.version(),
+            chain.version()
         );
         assert!(
-            head == self.aggregate.head(),
-            "{}: the aggregate's head is {} but its last event's hash is {head}",
+            chain.head() == self.aggregate.head(),
+            "{}: the aggregate's head is {} but its last event's hash is {}",
             A::NAME,
-            self.aggregate.head()
+            self.aggregate.head(),
+            chain.head()
         );
         self
     }
 
     /// Checks the hash chain (as [`Then::then_chain_intact`]), then
     /// rebuilds the aggregate from every event, given and recorded, with
-    /// [`Aggregate::replay`], and checks that the rebuilt aggregate equals
+    /// [`AggregateExt::replay`], and checks that the rebuilt aggregate equals
     /// the live one.
     ///
     /// # Panics

@@ -162,7 +162,7 @@ fn plain_state_is_flags_then_the_body_byte_for_byte() {
 fn negative_timestamps_are_signed_big_endian() {
     let mut event = event();
     event.timestamp = -2;
-    event.event_hash = eventsourcing::event_hash(
+    event.event_hash = eventsourcing::format::event_hash(
         event.originator_id,
         event.originator_version,
         &event.topic,

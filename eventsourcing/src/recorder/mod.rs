@@ -34,7 +34,9 @@ pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
-pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder, Synchronous};
+pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
+#[cfg(feature = "sqlite")]
+pub use crate::config::Synchronous;
 
 /// One row of `stored_events` as read in notification order: a stored
 /// event with its place in the application's total order.

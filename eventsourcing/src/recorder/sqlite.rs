@@ -9,6 +9,7 @@ use rusqlite::{Connection, OpenFlags, Row};
 use uuid::Uuid;
 
 use super::{EventQuery, Notification, Recorder, clamp, corrupt, signed_version};
+use crate::config::Synchronous;
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
@@ -20,34 +21,6 @@ pub enum SqlitePath {
     Memory,
     /// A database file, created if missing.
     File(PathBuf),
-}
-
-/// SQLite's `synchronous` setting: how hard each commit works to reach the
-/// disk (see [`SqliteOptions`] for what each level guarantees).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub enum Synchronous {
-    /// No syncing at all: a committed save can be lost, and the database
-    /// corrupted, on power loss or an operating system crash.
-    Off,
-    /// Sync at checkpoints only (the default with WAL): a committed save
-    /// survives a process crash; the last few may be lost on power loss.
-    #[default]
-    Normal,
-    /// Sync the WAL on every commit: a committed save survives power loss.
-    Full,
-    /// Like `Full`, and also syncs the directory after deleting a journal.
-    Extra,
-}
-
-impl Synchronous {
-    fn pragma_value(self) -> &'static str {
-        match self {
-            Self::Off => "OFF",
-            Self::Normal => "NORMAL",
-            Self::Full => "FULL",
-            Self::Extra => "EXTRA",
-        }
-    }
 }
 
 /// How to open a [`SqliteRecorder`].

@@ -86,12 +86,12 @@ impl Counter {
     /// Starts a counter at zero.
     #[must_use]
     pub fn start() -> Self {
-        <Self as es::Aggregate>::start(CounterEvent::Started {})
+        <Self as es::AggregateExt>::start(CounterEvent::Started {})
     }
 
     /// Adds `by`.
     pub fn increment(&mut self, by: u64) {
-        <Self as es::Aggregate>::trigger(self, CounterEvent::Incremented { by });
+        <Self as es::AggregateExt>::trigger(self, CounterEvent::Incremented { by });
     }
 
     /// The count.
@@ -103,7 +103,7 @@ impl Counter {
 
 #[cfg(test)]
 mod tests {
-    use es::{Aggregate, Event, RecordedEvent, Root};
+    use es::{Aggregate, AggregateExt, Event, RecordedEvent, Root};
 
     use super::{Account, AccountEvent, Counter, CounterEvent};
 

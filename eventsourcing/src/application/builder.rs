@@ -1,0 +1,196 @@
+//! Building an application: where it stores events, how it encodes them,
+//! and when it snapshots, from code or from the environment.
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::application::Application;
+use crate::cipher::Cipher;
+use crate::config::{DbUri, Environment};
+use crate::domain::Root;
+use crate::error::{Error, Result};
+use crate::mapper::{Compression, Mapper};
+use crate::recorder::Recorder;
+use crate::snapshot::SnapshotPolicy;
+use crate::store::EventStore;
+
+/// How many notifications a section of the notification log holds unless
+/// [`ApplicationBuilder::section_size`] says otherwise.
+const DEFAULT_SECTION_SIZE: usize = 10;
+
+/// Builds an [`Application`]; see [`Application::builder`].
+#[derive(Default)]
+pub struct ApplicationBuilder {
+    db_uri: Option<String>,
+    recorder: Option<Arc<dyn Recorder>>,
+    cipher_key: Option<String>,
+    cipher: Option<Cipher>,
+    compression: Option<Compression>,
+    allow_plaintext: bool,
+    section_size: Option<usize>,
+    snapshots: SnapshotPolicy,
+}
+
+impl fmt::Debug for ApplicationBuilder {
+    // The key is left out.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApplicationBuilder")
+            .field("db_uri", &self.db_uri)
+            .field("compression", &self.compression)
+            .field("allow_plaintext", &self.allow_plaintext)
+            .field("section_size", &self.section_size)
+            .field("snapshots", &self.snapshots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApplicationBuilder {
+    /// Takes `DB_URI`, `CIPHER_KEY`, `COMPRESS` and `SNAPSHOT_INTERVAL`
+    /// from the environment where they are set. A malformed value is
+    /// [`Error::Config`] naming the variable.
+    pub fn env(mut self) -> Result<ApplicationBuilder> {
+        let env = Environment::read()?;
+        if let Some(uri) = env.db_uri {
+            self.db_uri = Some(uri);
+        }
+        if let Some(key) = env.cipher_key {
+            self.cipher_key = Some(key);
+        }
+        if let Some(compression) = env.compression {
+            self.compression = compression;
+        }
+        if let Some(interval) = env.snapshot_interval {
+            self.snapshots.default = interval;
+        }
+        Ok(self)
+    }
+
+    /// Where to store events, as a `DB_URI` value (checked by `build`).
+    #[must_use]
+    pub fn db_uri(mut self, uri: impl Into<String>) -> ApplicationBuilder {
+        self.db_uri = Some(uri.into());
+        self
+    }
+
+    /// Stores events in this recorder (instead of `db_uri`).
+    #[must_use]
+    pub fn recorder(mut self, recorder: Arc<dyn Recorder>) -> ApplicationBuilder {
+        self.recorder = Some(recorder);
+        self
+    }
+
+    /// Encrypts every record with this key: base64 of 32 bytes, as in
+    /// `CIPHER_KEY` (checked by `build`).
+    #[must_use]
+    pub fn cipher_key(mut self, key: impl Into<String>) -> ApplicationBuilder {
+        self.cipher_key = Some(key.into());
+        self
+    }
+
+    /// Encrypts every record with this cipher.
+    #[must_use]
+    pub fn cipher(mut self, cipher: Cipher) -> ApplicationBuilder {
+        self.cipher = Some(cipher);
+        self
+    }
+
+    /// Compresses every record before encrypting it.
+    #[must_use]
+    pub fn compression(mut self, compression: Option<Compression>) -> ApplicationBuilder {
+        self.compression = compression;
+        self
+    }
+
+    /// With a cipher configured, also reads records that are not encrypted
+    /// (for example while encrypting an existing database). Off by default:
+    /// such records are refused with [`Error::Decryption`].
+    #[must_use]
+    pub fn allow_plaintext(mut self, allow: bool) -> ApplicationBuilder {
+        self.allow_plaintext = allow;
+        self
+    }
+
+    /// How many notifications a section of the notification log holds
+    /// (default 10).
+    #[must_use]
+    pub fn section_size(mut self, size: usize) -> ApplicationBuilder {
+        self.section_size = Some(size);
+        self
+    }
+
+    /// Snapshots aggregates of type `A` automatically every `interval`
+    /// events: a save that takes such an aggregate to or past a multiple
+    /// of `interval` also records a snapshot at its new version (see
+    /// [`Application::save`]). Loading then replays only the events
+    /// after the latest snapshot. `0` turns automatic snapshots off for
+    /// `A`. Overrides
+    /// [`default_snapshot_interval`](Self::default_snapshot_interval) and
+    /// `SNAPSHOT_INTERVAL` for this type.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().snapshot_every::<Cat>(2).build()?;
+    /// let mut cat = Cat::born();
+    /// cat.lose_one();
+    /// cat.lose_one();
+    /// app.save(&mut cat)?; // versions 1 to 3: a snapshot at 3
+    /// let snapshot = app.event_store().latest_snapshot(cat.id(), None)?;
+    /// assert_eq!(snapshot.map(|s| s.originator_version), Some(3));
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    #[must_use]
+    pub fn snapshot_every<A: Root>(mut self, interval: u64) -> ApplicationBuilder {
+        self.snapshots.by_type.insert(A::NAME, interval);
+        self
+    }
+
+    /// Snapshots aggregates of every type without an interval of their own
+    /// automatically every `interval` events, as
+    /// [`snapshot_every`](Self::snapshot_every) does for one type; `0`, the
+    /// default, turns this off. The same as `SNAPSHOT_INTERVAL`.
+    #[must_use]
+    pub fn default_snapshot_interval(mut self, interval: u64) -> ApplicationBuilder {
+        self.snapshots.default = interval;
+        self
+    }
+
+    /// Checks the configuration, opens the database and builds the application.
+    pub fn build(self) -> Result<Application> {
+        let mut mapper = Mapper::new().allow_plaintext(self.allow_plaintext);
+        if let Some(compression) = self.compression {
+            mapper = mapper.with_compression(compression);
+        }
+        let cipher = match (self.cipher, self.cipher_key) {
+            (Some(cipher), _) => Some(cipher),
+            (None, Some(key)) => Some(Cipher::from_base64(&key)?),
+            (None, None) => None,
+        };
+        if let Some(cipher) = cipher {
+            mapper = mapper.with_cipher(cipher);
+        }
+        let section_size = self.section_size.unwrap_or(DEFAULT_SECTION_SIZE);
+        if section_size == 0 {
+            return Err(Error::Config {
+                variable: "section size",
+                reason: "a section holds at least one notification".to_owned(),
+            });
+        }
+        let recorder = match self.recorder {
+            Some(recorder) => recorder,
+            None => match self.db_uri {
+                Some(uri) => DbUri::parse(&uri)?.open()?,
+                None => DbUri::default_uri().open()?,
+            },
+        };
+        Ok(Application::new(
+            EventStore::new(mapper, recorder),
+            section_size,
+            self.snapshots,
+        ))
+    }
+}

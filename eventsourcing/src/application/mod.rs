@@ -1,0 +1,291 @@
+//! The application: the one object a program holds. It saves aggregates,
+//! hands out the repository, the event store and the notification log,
+//! takes snapshots, and tells listeners about commits. Each of those jobs
+//! lives in its own module; this is the facade over them.
+
+mod builder;
+mod unsaved;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use uuid::Uuid;
+
+pub use self::builder::ApplicationBuilder;
+use self::unsaved::Pending;
+pub use self::unsaved::Unsaved;
+use crate::domain::{Aggregate, Root};
+use crate::error::{Error, Result};
+use crate::notification::NotificationLog;
+use crate::repository::Repository;
+use crate::snapshot::SnapshotPolicy;
+use crate::store::{CommitHook, EventStore};
+
+/// An event-sourced application: saves aggregates' new events, rebuilds
+/// aggregates from their events, and publishes every event in a total
+/// order through its [`NotificationLog`].
+///
+/// Cloning is cheap (the parts are shared), and an `Application` is
+/// `Send + Sync`: threads may save and load at the same time.
+#[derive(Clone)]
+pub struct Application {
+    store: EventStore,
+    section_size: usize,
+    snapshots: Arc<SnapshotPolicy>,
+    /// The error of the last automatic snapshot that failed, until taken.
+    snapshot_error: Arc<Mutex<Option<Error>>>,
+}
+
+impl fmt::Debug for Application {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Application")
+            .field("store", &self.store)
+            .field("section_size", &self.section_size)
+            .field("snapshots", &self.snapshots)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Application {
+    /// An application configured from `DB_URI`, `CIPHER_KEY`, `COMPRESS`
+    /// and `SNAPSHOT_INTERVAL` (see the README's configuration table). A
+    /// malformed value is [`Error::Config`] naming the variable, here rather
+    /// than at the first write.
+    pub fn from_env() -> Result<Application> {
+        Application::builder().env()?.build()
+    }
+
+    /// A builder with the defaults: a private SQLite database in memory (or
+    /// the in-memory recorder without the `sqlite` feature), no encryption,
+    /// no compression.
+    #[must_use]
+    pub fn builder() -> ApplicationBuilder {
+        ApplicationBuilder::default()
+    }
+
+    pub(crate) fn new(store: EventStore, section_size: usize, snapshots: SnapshotPolicy) -> Self {
+        Application {
+            store,
+            section_size,
+            snapshots: Arc::new(snapshots),
+            snapshot_error: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    /// Saves the pending events of one aggregate, or of several of any
+    /// types (see [`Unsaved`]), in one transaction, and returns their
+    /// notification ids in order.
+    ///
+    /// All are written, or none: if another writer saved one of the same
+    /// versions first, this fails with [`Error::Concurrency`] and writes
+    /// nothing, and the pending events stay in the aggregates. An event
+    /// refused at trigger time fails the save with [`Error::Refused`] or
+    /// [`Error::Encode`].
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Account { balance: u64 }
+    /// # #[aggregate] impl Account {
+    /// #     #[created(Opened)] fn open(&mut self) {}
+    /// #     #[event(Credited)] fn credit(&mut self, amount: u64) { self.balance += amount }
+    /// #     #[event(Debited)] fn debit(&mut self, amount: u64) { self.balance -= amount }
+    /// # }
+    /// let app = Application::builder().build()?;
+    /// let (mut from, mut to) = (Account::open(), Account::open());
+    /// from.credit(10);
+    /// app.save((&mut from, &mut to))?;
+    ///
+    /// // A transfer: both accounts change, or neither.
+    /// from.debit(4);
+    /// to.credit(4);
+    /// assert_eq!(app.save((&mut from, &mut to))?, [4, 5]);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    ///
+    /// Once the events are committed, every saved aggregate whose type has
+    /// a snapshot interval N (see [`ApplicationBuilder::snapshot_every`])
+    /// and whose version passed a multiple of N in this save is snapshotted
+    /// at its new version, from the live aggregate. That snapshot is written
+    /// after the events' transaction: if writing it fails, the save still
+    /// succeeds (its events are stored, and a snapshot is only a cache that
+    /// makes loading faster), and the error is kept for
+    /// [`Application::take_snapshot_error`]. The next save that passes a
+    /// multiple of N tries again.
+    pub fn save<U: Unsaved>(&self, mut aggregates: U) -> Result<Vec<u64>> {
+        let mapper = self.store.mapper();
+        let mut rows = Vec::new();
+        let mut due = Vec::new();
+        let mut index = 0_usize;
+        aggregates.visit(&mut |aggregate| {
+            let pending = aggregate.events()?;
+            if let (Some(first), Some(last)) = (pending.first(), pending.last())
+                && self.snapshots.is_due(
+                    aggregate.type_name(),
+                    first.originator_version.saturating_sub(1),
+                    last.originator_version,
+                )
+            {
+                due.push(index);
+            }
+            index += 1;
+            rows.reserve(pending.len());
+            for event in pending {
+                rows.push(mapper.encode(event)?);
+            }
+            Ok(())
+        })?;
+        let ids = self.store.write(&rows)?;
+        let mut index = 0_usize;
+        let mut due = due.into_iter().peekable();
+        aggregates.visit(&mut |aggregate| {
+            aggregate.mark_saved();
+            if due.next_if_eq(&index).is_some() {
+                self.snapshot_saved(aggregate);
+            }
+            index += 1;
+            Ok(())
+        })?;
+        Ok(ids)
+    }
+
+    /// Records a snapshot of an aggregate whose events were just committed;
+    /// a failure is kept for [`Application::take_snapshot_error`].
+    fn snapshot_saved(&self, aggregate: &dyn Pending) {
+        let result = aggregate.snapshot().and_then(|snapshot| match snapshot {
+            Some(snapshot) => self.store.insert_snapshot(&snapshot).map(drop),
+            None => Ok(()),
+        });
+        if let Err(error) = result {
+            *self
+                .snapshot_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(error);
+        }
+    }
+
+    /// How many events apart aggregates of type `A` are snapshotted
+    /// automatically: its own interval
+    /// ([`ApplicationBuilder::snapshot_every`]), else the default
+    /// ([`ApplicationBuilder::default_snapshot_interval`],
+    /// `SNAPSHOT_INTERVAL`); `None` when they are not.
+    #[must_use]
+    pub fn snapshot_interval<A: Root>(&self) -> Option<u64> {
+        self.snapshots.interval(A::NAME)
+    }
+
+    /// The error of the last automatic snapshot that failed (see
+    /// [`Application::save`]), if any failed since the last call; the error
+    /// is taken, so the next call returns `None` unless another snapshot
+    /// failed in between.
+    ///
+    /// A failed snapshot loses nothing: the events were stored, and loading
+    /// replays them from the snapshot before or from the first event.
+    #[must_use]
+    pub fn take_snapshot_error(&self) -> Option<Error> {
+        self.snapshot_error
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Stores a snapshot of the aggregate as it is now (its latest
+    /// version), so that loading it replays only the events recorded after
+    /// this one. Returns the snapshot's version.
+    ///
+    /// The aggregate is loaded from the store first: the snapshot is of what
+    /// was saved, never of unsaved changes. Saving a snapshot at a version
+    /// that already has one keeps the existing one (they are equal).
+    /// [`Error::NotFound`] when the aggregate has no events or was discarded.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().build()?;
+    /// let mut cat = Cat::born();
+    /// cat.lose_one();
+    /// app.save(&mut cat)?;
+    /// assert_eq!(app.save_snapshot::<Cat>(cat.id())?, 2);
+    /// let copy: Cat = app.repository().get(cat.id())?; // from the snapshot
+    /// assert_eq!(copy.lives, 8);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn save_snapshot<A: Aggregate>(&self, id: Uuid) -> Result<u64> {
+        let aggregate: A = self.repository().get(id)?;
+        self.store_snapshot(&aggregate)
+    }
+
+    /// Stores a snapshot of the aggregate as it was at `version`, and
+    /// returns `version`. [`Error::NotFound`] when the aggregate has no such
+    /// version, or was discarded at or before it.
+    pub fn save_snapshot_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<u64> {
+        let aggregate: A = self.repository().get_at(id, version)?;
+        self.store_snapshot(&aggregate)
+    }
+
+    fn store_snapshot<A: Root>(&self, aggregate: &A) -> Result<u64> {
+        let snapshot = aggregate.to_snapshot()?;
+        self.store.insert_snapshot(&snapshot)?;
+        Ok(snapshot.originator_version)
+    }
+
+    /// The repository: aggregates rebuilt from their events.
+    #[must_use]
+    pub fn repository(&self) -> Repository<'_> {
+        Repository::new(&self.store)
+    }
+
+    /// The event store: recorded events by aggregate, the check of their
+    /// chain, and the recorder below.
+    #[must_use]
+    pub fn event_store(&self) -> &EventStore {
+        &self.store
+    }
+
+    /// The notification log: every stored event in the application's total
+    /// order, in sections.
+    #[must_use]
+    pub fn notification_log(&self) -> NotificationLog {
+        NotificationLog::new(
+            Arc::clone(self.store.recorder()),
+            self.store.mapper().clone(),
+            self.section_size,
+        )
+    }
+
+    /// Calls `hook` after each commit of new events through this
+    /// application or its clones, with their notification ids in order,
+    /// on the thread that saved them, once the save's transaction has
+    /// committed. The hook stays until the returned handle is dropped.
+    ///
+    /// This is how followers in the same process learn that there is more
+    /// to read; it is a hint, not a delivery: the events are in the
+    /// notification log whether or not a hook ran. A hook should be quick
+    /// (wake a thread, send on a channel); it must not save through the
+    /// application that calls it.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat {}
+    /// # #[aggregate] impl Cat { #[created(Born)] fn born(&mut self) {} }
+    /// use std::sync::mpsc;
+    ///
+    /// let app = Application::builder().build()?;
+    /// let (sender, commits) = mpsc::channel();
+    /// let hook = app.on_commit(move |ids| {
+    ///     let _ = sender.send(ids.to_vec());
+    /// });
+    /// app.save(&mut Cat::born())?;
+    /// assert_eq!(commits.try_recv().ok(), Some(vec![1]));
+    /// drop(hook);
+    /// app.save(&mut Cat::born())?;
+    /// assert!(commits.try_recv().is_err());
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn on_commit(&self, hook: impl Fn(&[u64]) + Send + Sync + 'static) -> CommitHook {
+        self.store.on_commit(Arc::new(hook))
+    }
+}

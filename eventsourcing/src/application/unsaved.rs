@@ -1,0 +1,130 @@
+//! What [`Application::save`](crate::Application::save) takes: one
+//! aggregate, or several of any types at once.
+
+use crate::domain::{RecordedEvent, Root, Snapshot};
+use crate::error::Result;
+
+/// Aggregates whose pending events can be saved in one transaction: a
+/// `&mut` to one aggregate, to a slice, array or `Vec` of aggregates of one
+/// type, or a tuple of these (up to eight) for aggregates of several types.
+///
+/// Sealed: implemented here for those shapes, and by nothing else.
+///
+/// ```
+/// # use eventsourcing::prelude::*;
+/// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+/// # #[aggregate] impl Cat { #[created(Born)] fn born(&mut self) { self.lives = 9 } }
+/// # #[aggregate] #[derive(Default)] struct Dog {}
+/// # #[aggregate] impl Dog { #[created(Born)] fn born(&mut self) {} }
+/// let app = Application::builder().build()?;
+/// let (mut cat, mut dog) = (Cat::born(), Dog::born());
+/// assert_eq!(app.save((&mut cat, &mut dog))?, [1, 2]);
+/// let mut litter = vec![Cat::born(), Cat::born()];
+/// assert_eq!(app.save(&mut litter)?, [3, 4]);
+/// # Ok::<(), eventsourcing::Error>(())
+/// ```
+pub trait Unsaved: sealed::Sealed {}
+
+impl<T: sealed::Sealed> Unsaved for T {}
+
+pub(crate) use self::sealed::Pending;
+
+mod sealed {
+    use super::{RecordedEvent, Result, Root, Snapshot};
+
+    /// One aggregate being saved, whatever its type.
+    pub trait Pending {
+        /// The events to save, or the fault that makes the aggregate
+        /// unsavable.
+        fn events(&self) -> Result<&[RecordedEvent]>;
+
+        /// Forgets the pending events once they are stored.
+        fn mark_saved(&mut self);
+
+        /// The aggregate type's name ([`Root::NAME`]): what snapshot
+        /// intervals are configured by.
+        fn type_name(&self) -> &'static str;
+
+        /// The aggregate's state now, as a snapshot; `None` when there is
+        /// nothing to snapshot (discarded, or never created).
+        fn snapshot(&self) -> Result<Option<Snapshot>>;
+    }
+
+    impl<A: Root> Pending for A {
+        fn events(&self) -> Result<&[RecordedEvent]> {
+            self.meta().pending_checked()
+        }
+
+        fn mark_saved(&mut self) {
+            self.meta_mut().clear_pending();
+        }
+
+        fn type_name(&self) -> &'static str {
+            A::NAME
+        }
+
+        fn snapshot(&self) -> Result<Option<Snapshot>> {
+            if self.is_discarded() || self.version() == 0 {
+                return Ok(None);
+            }
+            self.to_snapshot().map(Some)
+        }
+    }
+
+    /// A set of aggregates being saved.
+    pub trait Sealed {
+        /// Calls `each` with every aggregate of the set, in order.
+        fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()>;
+    }
+
+    impl<A: Root> Sealed for &mut A {
+        fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
+            each(&mut **self)
+        }
+    }
+
+    impl<A: Root> Sealed for &mut [A] {
+        fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
+            self.iter_mut().try_for_each(|a| each(a))
+        }
+    }
+
+    impl<A: Root, const N: usize> Sealed for &mut [A; N] {
+        fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
+            self.iter_mut().try_for_each(|a| each(a))
+        }
+    }
+
+    impl<A: Root> Sealed for &mut Vec<A> {
+        fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
+            self.iter_mut().try_for_each(|a| each(a))
+        }
+    }
+
+    macro_rules! tuples {
+        ($(($($t:ident),+)),+ $(,)?) => {$(
+            impl<$($t: Sealed),+> Sealed for ($($t,)+) {
+                #[allow(non_snake_case)]
+                fn visit(
+                    &mut self,
+                    each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>,
+                ) -> Result<()> {
+                    let ($($t,)+) = self;
+                    $($t.visit(each)?;)+
+                    Ok(())
+                }
+            }
+        )+};
+    }
+
+    tuples!(
+        (A),
+        (A, B),
+        (A, B, C),
+        (A, B, C, D),
+        (A, B, C, D, E),
+        (A, B, C, D, E, F),
+        (A, B, C, D, E, F, G),
+        (A, B, C, D, E, F, G, H),
+    );
+}

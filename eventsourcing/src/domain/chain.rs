@@ -1,0 +1,139 @@
+//! The hash chain of one aggregate, checked in one place.
+//!
+//! Every rule that makes an aggregate's history tamper-evident is here:
+//! versions 1, 2, 3, ... without gaps, each record's hash recomputed from
+//! its bytes, each `previous_hash` equal to the hash before it, every
+//! record of the one aggregate. Replay, loading after a snapshot,
+//! [`EventStore::verify`](crate::EventStore::verify) and the test harness
+//! all go through [`Chain`].
+
+use uuid::Uuid;
+
+use crate::domain::RecordedEvent;
+use crate::error::{Error, IntegrityFault, Result};
+use crate::format::Hash;
+
+/// Where an aggregate's hash chain stands: its id, the version of its last
+/// event and that event's hash (the head).
+///
+/// ```
+/// use eventsourcing::{Chain, Hash, RecordedEvent, Uuid};
+///
+/// let id = Uuid::new_v4();
+/// let first = RecordedEvent::new(id, 1, "Cat.Born".into(), 0, Hash::ZERO, b"{}".to_vec());
+/// let second = RecordedEvent::new(id, 2, "Cat.Fed".into(), 1, first.event_hash, b"{}".to_vec());
+///
+/// let mut chain = Chain::new(id);
+/// chain.check_next(&first)?;
+/// chain.check_next(&second)?;
+/// assert_eq!((chain.version(), chain.head()), (2, second.event_hash));
+///
+/// // The same event again is not the next link.
+/// assert!(chain.check_next(&second).is_err());
+/// # Ok::<(), eventsourcing::Error>(())
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Chain {
+    id: Uuid,
+    version: u64,
+    head: Hash,
+}
+
+impl Chain {
+    /// The chain of aggregate `id` before its first event: version 0, head
+    /// [`Hash::ZERO`].
+    #[must_use]
+    pub const fn new(id: Uuid) -> Chain {
+        Chain {
+            id,
+            version: 0,
+            head: Hash::ZERO,
+        }
+    }
+
+    /// The chain of aggregate `id` as it stood after the event at `version`
+    /// whose hash is `head`: where a snapshot, or a prefix already checked,
+    /// leaves it.
+    #[must_use]
+    pub const fn resume(id: Uuid, version: u64, head: Hash) -> Chain {
+        Chain { id, version, head }
+    }
+
+    /// The aggregate whose chain this is.
+    #[must_use]
+    pub const fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The version of the last event checked (0 before the first).
+    #[must_use]
+    pub const fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The hash of the last event checked: the aggregate's head.
+    #[must_use]
+    pub const fn head(&self) -> Hash {
+        self.head
+    }
+
+    /// Checks that `event` is the next link of this chain (same aggregate,
+    /// the next version, linked to the head, its hash matching its bytes)
+    /// and moves the chain on to it.
+    ///
+    /// [`Error::Integrity`] names the aggregate, the version and the fault;
+    /// the chain does not move then.
+    pub fn check_next(&mut self, event: &RecordedEvent) -> Result<()> {
+        let fault = if event.originator_id != self.id {
+            Some(IntegrityFault::WrongOriginator)
+        } else if Some(event.originator_version) != self.version.checked_add(1) {
+            Some(IntegrityFault::VersionGap)
+        } else if event.previous_hash != self.head {
+            Some(IntegrityFault::BrokenLink)
+        } else {
+            None
+        };
+        self.fail_on(fault, event.originator_version)?;
+        event.check_hash()?;
+        self.advance(event);
+        Ok(())
+    }
+
+    /// Checks that `event` is the event this chain stands on: the one at
+    /// its version, authentic, with the head as its hash. This is how a
+    /// snapshot is tied to the events: the event at the snapshot's version
+    /// is read again and must be the snapshot's head.
+    pub fn check_head(&self, event: &RecordedEvent) -> Result<()> {
+        let fault = if event.originator_id != self.id {
+            Some(IntegrityFault::WrongOriginator)
+        } else if event.originator_version != self.version {
+            Some(IntegrityFault::VersionGap)
+        } else {
+            None
+        };
+        self.fail_on(fault, self.version)?;
+        event.check_hash()?;
+        self.fail_on(
+            (event.event_hash != self.head).then_some(IntegrityFault::BrokenLink),
+            self.version,
+        )
+    }
+
+    /// Moves the chain on to an event built on it (by the aggregate that
+    /// just recorded it, so known to fit).
+    pub(crate) fn advance(&mut self, event: &RecordedEvent) {
+        self.version = event.originator_version;
+        self.head = event.event_hash;
+    }
+
+    fn fail_on(&self, fault: Option<IntegrityFault>, version: u64) -> Result<()> {
+        match fault {
+            None => Ok(()),
+            Some(fault) => Err(Error::Integrity {
+                id: self.id,
+                version,
+                fault,
+            }),
+        }
+    }
+}

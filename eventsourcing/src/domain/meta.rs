@@ -1,0 +1,189 @@
+//! The bookkeeping every aggregate carries in the hidden field that
+//! `#[aggregate]` adds: where its hash chain stands, whether it is live,
+//! and the events recorded since it was last saved.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::domain::{Chain, RecordedEvent};
+use crate::error::{Error, Result};
+use crate::format::{Hash, now_micros};
+
+/// The bookkeeping `#[aggregate]` adds to an aggregate's struct: the
+/// aggregate's chain (id, version, head), whether it was discarded, and the
+/// events not yet saved.
+///
+/// Two `Meta`s are equal when id, version, head and the discarded flag are
+/// equal: pending events are not state, so an aggregate rebuilt from its
+/// stored events equals the live one it was saved from.
+#[derive(Clone, Default)]
+pub struct Meta {
+    chain: Chain,
+    started: bool,
+    discarded: bool,
+    pending: Vec<RecordedEvent>,
+    fault: Option<Fault>,
+}
+
+/// Why an event was dropped at trigger time; reported by the next save.
+#[derive(Clone, Debug)]
+enum Fault {
+    Refused {
+        topic: &'static str,
+        state: &'static str,
+    },
+    Encode {
+        topic: &'static str,
+        message: String,
+    },
+}
+
+impl Meta {
+    /// The bookkeeping of a live aggregate about to replay or record from
+    /// `chain`.
+    pub(crate) fn started(chain: Chain) -> Meta {
+        Meta {
+            chain,
+            started: true,
+            ..Meta::default()
+        }
+    }
+
+    pub(crate) fn id(&self) -> Uuid {
+        self.chain.id()
+    }
+
+    pub(crate) fn version(&self) -> u64 {
+        self.chain.version()
+    }
+
+    pub(crate) fn head(&self) -> Hash {
+        self.chain.head()
+    }
+
+    pub(crate) fn is_discarded(&self) -> bool {
+        self.discarded
+    }
+
+    pub(crate) fn chain_mut(&mut self) -> &mut Chain {
+        &mut self.chain
+    }
+
+    pub(crate) fn mark_discarded(&mut self) {
+        self.discarded = true;
+    }
+
+    /// Whether an event may be recorded now; if not, remembers why.
+    pub(crate) fn admit(&mut self, topic: &'static str) -> bool {
+        let state = if self.discarded {
+            "discarded"
+        } else if self.started {
+            return true;
+        } else {
+            "not created"
+        };
+        if self.fault.is_none() {
+            self.fault = Some(Fault::Refused { topic, state });
+        }
+        false
+    }
+
+    /// Serialises, stamps, links and hashes the next event, and adds it to
+    /// the pending list. Returns false (and remembers why) if encoding failed.
+    pub(crate) fn record(
+        &mut self,
+        topic: &'static str,
+        encode: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+    ) -> bool {
+        let mut data = Vec::with_capacity(64);
+        if let Err(e) = encode(&mut data) {
+            if self.fault.is_none() {
+                self.fault = Some(Fault::Encode {
+                    topic,
+                    message: e.to_string(),
+                });
+            }
+            return false;
+        }
+        let recorded = RecordedEvent::new(
+            self.chain.id(),
+            self.chain.version() + 1,
+            Cow::Borrowed(topic),
+            now_micros(),
+            self.chain.head(),
+            data,
+        );
+        self.chain.advance(&recorded);
+        self.pending.push(recorded);
+        true
+    }
+
+    /// The fault recorded at trigger time, as the error a save reports.
+    pub(crate) fn check_fault(&self) -> Result<()> {
+        match &self.fault {
+            None => Ok(()),
+            Some(Fault::Refused { topic, state }) => Err(Error::Refused {
+                topic,
+                id: self.chain.id(),
+                state,
+            }),
+            Some(Fault::Encode { topic, message }) => Err(Error::Encode {
+                topic,
+                id: self.chain.id(),
+                source: <serde_json::Error as serde::de::Error>::custom(message),
+            }),
+        }
+    }
+
+    /// The events recorded since the last save.
+    pub(crate) fn pending(&self) -> &[RecordedEvent] {
+        &self.pending
+    }
+
+    /// The pending events, if no trigger failed.
+    pub(crate) fn pending_checked(&self) -> Result<&[RecordedEvent]> {
+        self.check_fault()?;
+        Ok(&self.pending)
+    }
+
+    /// Forgets the pending events after they were stored.
+    pub(crate) fn clear_pending(&mut self) {
+        self.pending.clear();
+    }
+
+    /// Takes the pending events out, if no trigger failed.
+    pub(crate) fn take_pending(&mut self) -> Result<Vec<RecordedEvent>> {
+        self.check_fault()?;
+        Ok(std::mem::take(&mut self.pending))
+    }
+}
+
+impl PartialEq for Meta {
+    fn eq(&self, other: &Self) -> bool {
+        self.chain == other.chain && self.discarded == other.discarded
+    }
+}
+
+impl Eq for Meta {}
+
+impl std::hash::Hash for Meta {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.chain.id().hash(state);
+        self.chain.version().hash(state);
+        self.chain.head().hash(state);
+    }
+}
+
+impl fmt::Debug for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Meta")
+            .field("id", &self.chain.id())
+            .field("version", &self.chain.version())
+            .field("head", &format_args!("{}", self.chain.head()))
+            .field("discarded", &self.discarded)
+            .field("pending", &self.pending.len())
+            .finish_non_exhaustive()
+    }
+}

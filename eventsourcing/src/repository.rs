@@ -1,0 +1,103 @@
+//! The repository: aggregates rebuilt from the event store, now or as they
+//! were at a version or a moment.
+
+use uuid::Uuid;
+
+use crate::domain::{Aggregate, Root};
+use crate::error::{Error, Result};
+use crate::format::DISCARDED_SUFFIX;
+use crate::recorder::EventQuery;
+use crate::store::{EventStore, Until};
+
+/// Reads aggregates back from the event store.
+#[derive(Clone, Copy, Debug)]
+pub struct Repository<'a> {
+    store: &'a EventStore,
+}
+
+impl<'a> Repository<'a> {
+    pub(crate) fn new(store: &'a EventStore) -> Repository<'a> {
+        Repository { store }
+    }
+
+    /// Whether an aggregate with this id has events and was not discarded.
+    pub fn contains(&self, id: Uuid) -> Result<bool> {
+        let last = self
+            .store
+            .recorder()
+            .events(&EventQuery::new(id).descending(true).limit(1))?;
+        Ok(last
+            .first()
+            .is_some_and(|row| !row.topic.ends_with(DISCARDED_SUFFIX)))
+    }
+
+    /// The aggregate rebuilt from its events: from its latest snapshot and
+    /// the events after it when it has one, else from all its events.
+    ///
+    /// [`Error::NotFound`] when it has no events or was discarded;
+    /// [`Error::UnknownTopic`] when the id belongs to another type of
+    /// aggregate; [`Error::Integrity`] when a hash or link does not check,
+    /// the snapshot's included (its head must be the hash of the event at
+    /// its version).
+    pub fn get<A: Aggregate>(&self, id: Uuid) -> Result<A> {
+        found(id, self.store.load::<A>(id, Until::End)?)
+    }
+
+    /// The aggregate as it was at `version` (time travel): rebuilt from its
+    /// latest snapshot at or before that version and the events after it
+    /// up to and including that version, or from its first event when no
+    /// snapshot lies at or before it.
+    ///
+    /// [`Error::NotFound`] when the aggregate has no such version, or was
+    /// discarded at or before it.
+    pub fn get_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<A> {
+        match self.store.load::<A>(id, Until::Version(version))? {
+            Some(aggregate) if aggregate.version() == version => found(id, Some(aggregate)),
+            _ => Err(Error::NotFound { id }),
+        }
+    }
+
+    /// The aggregate as it was at a moment (time travel by the clock): the
+    /// state after its last event recorded at or before `timestamp_micros`
+    /// (microseconds since 1970-01-01T00:00:00Z, as in
+    /// [`RecordedEvent::timestamp`](crate::RecordedEvent::timestamp)).
+    /// Replay stops at the first event recorded after that moment.
+    ///
+    /// Starts from the newest snapshot whose own event was recorded at or
+    /// before the moment, if there is one. [`Error::NotFound`] when the
+    /// aggregate's first event is later than the moment, or it was
+    /// discarded by then.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().build()?;
+    /// let mut cat = Cat::born();
+    /// app.save(&mut cat)?;
+    /// cat.lose_one();
+    /// app.save(&mut cat)?;
+    /// cat.lose_one();
+    /// app.save(&mut cat)?;
+    /// let events = app.event_store().recorded_events(cat.id())?;
+    /// let then: Cat = app.repository().get_as_of(cat.id(), events[1].timestamp)?;
+    /// assert_eq!(then.lives, 8);
+    /// let before = app.repository().get_as_of::<Cat>(cat.id(), events[0].timestamp - 1);
+    /// assert!(matches!(before, Err(Error::NotFound { .. })));
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn get_as_of<A: Aggregate>(&self, id: Uuid, timestamp_micros: i64) -> Result<A> {
+        found(id, self.store.load::<A>(id, Until::Time(timestamp_micros))?)
+    }
+}
+
+/// The loaded aggregate, unless it is missing or was discarded.
+fn found<A: Root>(id: Uuid, loaded: Option<A>) -> Result<A> {
+    match loaded {
+        Some(aggregate) if !aggregate.is_discarded() => Ok(aggregate),
+        _ => Err(Error::NotFound { id }),
+    }
+}

@@ -1,0 +1,184 @@
+//! Loading an aggregate: find the newest usable snapshot within the wanted
+//! range (by version, or by time with a bisection over the snapshots), tie
+//! it to the events through the chain, and replay the events after it.
+
+use std::ops::ControlFlow;
+
+use uuid::Uuid;
+
+use super::EventStore;
+use crate::domain::replay::{blank, replay_next, restore};
+use crate::domain::{Aggregate, Chain, RecordedEvent, Snapshot};
+use crate::error::{Error, IntegrityFault, Result};
+use crate::mapper::StoredEvent;
+use crate::recorder::EventQuery;
+
+/// How far a rebuild goes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Until {
+    /// Every event.
+    End,
+    /// The events up to and including this version.
+    Version(u64),
+    /// The events up to the first one recorded after this time
+    /// (microseconds since the Unix epoch).
+    Time(i64),
+}
+
+impl EventStore {
+    /// Rebuilds an aggregate as of `until`: from the newest snapshot that
+    /// lies within it when there is one, else from the first event.
+    ///
+    /// `None` when there is no event within `until`, or the aggregate was
+    /// discarded within it.
+    pub(crate) fn load<A: Aggregate>(&self, id: Uuid, until: Until) -> Result<Option<A>> {
+        let snapshot = match until {
+            Until::End => self.latest_snapshot(id, None)?,
+            Until::Version(version) => self.latest_snapshot(id, Some(version))?,
+            Until::Time(time) => self.snapshot_as_of(id, time)?,
+        };
+        let start = match snapshot {
+            Some(snapshot) => usable::<A>(id, &snapshot)?,
+            None => None,
+        };
+        self.replay(id, start, until)
+    }
+
+    /// The event of `id` at `version`, decoded but not checked.
+    fn event_at(&self, id: Uuid, version: u64) -> Result<Option<RecordedEvent>> {
+        let Some(before) = version.checked_sub(1) else {
+            return Ok(None);
+        };
+        let query = EventQuery::new(id)
+            .after_version(before)
+            .to_version(version);
+        let mut found = None;
+        self.each_event(&query, |event| {
+            found = Some(event);
+            Ok(ControlFlow::Break(()))
+        })?;
+        Ok(found)
+    }
+
+    /// The newest snapshot of `id` whose version's event was recorded at or
+    /// before `time`.
+    ///
+    /// Tries the newest snapshot first, then bisects the versions below the
+    /// first one that is too new: a few queries, however many snapshots
+    /// there are. This assumes that an aggregate's event timestamps do not
+    /// decrease with its versions (they come from the clock at each
+    /// trigger).
+    fn snapshot_as_of(&self, id: Uuid, time: i64) -> Result<Option<Snapshot>> {
+        // Versions at or below `low` are searched; `high` is the version of
+        // the oldest snapshot known to be too new.
+        let mut low = 0;
+        let mut high = u64::MAX;
+        let mut best: Option<StoredEvent> = None;
+        let mut probe = None;
+        loop {
+            let found = self
+                .recorder
+                .select_snapshot(id, probe)?
+                .filter(|row| row.originator_version > low);
+            if let Some(row) = found {
+                let version = row.originator_version;
+                let Some(event) = self.event_at(id, version)? else {
+                    return Err(Error::Integrity {
+                        id,
+                        version,
+                        fault: IntegrityFault::VersionGap,
+                    });
+                };
+                if event.timestamp <= time {
+                    best = Some(row);
+                    low = probe.unwrap_or(u64::MAX);
+                } else {
+                    high = version;
+                }
+            } else {
+                low = probe.unwrap_or(u64::MAX);
+            }
+            if high - low <= 1 {
+                break;
+            }
+            probe = Some(low + (high - low) / 2);
+        }
+        best.map(|row| self.mapper.decode_snapshot(row)).transpose()
+    }
+
+    /// Replays the events within `until` onto `start` (an aggregate
+    /// restored from a snapshot) or, without one, onto a blank aggregate.
+    ///
+    /// After a snapshot, its own event is read again first: the chain must
+    /// stand on it ([`Chain::check_head`]), else the store was tampered with
+    /// ([`Error::Integrity`]); if it is the discard event, the aggregate is
+    /// gone.
+    fn replay<A: Aggregate>(&self, id: Uuid, start: Option<A>, until: Until) -> Result<Option<A>> {
+        let mut query = EventQuery::new(id);
+        let mut link = None;
+        if let Some(restored) = &start {
+            let version = restored.version();
+            query = query.after_version(version.saturating_sub(1));
+            link = Some(Chain::resume(id, version, restored.head()));
+        }
+        if let Until::Version(version) = until {
+            query = query.to_version(version);
+        }
+        let mut aggregate = start;
+        let mut discarded = false;
+        self.each_event(&query, |recorded| {
+            if let Some(chain) = link.take() {
+                chain.check_head(&recorded)?;
+                discarded = recorded.topic == A::DISCARDED_TOPIC;
+                return Ok(ControlFlow::Continue(()));
+            }
+            if let Until::Time(time) = until
+                && recorded.timestamp > time
+            {
+                return Ok(ControlFlow::Break(()));
+            }
+            replay_next(aggregate.get_or_insert_with(|| blank(id)), &recorded)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if let Some(chain) = link {
+            // The snapshot's version has no event.
+            return Err(Error::Integrity {
+                id,
+                version: chain.version(),
+                fault: IntegrityFault::VersionGap,
+            });
+        }
+        if discarded {
+            return Ok(None);
+        }
+        Ok(aggregate)
+    }
+}
+
+/// An aggregate rebuilt from a snapshot, or `None` when the snapshot cannot
+/// be used and the events must be replayed from the first.
+///
+/// A snapshot whose hash does not check is an [`Error::Integrity`], as a
+/// tampered event would be. One that is authentic but that this code cannot
+/// read (state of a newer schema version, an old one with no upcaster, or
+/// data that does not decode into the current state type) is passed over:
+/// a snapshot is a cache of what the events say, and they can always be
+/// replayed instead.
+fn usable<A: Aggregate>(id: Uuid, snapshot: &Snapshot) -> Result<Option<A>> {
+    let version = snapshot.originator_version;
+    let fault = if snapshot.originator_id != id {
+        Some(IntegrityFault::WrongOriginator)
+    } else if version == 0 {
+        Some(IntegrityFault::VersionGap)
+    } else {
+        None
+    };
+    if let Some(fault) = fault {
+        return Err(Error::Integrity { id, version, fault });
+    }
+    match restore::<A>(snapshot) {
+        Ok(aggregate) => Ok(Some(aggregate)),
+        Err(Error::UnknownTopic { .. } | Error::Decode { .. } | Error::Upcast { .. }) => Ok(None),
+        Err(error) => Err(error),
+    }
+}

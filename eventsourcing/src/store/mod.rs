@@ -1,0 +1,165 @@
+//! The event store: the mapper and the recorder together. Writes recorded
+//! events as rows and tells listeners; reads rows back as recorded events,
+//! checks an aggregate's chain, and rebuilds aggregates (from their first
+//! event, or from a snapshot and the events after it; as of a version or
+//! a moment).
+
+mod commits;
+mod load;
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+pub use self::commits::CommitHook;
+use self::commits::{Commits, Hook};
+pub(crate) use self::load::Until;
+use crate::domain::{Chain, RecordedEvent, Snapshot};
+use crate::error::{Error, Result};
+use crate::format::Hash;
+use crate::mapper::{Mapper, StoredEvent};
+use crate::recorder::{EventQuery, Recorder};
+
+/// The mapper and the recorder: stores and reads recorded events.
+///
+/// Cloning is cheap; clones share the recorder and the commit hooks.
+#[derive(Clone)]
+pub struct EventStore {
+    mapper: Mapper,
+    recorder: Arc<dyn Recorder>,
+    commits: Arc<Commits>,
+}
+
+impl fmt::Debug for EventStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EventStore")
+            .field("mapper", &self.mapper)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EventStore {
+    /// An event store over the given mapper and recorder.
+    #[must_use]
+    pub fn new(mapper: Mapper, recorder: Arc<dyn Recorder>) -> EventStore {
+        EventStore {
+            mapper,
+            recorder,
+            commits: Arc::default(),
+        }
+    }
+
+    /// The recorder: the stored rows themselves, as the database holds them.
+    #[must_use]
+    pub fn recorder(&self) -> &Arc<dyn Recorder> {
+        &self.recorder
+    }
+
+    /// The mapper between recorded events and stored rows.
+    #[must_use]
+    pub fn mapper(&self) -> &Mapper {
+        &self.mapper
+    }
+
+    /// The recorded events of an aggregate, decoded but not checked: see
+    /// [`EventStore::verify`] for the check.
+    pub fn recorded_events(&self, id: Uuid) -> Result<Vec<RecordedEvent>> {
+        let mut events = Vec::new();
+        self.each_event(&EventQuery::new(id), |event| {
+            events.push(event);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(events)
+    }
+
+    /// Checks the whole stored chain of aggregate `id` (every record
+    /// decrypts and decodes, every hash matches its bytes, every version
+    /// follows the one before and links to its hash) and returns its head:
+    /// the hash of its last event, which equals the live aggregate's
+    /// `head()` after a save.
+    ///
+    /// Snapshots are not read: this is the events' own account. The first
+    /// fault is [`Error::Integrity`] (or [`Error::Decryption`],
+    /// [`Error::Corrupt`]) naming the aggregate and version;
+    /// [`Error::NotFound`] when there is no event.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat { #[created(Born)] fn born(&mut self) { self.lives = 9 } }
+    /// let app = Application::builder().build()?;
+    /// let mut cat = Cat::born();
+    /// app.save(&mut cat)?;
+    /// assert_eq!(app.event_store().verify(cat.id())?, cat.head());
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn verify(&self, id: Uuid) -> Result<Hash> {
+        let mut chain = Chain::new(id);
+        self.each_event(&EventQuery::new(id), |event| {
+            chain.check_next(&event)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
+        if chain.version() == 0 {
+            return Err(Error::NotFound { id });
+        }
+        Ok(chain.head())
+    }
+
+    /// The aggregate's latest snapshot, or its latest at or before
+    /// `to_version`, decoded but not checked (loading an aggregate checks
+    /// its hash, and that it is the head of the event at its version).
+    pub fn latest_snapshot(&self, id: Uuid, to_version: Option<u64>) -> Result<Option<Snapshot>> {
+        self.recorder
+            .select_snapshot(id, to_version)?
+            .map(|row| self.mapper.decode_snapshot(row))
+            .transpose()
+    }
+
+    /// Writes encoded events in one transaction, then tells the commit
+    /// hooks. Returns the events' notification ids.
+    pub(crate) fn write(&self, rows: &[StoredEvent]) -> Result<Vec<u64>> {
+        let ids = self.recorder.insert_events(rows)?;
+        self.commits.notify(&ids);
+        Ok(ids)
+    }
+
+    /// Adds a hook called after each commit of new events through this
+    /// store or its clones.
+    pub(crate) fn on_commit(&self, hook: Arc<Hook>) -> CommitHook {
+        self.commits.subscribe(hook)
+    }
+
+    /// Encodes and records a snapshot; `false` when one was already
+    /// recorded at its version.
+    pub(crate) fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<bool> {
+        self.recorder
+            .insert_snapshot(&self.mapper.encode_snapshot(snapshot)?)
+    }
+
+    /// Calls `each` with the decoded events that match `query`, until it
+    /// breaks or fails.
+    fn each_event(
+        &self,
+        query: &EventQuery,
+        mut each: impl FnMut(RecordedEvent) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        // The recorder's callbacks end a scan only with an error; a break
+        // is one that is recognised here and not reported.
+        let mut broke = false;
+        let result =
+            self.recorder
+                .select_events(query, &mut |row| match each(self.mapper.decode(row)?)? {
+                    ControlFlow::Continue(()) => Ok(()),
+                    ControlFlow::Break(()) => {
+                        broke = true;
+                        Err(Error::InvalidArgument {
+                            name: "scan",
+                            reason: "stopped".to_owned(),
+                        })
+                    }
+                });
+        if broke { Ok(()) } else { result }
+    }
+}
