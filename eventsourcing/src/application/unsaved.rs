@@ -23,6 +23,11 @@ use crate::error::Result;
 /// assert_eq!(app.save(&mut litter)?, [3, 4]);
 /// # Ok::<(), eventsourcing::Error>(())
 /// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be saved",
+    label = "not aggregates to save",
+    note = "`save` takes `&mut aggregate`, a `&mut` slice, array or `Vec` of aggregates, or a tuple of these, such as `app.save((&mut a, &mut b))`"
+)]
 pub trait Unsaved: sealed::Sealed {}
 
 impl<T: sealed::Sealed> Unsaved for T {}
@@ -72,6 +77,11 @@ mod sealed {
     }
 
     /// A set of aggregates being saved.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` cannot be saved",
+        label = "not aggregates to save",
+        note = "`save` takes `&mut aggregate`, a `&mut` slice, array or `Vec` of aggregates, or a tuple of these, such as `app.save((&mut a, &mut b))`"
+    )]
     pub trait Sealed {
         /// Calls `each` with every aggregate of the set, in order.
         fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()>;

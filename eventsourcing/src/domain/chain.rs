@@ -137,3 +137,95 @@ impl Chain {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(id: Uuid, version: u64, previous: Hash) -> RecordedEvent {
+        RecordedEvent::new(id, version, "T.E".into(), 0, previous, b"{}".to_vec())
+    }
+
+    fn fault(result: Result<()>) -> (u64, IntegrityFault) {
+        match result {
+            Err(Error::Integrity { version, fault, .. }) => (version, fault),
+            other => panic!("expected an integrity error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn each_fault_is_named_and_the_chain_stays_put() {
+        let id = Uuid::from_u128(1);
+        let first = event(id, 1, Hash::ZERO);
+        let mut chain = Chain::new(id);
+        chain.check_next(&first).unwrap();
+        let before = chain;
+
+        let other = event(Uuid::from_u128(2), 2, first.event_hash);
+        assert_eq!(
+            fault(chain.check_next(&other)),
+            (2, IntegrityFault::WrongOriginator)
+        );
+        let gap = event(id, 3, first.event_hash);
+        assert_eq!(
+            fault(chain.check_next(&gap)),
+            (3, IntegrityFault::VersionGap)
+        );
+        let unlinked = event(id, 2, Hash::ZERO);
+        assert_eq!(
+            fault(chain.check_next(&unlinked)),
+            (2, IntegrityFault::BrokenLink)
+        );
+        let mut tampered = event(id, 2, first.event_hash);
+        tampered.data = b"{\"x\":1}".to_vec();
+        assert_eq!(
+            fault(chain.check_next(&tampered)),
+            (2, IntegrityFault::HashMismatch)
+        );
+        assert_eq!(chain, before);
+
+        let second = event(id, 2, first.event_hash);
+        chain.check_next(&second).unwrap();
+        assert_eq!((chain.version(), chain.head()), (2, second.event_hash));
+    }
+
+    #[test]
+    fn the_version_cannot_overflow() {
+        let id = Uuid::from_u128(1);
+        let mut chain = Chain::resume(id, u64::MAX, Hash::ZERO);
+        let next = event(id, 0, Hash::ZERO);
+        assert_eq!(
+            fault(chain.check_next(&next)),
+            (0, IntegrityFault::VersionGap)
+        );
+    }
+
+    #[test]
+    fn check_head_ties_a_chain_to_the_event_it_stands_on() {
+        let id = Uuid::from_u128(1);
+        let first = event(id, 1, Hash::ZERO);
+        let chain = Chain::resume(id, 1, first.event_hash);
+        chain.check_head(&first).unwrap();
+        let wrong_head = Chain::resume(id, 1, Hash([7; 32]));
+        assert_eq!(
+            fault(wrong_head.check_head(&first)),
+            (1, IntegrityFault::BrokenLink)
+        );
+        let later = Chain::resume(id, 2, first.event_hash);
+        assert_eq!(
+            fault(later.check_head(&first)),
+            (2, IntegrityFault::VersionGap)
+        );
+        let elsewhere = Chain::resume(Uuid::from_u128(3), 1, first.event_hash);
+        assert_eq!(
+            fault(elsewhere.check_head(&first)),
+            (1, IntegrityFault::WrongOriginator)
+        );
+        let mut tampered = first.clone();
+        tampered.timestamp = 5;
+        assert_eq!(
+            fault(chain.check_head(&tampered)),
+            (1, IntegrityFault::HashMismatch)
+        );
+    }
+}

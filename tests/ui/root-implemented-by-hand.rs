@@ -1,0 +1,15 @@
+use eventsourcing::prelude::*;
+
+// `Root` (identity, version, head, pending events) comes from
+// `#[aggregate]` on the struct, which adds the hidden bookkeeping.
+#[derive(Debug, Default)]
+pub struct Counter {
+    total: u32,
+}
+
+impl Root for Counter {
+    const NAME: &'static str = "Counter";
+    const DISCARDED_TOPIC: &'static str = "Counter.Discarded";
+}
+
+fn main() {}
