@@ -42,9 +42,7 @@ use eventsourcing::{Cipher, Compression, Notification};
 type BoxError = Box<dyn std::error::Error>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
-#[path = "support/account.rs"]
-mod account;
-use account::Account;
+use support::account::Account;
 
 /// The note every deposit carries.
 const NOTE: &str = "monthly salary";

@@ -27,7 +27,6 @@ use std::time::{Duration, Instant};
 use eventsourcing::recorder::{PostgresOptions, PostgresRecorder, Recorder, Sequencing};
 use eventsourcing::{StoredEvent, Uuid};
 
-const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 const WRITERS: [usize; 4] = [1, 2, 4, 8];
 const METHODS: [(Sequencing, &str); 2] = [
     (Sequencing::TableLock, "table_lock"),
@@ -72,8 +71,7 @@ fn settings() -> Result<Settings, String> {
     if rounds == 0 || seconds.is_nan() || seconds <= 0.0 {
         return Err("--rounds and --seconds must be positive".to_owned());
     }
-    let url =
-        std::env::var("EVENTSOURCING_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+    let url = support::pg::url();
     Ok(Settings {
         url,
         rounds,
@@ -143,21 +141,13 @@ fn median(mut values: Vec<f64>) -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let settings = settings()?;
-    let probe = PostgresOptions::new(settings.url.as_str())
-        .temporary_schema()
-        .pool_size(1)
-        .connect_timeout(Duration::from_secs(3));
-    if let Err(error) = PostgresRecorder::open(probe) {
-        let required = std::env::var("EVENTSOURCING_REQUIRE_POSTGRES")
-            .is_ok_and(|v| !v.is_empty() && v != "0");
-        if required {
-            return Err(format!("PostgreSQL at {} is required: {error}", settings.url).into());
+    match support::pg::decide(&settings.url, support::pg::required()) {
+        support::pg::Decision::Run => {}
+        support::pg::Decision::Skip(reason) => {
+            println!("pg_writers: {reason}");
+            return Ok(());
         }
-        println!(
-            "pg_writers: skipped, PostgreSQL at {} is unreachable ({error})",
-            settings.url
-        );
-        return Ok(());
+        support::pg::Decision::Fail(reason) => return Err(reason.into()),
     }
 
     // figures[method][writer count]: one rate per round. The two methods

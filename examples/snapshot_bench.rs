@@ -33,9 +33,7 @@ use eventsourcing::{ApplicationBuilder, Compression, generate_cipher_key};
 
 type BoxError = Box<dyn std::error::Error>;
 
-#[path = "support/account.rs"]
-mod account;
-use account::Account;
+use support::account::Account;
 
 /// The sizes of one run.
 struct Plan {

@@ -1,1 +1,18 @@
-//! x
+//! What the workspace's tests, examples and benchmarks share; never
+//! published. One place for each rule they all follow:
+//!
+//! - [`pg`]: whether the PostgreSQL tests run, skip or fail
+//!   (`EVENTSOURCING_POSTGRES_URL`, `EVENTSOURCING_REQUIRE_POSTGRES`), and
+//!   scratch schemas that are dropped afterwards;
+//! - [`sqlite`]: SQLite database files in temporary directories;
+//! - [`stores`]: one test run against every kind of store;
+//! - [`child`]: one test of the current binary run in a child process with
+//!   a chosen environment;
+//! - [`fixtures`] and [`account`]: the aggregates several programs use.
+
+pub mod account;
+pub mod child;
+pub mod fixtures;
+pub mod pg;
+pub mod sqlite;
+pub mod stores;

@@ -2,8 +2,6 @@
 //! multi-aggregate saves, threads, the notification log, and typed errors
 //! for bad stored data and bad configuration.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -12,8 +10,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
-use common::{FileDb, World};
 use eventsourcing::{ApplicationBuilder, Compression, IntegrityFault, RecordedEvent};
+use support::fixtures::World;
+use support::sqlite::FileDb;
 
 #[aggregate]
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -45,7 +44,14 @@ fn world() -> World {
 }
 
 /// Raw access to the rows of a test database file.
-impl FileDb {
+trait RawRows {
+    fn rows(&self) -> i64;
+    fn state(&self, id: Uuid, version: u64) -> Vec<u8>;
+    fn set_state(&self, id: Uuid, version: u64, state: &[u8]);
+    fn tamper(&self, id: Uuid, version: u64, change: impl FnOnce(&mut Vec<u8>));
+}
+
+impl RawRows for FileDb {
     fn rows(&self) -> i64 {
         self.conn()
             .query_row("SELECT COUNT(*) FROM stored_events", [], |r| r.get(0))
@@ -99,53 +105,15 @@ fn key(seed: u8) -> String {
 // The repository.
 // ---------------------------------------------------------------------------
 
-/// An application on a fresh PostgreSQL schema, dropped with its recorder,
-/// when the server at `EVENTSOURCING_POSTGRES_URL` is reachable; `None`
-/// (with the reason printed) otherwise, unless
-/// `EVENTSOURCING_REQUIRE_POSTGRES` makes that a failure.
-fn postgres_app() -> Option<Application> {
-    use eventsourcing::recorder::{PostgresOptions, PostgresRecorder};
-    let url = std::env::var("EVENTSOURCING_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    match PostgresRecorder::open(PostgresOptions::new(url.as_str()).temporary_schema()) {
-        Ok(recorder) => Some(
-            Application::builder()
-                .recorder(std::sync::Arc::new(recorder))
-                .build()
-                .unwrap(),
-        ),
-        Err(error) if std::env::var_os("EVENTSOURCING_REQUIRE_POSTGRES").is_some() => {
-            panic!("PostgreSQL is required but unreachable at {url}: {error}")
-        }
-        Err(error) => {
-            eprintln!("test_application: skipping PostgreSQL ({url}: {error})");
-            None
-        }
-    }
+/// An application on a fresh PostgreSQL schema, and the schema; `None`
+/// when the PostgreSQL tests are skipped.
+fn postgres_app() -> Option<(Application, support::pg::Scratch)> {
+    let scratch = support::pg::Scratch::new()?;
+    Some((scratch.builder().build().unwrap(), scratch))
 }
 
 fn each_store(test: impl Fn(&Application)) {
-    test(&Application::builder().db_uri("memory://").build().unwrap());
-    if let Some(app) = postgres_app() {
-        test(&app);
-    }
-    test(
-        &Application::builder()
-            .db_uri("sqlite:///:memory:")
-            .build()
-            .unwrap(),
-    );
-    test(&Application::builder().build().unwrap());
-    let db = FileDb::new();
-    test(&db.app());
-    let db = FileDb::new();
-    test(
-        &db.builder()
-            .cipher_key(key(1))
-            .compression(Some(Compression::Zlib))
-            .build()
-            .unwrap(),
-    );
+    support::stores::each_store(|builder| builder, |_, app| test(app));
 }
 
 #[test]
@@ -534,7 +502,7 @@ fn threads_save_concurrently_into_a_sqlite_file() {
 #[test]
 fn threads_save_concurrently_in_memory_and_on_postgres() {
     threads_save_their_own_aggregates(&Application::builder().db_uri("memory://").build().unwrap());
-    if let Some(app) = postgres_app() {
+    if let Some((app, _schema)) = postgres_app() {
         threads_save_their_own_aggregates(&app);
     }
     threads_save_their_own_aggregates(
@@ -627,7 +595,7 @@ fn threads_racing_on_one_aggregate_in_a_sqlite_file() {
 #[test]
 fn threads_racing_on_one_aggregate_in_memory_and_on_postgres() {
     threads_race_on_one_aggregate(&Application::builder().db_uri("memory://").build().unwrap());
-    if let Some(app) = postgres_app() {
+    if let Some((app, _schema)) = postgres_app() {
         threads_race_on_one_aggregate(&app);
     }
     threads_race_on_one_aggregate(
@@ -1375,12 +1343,16 @@ fn from_env_child() {
         Err(Error::Config { variable, .. }) => format!("config {variable}"),
         Err(other) => format!("other {other:?}"),
     };
-    common::report(&outcome);
+    support::child::report(&outcome);
 }
 
 /// Runs `from_env_child` with exactly the given configuration variables.
 fn from_env(vars: &[(&str, &std::ffi::OsStr)]) -> String {
-    common::outcome(&common::run_child("from_env_child", ENV_CHILD, vars))
+    support::child::outcome(&support::child::run_child(
+        "from_env_child",
+        ENV_CHILD,
+        vars,
+    ))
 }
 
 #[test]

@@ -9,8 +9,6 @@
 //! with the row's AAD, zlib, the body's split, the hash pre-image, the links
 //! of each aggregate's chain, and the heads the application reported.
 
-mod common;
-
 use std::collections::HashMap;
 use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,9 +19,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
-use common::World;
 use eventsourcing::{Compression, RecordedEvent};
 use sha2::{Digest, Sha256};
+use support::fixtures::World;
 
 /// What the flow saved, as the application had it in memory.
 struct Saved {
@@ -696,7 +694,7 @@ fn a_database_configured_from_the_environment_follows_format_md() {
     let start = now_micros();
     let db_uri = format!("sqlite:///{}", path.display());
     let cipher_key = STANDARD.encode(key);
-    let stdout = common::run_child(
+    let stdout = support::child::run_child(
         "from_env_child",
         CHILD_VAR,
         &[

@@ -10,19 +10,18 @@
 //! is reachable. Each test runs with two aggregates: one built by the
 //! macros, and one whose `Root` is written by hand.
 
-mod common;
-
 use std::fmt::Debug;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
-use common::{FileDb, World};
 use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
-use eventsourcing::{ApplicationBuilder, Compression, IntegrityFault, Snapshot, StoredEvent};
+use eventsourcing::{ApplicationBuilder, IntegrityFault, Snapshot, StoredEvent};
+use support::fixtures::World;
+use support::sqlite::FileDb;
 
 // ---------------------------------------------------------------------------
 // Two aggregates: one from the macros, one written by hand.
@@ -111,7 +110,12 @@ macro_rules! both {
 // ---------------------------------------------------------------------------
 
 /// Raw access to the snapshots of a test database file.
-impl FileDb {
+trait SnapshotRows {
+    fn snapshot_rows(&self, id: Uuid) -> Vec<u64>;
+    fn tamper_snapshot(&self, id: Uuid, version: u64, change: impl FnOnce(&mut Vec<u8>));
+}
+
+impl SnapshotRows for FileDb {
     /// The number of rows of `snapshots` for `id`, by raw SQL.
     fn snapshot_rows(&self, id: Uuid) -> Vec<u64> {
         let conn = self.conn();
@@ -150,26 +154,6 @@ impl FileDb {
     }
 }
 
-/// The PostgreSQL server's URL, when one is reachable.
-fn postgres_url() -> Option<&'static str> {
-    static URL: OnceLock<Option<String>> = OnceLock::new();
-    URL.get_or_init(|| {
-        let url = std::env::var("EVENTSOURCING_POSTGRES_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let options = eventsourcing::recorder::PostgresOptions::new(url.as_str())
-            .connect_timeout(std::time::Duration::from_secs(2))
-            .temporary_schema();
-        match eventsourcing::recorder::PostgresRecorder::open(options) {
-            Ok(_) => Some(url),
-            Err(error) => {
-                eprintln!("test_snapshots: skipping PostgreSQL ({url}: {error})");
-                None
-            }
-        }
-    })
-    .as_deref()
-}
-
 fn key() -> String {
     STANDARD.encode([9; 32])
 }
@@ -180,45 +164,7 @@ fn each_store(
     configure: impl Fn(ApplicationBuilder) -> ApplicationBuilder,
     test: impl Fn(&Application),
 ) {
-    test(
-        &configure(Application::builder().db_uri("memory://"))
-            .build()
-            .unwrap(),
-    );
-    test(
-        &configure(Application::builder().db_uri("sqlite:///:memory:"))
-            .build()
-            .unwrap(),
-    );
-    let db = FileDb::new();
-    test(&configure(db.builder()).build().unwrap());
-    let db = FileDb::new();
-    test(
-        &configure(
-            db.builder()
-                .cipher_key(key())
-                .compression(Some(Compression::Zlib)),
-        )
-        .build()
-        .unwrap(),
-    );
-    if let Some(url) = postgres_url() {
-        // A private schema, dropped with `holder`; the application reaches
-        // it through DB_URI's search path.
-        let holder = eventsourcing::recorder::PostgresRecorder::open(
-            eventsourcing::recorder::PostgresOptions::new(url).temporary_schema(),
-        )
-        .unwrap();
-        let schema = holder.schema().to_owned();
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let uri = format!("{url}{separator}options=-csearch_path%3D{schema}");
-        test(
-            &configure(Application::builder().db_uri(uri))
-                .build()
-                .unwrap(),
-        );
-        drop(holder);
-    }
+    support::stores::each_store(configure, |_, app| test(app));
 }
 
 // ---------------------------------------------------------------------------
@@ -996,7 +942,7 @@ fn from_env_child() {
         Err(Error::Config { variable, .. }) => format!("config {variable}"),
         Err(other) => format!("other {other:?}"),
     };
-    common::report(&outcome);
+    support::child::report(&outcome);
 }
 
 /// Runs `from_env_child` with `SNAPSHOT_INTERVAL` set to `value` (or unset).
@@ -1004,7 +950,11 @@ fn from_env(value: Option<&str>) -> String {
     let value = value.map(std::ffi::OsStr::new);
     let vars: Vec<(&str, &std::ffi::OsStr)> =
         value.iter().map(|v| ("SNAPSHOT_INTERVAL", *v)).collect();
-    common::outcome(&common::run_child("from_env_child", ENV_CHILD, &vars))
+    support::child::outcome(&support::child::run_child(
+        "from_env_child",
+        ENV_CHILD,
+        &vars,
+    ))
 }
 
 #[test]

@@ -1,14 +1,13 @@
 //! The event store's own calls: verifying an aggregate's stored chain, the
 //! shapes `Application::save` takes, and the hook told after each commit.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 
 use eventsourcing::prelude::*;
 use eventsourcing::{IntegrityFault, Snapshot};
 
-use common::{FileDb, World};
+use support::fixtures::World;
+use support::sqlite::FileDb;
 
 #[aggregate]
 #[derive(Debug, Default, Clone, PartialEq)]
