@@ -154,6 +154,24 @@ pub enum Error {
         reason: String,
     },
 
+    /// An event was triggered while another event's body was being
+    /// applied (an event method calling another event method, or `trigger`
+    /// inside `apply`). It was neither recorded nor applied, and saving the
+    /// aggregate fails with this error, so nothing of the command is
+    /// stored.
+    #[error(
+        "event `{topic}` was triggered while `{during}` was being applied (aggregate {id}): \
+         an event body applies a fact and must not trigger events; trigger both from a command method"
+    )]
+    Reentrant {
+        /// The event triggered inside the other's body.
+        topic: &'static str,
+        /// The event whose body was running.
+        during: &'static str,
+        /// The aggregate.
+        id: Uuid,
+    },
+
     /// A configuration value is malformed; names the variable or option.
     #[error("invalid {variable}: {reason}")]
     Config {

@@ -98,7 +98,8 @@ pub trait Root: Bookkeeping + Default + Send + 'static {
 
     /// Records the end of the aggregate's life. After the discard is saved
     /// the repository no longer finds it; events triggered afterwards are
-    /// refused (see [`Error::Refused`]).
+    /// refused (see [`Error::Refused`]). Like any event, it cannot be
+    /// recorded from inside an event's body ([`Error::Reentrant`]).
     fn discard(&mut self) {
         let topic = Self::DISCARDED_TOPIC;
         let meta = self.meta_mut();
@@ -268,7 +269,9 @@ impl<A: Aggregate> AggregateExt for A {
             replay::check_decodes::<A::Event>(topic, out)
         };
         if meta.admit(topic) && meta.record(topic, encode) {
+            meta.applying(topic, false);
             self.apply(event);
+            self.meta_mut().applied();
         }
     }
 

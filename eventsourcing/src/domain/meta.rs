@@ -25,6 +25,11 @@ pub struct Meta {
     discarded: bool,
     pending: Vec<RecordedEvent>,
     fault: Option<Fault>,
+    /// The topic of the event whose body is running, if one is.
+    applying: Option<&'static str>,
+    /// Whether that body runs to replay a stored event (else it runs for an
+    /// event just triggered).
+    replaying: bool,
 }
 
 /// Why an event was dropped at trigger time; reported by the next save.
@@ -37,6 +42,10 @@ enum Fault {
     Encode {
         topic: &'static str,
         message: String,
+    },
+    Reentrant {
+        topic: &'static str,
+        during: &'static str,
     },
 }
 
@@ -76,7 +85,21 @@ impl Meta {
     }
 
     /// Whether an event may be recorded now; if not, remembers why.
+    ///
+    /// An event triggered while another event's body runs is never
+    /// recorded: its effects belong to the event being applied, and
+    /// recording it would put a second event inside the first one's
+    /// version, which replay could not follow. Triggered live, it fails
+    /// the next save ([`Error::Reentrant`]); triggered while a stored event
+    /// is replayed (a history written before this rule), it is passed over,
+    /// because the stored history holds it as an event of its own.
     pub(crate) fn admit(&mut self, topic: &'static str) -> bool {
+        if let Some(during) = self.applying {
+            if !self.replaying && self.fault.is_none() {
+                self.fault = Some(Fault::Reentrant { topic, during });
+            }
+            return false;
+        }
         let state = if self.discarded {
             "discarded"
         } else if self.started {
@@ -120,6 +143,19 @@ impl Meta {
         true
     }
 
+    /// Marks the body of the event `topic` as running (`replaying` when it
+    /// replays a stored event), until [`Meta::applied`].
+    pub(crate) fn applying(&mut self, topic: &'static str, replaying: bool) {
+        self.applying = Some(topic);
+        self.replaying = replaying;
+    }
+
+    /// Marks the running event body as finished.
+    pub(crate) fn applied(&mut self) {
+        self.applying = None;
+        self.replaying = false;
+    }
+
     /// The fault recorded at trigger time, as the error a save reports.
     pub(crate) fn check_fault(&self) -> Result<()> {
         match &self.fault {
@@ -133,6 +169,11 @@ impl Meta {
                 topic,
                 id: self.chain.id(),
                 source: <serde_json::Error as serde::de::Error>::custom(message),
+            }),
+            Some(Fault::Reentrant { topic, during }) => Err(Error::Reentrant {
+                topic,
+                during,
+                id: self.chain.id(),
             }),
         }
     }

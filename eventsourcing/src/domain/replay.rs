@@ -32,8 +32,12 @@ pub(crate) fn replay_next<A: Aggregate>(aggregate: &mut A, recorded: &RecordedEv
         return Ok(());
     }
     let event = decode::<A>(recorded)?;
-    *aggregate.meta_mut().chain_mut() = chain;
+    let topic = event.topic();
+    let meta = aggregate.meta_mut();
+    *meta.chain_mut() = chain;
+    meta.applying(topic, true);
     aggregate.apply(event);
+    aggregate.meta_mut().applied();
     Ok(())
 }
 
