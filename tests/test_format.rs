@@ -45,6 +45,19 @@ impl Saved {
         self.events.extend(world.pending_events().iter().cloned());
         self.heads.insert(world.id(), world.head());
     }
+
+    /// Notes the events of a save that stamped metadata on them (which
+    /// changes their data and hashes), as the application reads them back,
+    /// and the head the aggregate reports after the save.
+    fn note_stamped(&mut self, app: &Application, world: &World, first_version: u64) {
+        let stored = app.event_store().recorded_events(world.id()).unwrap();
+        self.events.extend(
+            stored
+                .into_iter()
+                .filter(|e| e.originator_version >= first_version),
+        );
+        self.heads.insert(world.id(), world.head());
+    }
 }
 
 /// The synopsis's flow (as in `examples/world.rs`), noting what is saved.
@@ -82,6 +95,16 @@ fn world_flow(app: &Application) -> Saved {
         Err(Error::Concurrency { id, .. }) if id == world.id()
     ));
 
+    // Events with metadata: `"$meta"` is a member of the data, covered by
+    // the hash like any other.
+    let mut fourth = World::create();
+    fourth.make_it_so("audited".into());
+    let metadata = eventsourcing::Metadata::new()
+        .with_user("auditor")
+        .with_correlation_id(Uuid::from_u128(42));
+    assert_eq!(app.save_with(&metadata, &mut fourth).unwrap(), [6, 7]);
+    saved.note_stamped(app, &fourth, 1);
+
     // Two more aggregates in one atomic save, one of them with a longer,
     // compressible history and non-ASCII text.
     let mut second = World::create();
@@ -95,8 +118,9 @@ fn world_flow(app: &Application) -> Saved {
     saved.note(&third);
     assert_eq!(
         app.save((&mut second, &mut third)).unwrap(),
-        (6..=28).collect::<Vec<u64>>()
+        (8..=30).collect::<Vec<u64>>()
     );
+
     saved
 }
 
@@ -469,13 +493,15 @@ fn check_against_saved(rows: &[(Row, Body)], heads: &HashMap<[u8; 16], [u8; 32]>
 fn check_contents(rows: &[(Row, Body)]) {
     let topics: Vec<&str> = rows.iter().map(|(row, _)| row.topic.as_str()).collect();
     assert_eq!(
-        topics[..8],
+        topics[..10],
         [
             "World.Created",
             "World.SomethingHappened",
             "World.SomethingHappened",
             "World.SomethingHappened",
             "World.Discarded",
+            "World.Created",
+            "World.SomethingHappened",
             "World.Created",
             "World.Created",
             "World.SomethingHappened",
@@ -488,8 +514,17 @@ fn check_contents(rows: &[(Row, Body)]) {
     assert_eq!(json(3), serde_json::json!({"what": "internet"}));
     assert_eq!(json(4), serde_json::json!({}));
     assert_eq!(
-        json(7),
+        json(9),
         serde_json::json!({"what": "ünïcödé ✓ \"quoted\" \\ back\nslash"})
+    );
+    let meta = serde_json::json!({
+        "user": "auditor",
+        "correlation_id": "00000000-0000-0000-0000-00000000002a",
+    });
+    assert_eq!(json(5), serde_json::json!({"$meta": meta}));
+    assert_eq!(
+        json(6),
+        serde_json::json!({"$meta": meta, "what": "audited"})
     );
 }
 
@@ -711,11 +746,11 @@ fn a_database_configured_from_the_environment_follows_format_md() {
             Some((parts.next()?.to_owned(), parts.next()?.to_owned()))
         })
         .collect();
-    assert_eq!(reported.len(), 3, "{reported:?}");
+    assert_eq!(reported.len(), 4, "{reported:?}");
 
     let (rows, heads) = check_database(&path, Some(&key), 0x03, (start, end));
     check_contents(&rows);
-    assert_eq!(heads.len(), 3);
+    assert_eq!(heads.len(), 4);
     for (row, _) in &rows {
         let head = &heads[&row.id];
         assert_eq!(reported[&row.id_text], hex(head), "head of {}", row.id_text);

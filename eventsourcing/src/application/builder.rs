@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::application::Application;
 use crate::cipher::Cipher;
 use crate::config::{DbUri, Environment};
-use crate::domain::Root;
+use crate::domain::{Metadata, Root};
 use crate::error::{Error, Result};
 use crate::mapper::{Compression, Mapper};
 use crate::recorder::Recorder;
@@ -29,6 +29,7 @@ pub struct ApplicationBuilder {
     allow_plaintext: bool,
     section_size: Option<usize>,
     snapshots: SnapshotPolicy,
+    metadata: Metadata,
 }
 
 impl fmt::Debug for ApplicationBuilder {
@@ -159,6 +160,14 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Stamps `metadata` on every event the application saves (a save's
+    /// own and the thread's win a key they also set; see [`Metadata`]).
+    #[must_use]
+    pub fn metadata(mut self, metadata: Metadata) -> ApplicationBuilder {
+        self.metadata = metadata;
+        self
+    }
+
     /// Checks the configuration, opens the database and builds the application.
     pub fn build(self) -> Result<Application> {
         let mut mapper = Mapper::new().allow_plaintext(self.allow_plaintext);
@@ -191,6 +200,7 @@ impl ApplicationBuilder {
             EventStore::new(mapper, recorder),
             section_size,
             self.snapshots,
+            self.metadata,
         ))
     }
 }

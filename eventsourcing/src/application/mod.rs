@@ -14,7 +14,7 @@ use uuid::Uuid;
 pub use self::builder::ApplicationBuilder;
 use self::unsaved::Pending;
 pub use self::unsaved::Unsaved;
-use crate::domain::{Aggregate, Root};
+use crate::domain::{Aggregate, Metadata, RecordedEvent, Root, scoped_metadata};
 use crate::error::{Error, Result};
 use crate::notification::NotificationLog;
 use crate::repository::Repository;
@@ -32,6 +32,8 @@ pub struct Application {
     store: EventStore,
     section_size: usize,
     snapshots: Arc<SnapshotPolicy>,
+    /// Stamped on every event this application saves.
+    metadata: Arc<Metadata>,
     /// The error of the last automatic snapshot that failed, until taken.
     snapshot_error: Arc<Mutex<Option<Error>>>,
 }
@@ -63,11 +65,17 @@ impl Application {
         ApplicationBuilder::default()
     }
 
-    pub(crate) fn new(store: EventStore, section_size: usize, snapshots: SnapshotPolicy) -> Self {
+    pub(crate) fn new(
+        store: EventStore,
+        section_size: usize,
+        snapshots: SnapshotPolicy,
+        metadata: Metadata,
+    ) -> Self {
         Application {
             store,
             section_size,
             snapshots: Arc::new(snapshots),
+            metadata: Arc::new(metadata),
             snapshot_error: Arc::new(Mutex::new(None)),
         }
     }
@@ -111,10 +119,43 @@ impl Application {
     /// makes loading faster), and the error is kept for
     /// [`Application::take_snapshot_error`]. The next save that passes a
     /// multiple of N tries again.
-    pub fn save<U: Unsaved>(&self, mut aggregates: U) -> Result<Vec<u64>> {
+    pub fn save<U: Unsaved>(&self, aggregates: U) -> Result<Vec<u64>> {
+        self.save_with(&Metadata::new(), aggregates)
+    }
+
+    /// Saves as [`Application::save`] does, with `metadata` stamped on every
+    /// event of the save (over the application's and the thread's; see
+    /// [`Metadata`]).
+    ///
+    /// Metadata is part of each event's data, so its hash covers it:
+    /// stamping happens here, and the aggregate's `head()` after the save
+    /// is the hash of its last event as stored.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat {}
+    /// # #[aggregate] impl Cat { #[created(Born)] fn born(&mut self) {} }
+    /// use eventsourcing::Metadata;
+    ///
+    /// let app = Application::builder().build()?;
+    /// let mut cat = Cat::born();
+    /// let request = Uuid::new_v4();
+    /// app.save_with(&Metadata::new().with_correlation_id(request), &mut cat)?;
+    /// let events = app.event_store().recorded_events(cat.id())?;
+    /// assert_eq!(events[0].metadata()?.correlation_id(), Some(request));
+    /// assert_eq!(app.event_store().verify(cat.id())?, cat.head());
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn save_with<U: Unsaved>(
+        &self,
+        metadata: &Metadata,
+        mut aggregates: U,
+    ) -> Result<Vec<u64>> {
+        let stamp = self.stamp_for(metadata);
         let mapper = self.store.mapper();
         let mut rows = Vec::new();
         let mut due = Vec::new();
+        let mut heads = Vec::new();
         let mut index = 0_usize;
         aggregates.visit(&mut |aggregate| {
             let pending = aggregate.events()?;
@@ -129,8 +170,22 @@ impl Application {
             }
             index += 1;
             rows.reserve(pending.len());
-            for event in pending {
-                rows.push(mapper.encode(event)?);
+            match &stamp {
+                None => {
+                    for event in pending {
+                        rows.push(mapper.encode(event)?);
+                    }
+                }
+                Some(metadata) => {
+                    let mut head = None;
+                    for event in pending {
+                        let previous = head.unwrap_or(event.previous_hash);
+                        let stamped: RecordedEvent = event.stamped(metadata, previous)?;
+                        head = Some(stamped.event_hash);
+                        rows.push(mapper.encode(&stamped)?);
+                    }
+                    heads.push(head);
+                }
             }
             Ok(())
         })?;
@@ -138,7 +193,7 @@ impl Application {
         let mut index = 0_usize;
         let mut due = due.into_iter().peekable();
         aggregates.visit(&mut |aggregate| {
-            aggregate.mark_saved();
+            aggregate.mark_saved(heads.get(index).copied().flatten());
             if due.next_if_eq(&index).is_some() {
                 self.snapshot_saved(aggregate);
             }
@@ -146,6 +201,21 @@ impl Application {
             Ok(())
         })?;
         Ok(ids)
+    }
+
+    /// The metadata a save stamps: the application's, the thread's and
+    /// the save's, merged; `None` when there is none.
+    fn stamp_for(&self, metadata: &Metadata) -> Option<Metadata> {
+        let scoped = scoped_metadata();
+        if self.metadata.is_empty() && scoped.is_none() && metadata.is_empty() {
+            return None;
+        }
+        let mut merged = (*self.metadata).clone();
+        if let Some(scoped) = scoped {
+            merged.merge(&scoped);
+        }
+        merged.merge(metadata);
+        Some(merged)
     }
 
     /// Records a snapshot of an aggregate whose events were just committed;

@@ -3,6 +3,7 @@
 
 use crate::domain::{RecordedEvent, Root, Snapshot};
 use crate::error::Result;
+use crate::format::Hash;
 
 /// Aggregates whose pending events can be saved in one transaction: a
 /// `&mut` to one aggregate, to a slice, array or `Vec` of aggregates of one
@@ -35,7 +36,7 @@ impl<T: sealed::Sealed> Unsaved for T {}
 pub(crate) use self::sealed::Pending;
 
 mod sealed {
-    use super::{RecordedEvent, Result, Root, Snapshot};
+    use super::{Hash, RecordedEvent, Result, Root, Snapshot};
 
     /// One aggregate being saved, whatever its type.
     pub trait Pending {
@@ -43,8 +44,9 @@ mod sealed {
         /// unsavable.
         fn events(&self) -> Result<&[RecordedEvent]>;
 
-        /// Forgets the pending events once they are stored.
-        fn mark_saved(&mut self);
+        /// Forgets the pending events once they are stored; `head` is the
+        /// hash of the last one as stored, when metadata was stamped on them.
+        fn mark_saved(&mut self, head: Option<Hash>);
 
         /// The aggregate type's name ([`Root::NAME`]): what snapshot
         /// intervals are configured by.
@@ -60,8 +62,8 @@ mod sealed {
             self.meta().pending_checked()
         }
 
-        fn mark_saved(&mut self) {
-            self.meta_mut().clear_pending();
+        fn mark_saved(&mut self, head: Option<Hash>) {
+            self.meta_mut().clear_pending(head);
         }
 
         fn type_name(&self) -> &'static str {

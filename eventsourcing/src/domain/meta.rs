@@ -189,9 +189,13 @@ impl Meta {
         Ok(&self.pending)
     }
 
-    /// Forgets the pending events after they were stored.
-    pub(crate) fn clear_pending(&mut self) {
+    /// Forgets the pending events after they were stored; `head` is the
+    /// hash of the last one as stored, when stamping metadata changed it.
+    pub(crate) fn clear_pending(&mut self, head: Option<Hash>) {
         self.pending.clear();
+        if let Some(head) = head {
+            self.chain = Chain::resume(self.chain.id(), self.chain.version(), head);
+        }
     }
 
     /// Takes the pending events out, if no trigger failed.

@@ -9,6 +9,7 @@ mod aggregate;
 mod chain;
 mod event;
 mod meta;
+mod metadata;
 mod recorded;
 pub(crate) mod replay;
 
@@ -16,4 +17,6 @@ pub use self::aggregate::{Aggregate, AggregateExt, Bookkeeping, Root};
 pub use self::chain::Chain;
 pub use self::event::{Event, EventSchema, JsonObject};
 pub use self::meta::Meta;
+pub(crate) use self::metadata::scoped as scoped_metadata;
+pub use self::metadata::{Metadata, with_metadata};
 pub use self::recorded::{RecordedEvent, Snapshot};
