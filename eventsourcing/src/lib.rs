@@ -76,8 +76,8 @@ pub use crate::application::{Application, ApplicationBuilder, Unsaved};
 pub use crate::cipher::{Cipher, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{
-    Aggregate, AggregateExt, Chain, Event, EventSchema, JsonObject, Metadata, RecordedEvent, Root,
-    Snapshot, with_metadata,
+    Aggregate, AggregateExt, Chain, Event, EventSchema, JsonObject, Metadata, Recorded,
+    RecordedEvent, Root, Snapshot, with_metadata,
 };
 pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::format::Hash;

@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{Aggregate, Root};
+use crate::domain::{Aggregate, Chain, Recorded, Root};
 use crate::error::{Error, Result};
 use crate::format::DISCARDED_SUFFIX;
 use crate::recorder::EventQuery;
@@ -91,6 +91,59 @@ impl<'a> Repository<'a> {
     /// ```
     pub fn get_as_of<A: Aggregate>(&self, id: Uuid, timestamp_micros: i64) -> Result<A> {
         found(id, self.store.load::<A>(id, Until::Time(timestamp_micros))?)
+    }
+}
+
+impl Repository<'_> {
+    /// The aggregate's history as its own event type: every stored event,
+    /// decoded, with its version, timestamp and metadata, after checking
+    /// the whole chain (as [`EventStore::verify`](crate::EventStore::verify)
+    /// does). A discarded aggregate's history is still here; the record
+    /// that `discard()` left is not (it is not an event of the type), and
+    /// [`Repository::contains`] says whether there was one.
+    ///
+    /// [`Error::NotFound`] when there is no event; [`Error::UnknownTopic`]
+    /// when the id belongs to another type of aggregate.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Dog { tricks: Vec<String> }
+    /// # #[aggregate] impl Dog {
+    /// #     #[created(Registered)] fn register(&mut self) {}
+    /// #     #[event(TrickAdded)] fn add_trick(&mut self, trick: String) { self.tricks.push(trick) }
+    /// # }
+    /// let app = Application::builder().build()?;
+    /// let mut dog = Dog::register();
+    /// dog.add_trick("roll over".into());
+    /// app.save(&mut dog)?;
+    /// let history = app.repository().events::<Dog>(dog.id())?;
+    /// assert_eq!(history[1].event, DogEvent::TrickAdded { trick: "roll over".into() });
+    /// assert_eq!(history[1].originator_version, 2);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn events<A: Aggregate>(&self, id: Uuid) -> Result<Vec<Recorded<A::Event>>> {
+        let mut chain = Chain::new(id);
+        let mut history = Vec::new();
+        for event in self.store.recorded_events(id)? {
+            chain.check_next(&event)?;
+            if event.topic != A::DISCARDED_TOPIC {
+                history.push(event.decode::<A::Event>().map_err(|error| match error {
+                    Error::UnknownTopic {
+                        topic, id, version, ..
+                    } => Error::UnknownTopic {
+                        aggregate: A::NAME,
+                        topic,
+                        id,
+                        version,
+                    },
+                    other => other,
+                })?);
+            }
+        }
+        if chain.version() == 0 {
+            return Err(Error::NotFound { id });
+        }
+        Ok(history)
     }
 }
 

@@ -13,7 +13,7 @@
 use uuid::Uuid;
 
 use crate::domain::replay;
-use crate::domain::{Event, JsonObject, Meta, RecordedEvent, Snapshot};
+use crate::domain::{Event, JsonObject, Meta, Recorded, RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
 use crate::format::{Hash, now_micros, versioned_topic};
 
@@ -253,6 +253,26 @@ pub trait AggregateExt: Aggregate {
     /// [`replay_next`](AggregateExt::replay_next), the first of which must
     /// link to the snapshot's head.
     fn from_snapshot(snapshot: &Snapshot) -> Result<Self>;
+
+    /// The events recorded since the aggregate was last saved, decoded
+    /// into its event type (the record of a `discard()` is left out: it is
+    /// not an event of the type). The error of an event refused at trigger
+    /// time comes first, as a save would report it.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let mut cat = Cat::born();
+    /// cat.lose_one();
+    /// let events: Vec<CatEvent> = cat.decode_pending()?.into_iter().map(|r| r.event).collect();
+    /// assert_eq!(events, [CatEvent::Born {}, CatEvent::LostOne {}]);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    fn decode_pending(&self) -> Result<Vec<Recorded<Self::Event>>>;
 }
 
 impl<A: Aggregate> AggregateExt for A {
@@ -304,5 +324,14 @@ impl<A: Aggregate> AggregateExt for A {
 
     fn from_snapshot(snapshot: &Snapshot) -> Result<A> {
         replay::restore(snapshot)
+    }
+
+    fn decode_pending(&self) -> Result<Vec<Recorded<A::Event>>> {
+        self.meta()
+            .pending_checked()?
+            .iter()
+            .filter(|event| event.topic != A::DISCARDED_TOPIC)
+            .map(RecordedEvent::decode)
+            .collect()
     }
 }

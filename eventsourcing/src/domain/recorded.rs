@@ -7,6 +7,7 @@ use std::borrow::Cow;
 
 use uuid::Uuid;
 
+use crate::domain::{Event, Metadata};
 use crate::error::{Error, IntegrityFault, Result};
 use crate::format::{Hash, event_hash};
 
@@ -83,6 +84,69 @@ impl RecordedEvent {
             ),
         )
     }
+}
+
+impl RecordedEvent {
+    /// The event this record holds, decoded into its type `E`, with where
+    /// it stands in its aggregate's history and its metadata.
+    ///
+    /// [`Error::UnknownTopic`] when the topic is not one of `E`'s (the
+    /// record that `discard()` leaves is not an event of any type);
+    /// [`Error::Decode`] when the data does not fit. The hash is not
+    /// checked here (see [`RecordedEvent::check_hash`]).
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let mut cat = Cat::born();
+    /// cat.lose_one();
+    /// let recorded = cat.pending_events()[1].decode::<CatEvent>()?;
+    /// assert_eq!(recorded.event, CatEvent::LostOne {});
+    /// assert_eq!(recorded.originator_version, 2);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn decode<E: Event>(&self) -> Result<Recorded<E>> {
+        let event = E::decode(&self.topic, &self.data)
+            .map_err(|source| Error::Decode {
+                topic: self.topic.to_string(),
+                id: self.originator_id,
+                version: self.originator_version,
+                source,
+            })?
+            .ok_or_else(|| Error::UnknownTopic {
+                aggregate: std::any::type_name::<E>(),
+                topic: self.topic.to_string(),
+                id: self.originator_id,
+                version: self.originator_version,
+            })?;
+        Ok(Recorded {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            timestamp: self.timestamp,
+            metadata: self.metadata()?,
+            event,
+        })
+    }
+}
+
+/// A recorded event decoded into its type: the event, where it stands in
+/// its aggregate's history, when it was recorded, and its metadata.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Recorded<E> {
+    /// The aggregate the event belongs to.
+    pub originator_id: Uuid,
+    /// The event's version within its aggregate.
+    pub originator_version: u64,
+    /// When the event was triggered, in microseconds since the Unix epoch.
+    pub timestamp: i64,
+    /// The event's metadata (empty when it has none).
+    pub metadata: Metadata,
+    /// The event.
+    pub event: E,
 }
 
 /// An aggregate's state at one version, as stored in `snapshots`: the same
