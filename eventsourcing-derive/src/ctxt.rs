@@ -4,6 +4,7 @@
 use std::cell::RefCell;
 use std::fmt::Display;
 
+use proc_macro2::{Span, TokenStream};
 use quote::ToTokens;
 
 /// Collects errors while the input is parsed and validated.
@@ -20,18 +21,32 @@ impl Ctxt {
             .push(syn::Error::new_spanned(tokens, message));
     }
 
+    /// Records an error whose caret lands on `span`.
+    pub(crate) fn error_at<M: Display>(&self, span: Span, message: M) {
+        self.errors
+            .borrow_mut()
+            .push(syn::Error::new(span, message));
+    }
+
     /// Records an error produced by syn.
     pub(crate) fn syn_error(&self, error: syn::Error) {
         self.errors.borrow_mut().push(error);
     }
 
-    /// Whether nothing has gone wrong so far.
-    pub(crate) fn is_ok(&self) -> bool {
-        self.errors.borrow().is_empty()
+    /// Ends the checks: `Ok` when nothing went wrong, so the model may be
+    /// expanded, or else every error as `compile_error!` invocations, in the
+    /// order they were found, for the fallback to emit.
+    pub(crate) fn check(self) -> Result<(), TokenStream> {
+        let errors = self.into_compile_errors();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
     }
 
-    /// All errors as one `compile_error!` token stream (empty if none).
-    pub(crate) fn into_compile_errors(self) -> proc_macro2::TokenStream {
+    /// Every error as `compile_error!` invocations (empty if none).
+    pub(crate) fn into_compile_errors(self) -> TokenStream {
         self.errors
             .into_inner()
             .into_iter()

@@ -1,5 +1,12 @@
 //! Procedural macros of the `eventsourcing` crate. Use them through
 //! `eventsourcing` (which re-exports them), not from this crate directly.
+//!
+//! Every macro runs the same three steps: `ast` parses the input into a
+//! small model, checking what concerns one item; `valid` checks the rules
+//! across items; and `expand` generates code from a model that passed, and
+//! cannot fail. Errors from the first two steps accumulate in one `Ctxt`;
+//! if there are any, `expand::fallback` emits them with the user's item and
+//! stand-ins for the generated code, so one mistake is reported once.
 
 mod ast;
 mod attr;
@@ -10,6 +17,9 @@ mod valid;
 
 use proc_macro::TokenStream;
 use syn::parse_macro_input;
+
+use crate::ast::{AggregateItem, EventEnum};
+use crate::ctxt::Ctxt;
 
 /// Makes a struct and its impl block an event-sourced aggregate.
 ///
@@ -40,7 +50,14 @@ use syn::parse_macro_input;
 #[proc_macro_attribute]
 pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = parse_macro_input!(input as syn::Item);
-    expand::aggregate(args.into(), item).into()
+    let cx = Ctxt::default();
+    let model = AggregateItem::from_syn(&cx, args.into(), item);
+    valid::check_aggregate(&cx, &model);
+    match cx.check() {
+        Ok(()) => expand::aggregate(&model),
+        Err(errors) => expand::fallback::aggregate(&errors, &model),
+    }
+    .into()
 }
 
 /// Implements `Event` for a hand-written event enum (the explicit style).
@@ -53,21 +70,31 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Event, attributes(es))]
 pub fn derive_event(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as syn::DeriveInput);
-    expand::derive_event(&input).into()
+    let cx = Ctxt::default();
+    let Some(events) = EventEnum::from_derive(&cx, &input) else {
+        // Not an enum (an error): there is nothing to stand in for.
+        return cx.into_compile_errors().into();
+    };
+    valid::check_enum(&cx, &events);
+    match cx.check() {
+        Ok(()) => expand::derive_event(&events),
+        Err(errors) => expand::fallback::derive_event(&errors, &input, &events),
+    }
+    .into()
 }
 
 /// Marks an event method inside an `#[aggregate]` impl block; on its own it
 /// is an error that says so.
 #[proc_macro_attribute]
 pub fn event(_args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::misplaced(symbol::EVENT, &input.into()).into()
+    misplaced(symbol::EVENT, input)
 }
 
 /// Marks the creation method inside an `#[aggregate]` impl block; on its
 /// own it is an error that says so.
 #[proc_macro_attribute]
 pub fn created(_args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::misplaced(symbol::CREATED, &input.into()).into()
+    misplaced(symbol::CREATED, input)
 }
 
 /// Marks an upcaster inside an `#[aggregate]` impl block:
@@ -76,5 +103,13 @@ pub fn created(_args: TokenStream, input: TokenStream) -> TokenStream {
 /// `N` into version `N + 1`. On its own it is an error that says so.
 #[proc_macro_attribute]
 pub fn upcast(_args: TokenStream, input: TokenStream) -> TokenStream {
-    expand::misplaced(symbol::UPCAST, &input.into()).into()
+    misplaced(symbol::UPCAST, input)
+}
+
+/// `#[event]`, `#[created]` or `#[upcast]` that no `#[aggregate]` impl
+/// block took: always an error.
+fn misplaced(attribute: &str, input: TokenStream) -> TokenStream {
+    let cx = Ctxt::default();
+    valid::attribute_inside_aggregate(&cx, attribute);
+    expand::fallback::misplaced(&cx.into_compile_errors(), &input.into()).into()
 }

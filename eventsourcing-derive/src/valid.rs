@@ -3,15 +3,26 @@
 
 use std::collections::HashSet;
 
-use crate::ast::{AggregateImpl, EventEnum, MethodKind};
+use proc_macro2::Span;
+
+use crate::ast::{AggregateImpl, AggregateItem, EventEnum, MethodKind};
 use crate::ctxt::Ctxt;
 use crate::symbol::{DISCARDED, GENERATED_METHODS, STATE, WITH_ID_SUFFIX};
 
 /// The end of every discard topic.
 const DISCARDED_SUFFIX: &str = ".Discarded";
 
+/// Checks what `#[aggregate]` is on. A struct's rules concern the struct
+/// alone, and were checked as it was parsed.
+pub(crate) fn check_aggregate(cx: &Ctxt, model: &AggregateItem) {
+    match model {
+        AggregateItem::Impl(model) => check_impl(cx, model),
+        AggregateItem::Struct(_) | AggregateItem::Unsupported(_) => {}
+    }
+}
+
 /// Checks an `#[aggregate]` impl block as a whole.
-pub(crate) fn check_impl(cx: &Ctxt, model: &AggregateImpl) {
+fn check_impl(cx: &Ctxt, model: &AggregateImpl) {
     creation_events(cx, model);
     generated_names_are_free(cx, model);
     upcasters_name_events(cx, model);
@@ -215,4 +226,18 @@ fn discarded_is_reserved(cx: &Ctxt, events: &EventEnum) {
             );
         }
     }
+}
+
+/// `#[event]`, `#[created]` and `#[upcast]` belong inside an `#[aggregate]`
+/// impl block, which reads and removes them: the method is the event, and
+/// only the aggregate records it. One that reaches its own macro is
+/// anywhere else, where nothing would ever record the event or run the
+/// upcaster. Only that macro calls this, so the rule is already broken.
+pub(crate) fn attribute_inside_aggregate(cx: &Ctxt, attribute: &str) {
+    cx.error_at(
+        Span::call_site(),
+        format!(
+            "`#[{attribute}]` only works on methods inside an `#[aggregate]` impl block; add `#[aggregate]` to the impl"
+        ),
+    );
 }

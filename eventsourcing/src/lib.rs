@@ -45,7 +45,7 @@
 //!   [`RecordedEvent`], [`Snapshot`], [`Chain`]): what the macros generate
 //!   and users implement, the hash chain and replay;
 //! - the **mapper** ([`Mapper`], [`Cipher`]): records to stored rows,
-//!   compressed and encrypted ([`format`] has the bytes);
+//!   compressed and encrypted ([`format`](mod@format) has the bytes);
 //! - the **[`recorder`]s**: rows in memory, SQLite or PostgreSQL;
 //! - the **store** and the **application** ([`EventStore`],
 //!   [`Repository`], [`Application`], [`NotificationLog`]): saving,

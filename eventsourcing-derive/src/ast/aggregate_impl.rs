@@ -1,96 +1,20 @@
-//! The small model the macros work on: parsed from syn input, keeping the
-//! user's tokens so that every error can point at them.
+//! `#[aggregate]` on an impl block: the aggregate's events, as methods.
 
-use quote::format_ident;
+use quote::{format_ident, quote};
 use syn::{FnArg, Ident, ImplItem, ImplItemFn, Pat, Path, Type};
 
-use proc_macro2::TokenStream;
-use quote::quote;
-
-use crate::attr::{EnumArgs, EventArgs, SchemaVersion, UpcastArgs};
+use super::{
+    EventEnum, Field, GENERIC_AGGREGATE, Upcaster, Variant, reject_reserved_ident, tokens_to_string,
+};
+use crate::attr::{EventArgs, SchemaVersion, UpcastArgs};
 use crate::ctxt::Ctxt;
-use crate::symbol::{CREATED, DISCARDED, EVENT};
-
-/// An event type to generate an `Event` impl for: the enum of an
-/// `#[aggregate]` impl block, or a user's enum deriving `Event`.
-pub(crate) struct EventEnum {
-    pub(crate) krate: Path,
-    pub(crate) ident: Ident,
-    pub(crate) variants: Vec<Variant>,
-    /// The topic that `discard()` records, which no variant may have.
-    pub(crate) discarded_topic: String,
-    /// Written by hand with `#[derive(Event)]` (upcasters in `#[es(...)]`)
-    /// rather than generated from an impl block (`#[upcast]` functions).
-    pub(crate) derived: bool,
-}
-
-/// One event: a variant of the event enum.
-pub(crate) struct Variant {
-    pub(crate) ident: Ident,
-    /// The stored topic at schema version 1; its span is the user's token
-    /// that decided it.
-    pub(crate) topic: syn::LitStr,
-    pub(crate) fields: Vec<Field>,
-    /// The schema version, when declared.
-    pub(crate) version: Option<SchemaVersion>,
-    /// The upcasters of older versions' data, as declared.
-    pub(crate) upcasters: Vec<Upcaster>,
-}
-
-impl Variant {
-    /// The current schema version (1 unless declared).
-    pub(crate) fn version(&self) -> u32 {
-        self.version.as_ref().map_or(1, |v| v.value)
-    }
-
-    /// The topic new events are stored with: the base topic, with `@N`
-    /// above version 1.
-    pub(crate) fn current_topic(&self) -> syn::LitStr {
-        syn::LitStr::new(
-            &versioned_topic(&self.topic.value(), self.version()),
-            self.topic.span(),
-        )
-    }
-}
-
-/// The stored topic of `base` at `version` (the runtime's `versioned_topic`).
-pub(crate) fn versioned_topic(base: &str, version: u32) -> String {
-    if version <= 1 {
-        base.to_owned()
-    } else {
-        format!("{base}@{version}")
-    }
-}
-
-/// An upcaster: turns stored data of version `from` into `from + 1`.
-pub(crate) struct Upcaster {
-    pub(crate) from: SchemaVersion,
-    /// An expression of type `fn(&mut JsonObject)`.
-    pub(crate) call: TokenStream,
-}
+use crate::symbol::{CREATED, DISCARDED, EVENT, UPCAST};
 
 /// A function of an `#[aggregate]` impl block marked `#[upcast]`.
 pub(crate) struct UpcasterFn {
     pub(crate) args: UpcastArgs,
     pub(crate) ident: Ident,
 }
-
-/// One field of an event.
-pub(crate) struct Field {
-    pub(crate) ident: Ident,
-    pub(crate) ty: Type,
-}
-
-impl Field {
-    /// The JSON key of the field: its name without any `r#`.
-    pub(crate) fn key(&self) -> String {
-        let name = self.ident.to_string();
-        name.strip_prefix("r#").map_or(name.clone(), str::to_owned)
-    }
-}
-
-/// The error for type parameters on an aggregate's struct or impl block.
-pub(crate) const GENERIC_AGGREGATE: &str = "aggregates cannot be generic: stored events must decode to one aggregate type; remove the type parameters";
 
 /// What kind of event method a method is.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -130,15 +54,21 @@ pub(crate) struct AggregateImpl {
 }
 
 impl AggregateImpl {
-    /// Parses an impl block. Problems go to `cx`; the result is still usable
-    /// for the fallback expansion.
-    pub(crate) fn from_syn(cx: &Ctxt, krate: Path, mut item: syn::ItemImpl) -> Option<Self> {
+    /// Parses an impl block. Problems go to `cx`; the model is still usable
+    /// for the fallback expansion. An impl block that cannot be modelled at
+    /// all (a trait impl, or one of a type that is not a named struct) comes
+    /// back unchanged as the error.
+    pub(crate) fn from_syn(
+        cx: &Ctxt,
+        krate: Path,
+        mut item: syn::ItemImpl,
+    ) -> Result<Self, Box<syn::ItemImpl>> {
         if let Some((_, path, _)) = &item.trait_ {
             cx.error_spanned_by(
                 path,
                 "`#[aggregate]` goes on the aggregate's inherent impl block, not on a trait impl",
             );
-            return None;
+            return Err(Box::new(item));
         }
         if !item.generics.params.is_empty() {
             cx.error_spanned_by(&item.generics, GENERIC_AGGREGATE);
@@ -152,7 +82,7 @@ impl AggregateImpl {
                 &item.self_ty,
                 "`#[aggregate]` expects an impl block of a named struct, such as `impl World`",
             );
-            return None;
+            return Err(Box::new(item));
         };
         let mut methods = Vec::new();
         let mut method_slots = Vec::new();
@@ -172,7 +102,7 @@ impl AggregateImpl {
             methods.push(method);
             method_slots.push(slot);
         }
-        Some(AggregateImpl {
+        Ok(AggregateImpl {
             krate,
             item,
             self_ident,
@@ -195,16 +125,14 @@ impl AggregateImpl {
                 .map(|m| Variant {
                     ident: m.name.clone(),
                     topic: m.topic.clone(),
-                    fields: m.fields.iter().map(Field::clone_field).collect(),
+                    fields: m.fields.clone(),
                     version: m.version.clone(),
                     upcasters: self.upcasters_of(&m.name.to_string()),
                 })
                 .collect(),
         }
     }
-}
 
-impl AggregateImpl {
     /// The upcasters declared for `target` (an event name, or `state`).
     pub(crate) fn upcasters_of(&self, target: &str) -> Vec<Upcaster> {
         let self_ty = &self.item.self_ty;
@@ -229,7 +157,7 @@ impl UpcasterFn {
             attr.path()
                 .segments
                 .last()
-                .is_some_and(|s| s.ident == crate::symbol::UPCAST)
+                .is_some_and(|s| s.ident == UPCAST)
         })?;
         let attr = func.attrs.remove(position);
         if let Some(other) = func.attrs.iter().find(|a| method_kind(a).is_some()) {
@@ -267,26 +195,6 @@ pub(crate) fn method_kind(attr: &syn::Attribute) -> Option<MethodKind> {
         Some(MethodKind::Created)
     } else {
         None
-    }
-}
-
-/// Removes `#[event]` and `#[created]` from every method of `item`, so that
-/// when the block cannot be modelled the stand-alone attribute macros do not
-/// add "outside an aggregate" errors to the real one.
-pub(crate) fn strip_event_attrs(item: &mut syn::ItemImpl) {
-    for impl_item in &mut item.items {
-        if let ImplItem::Fn(func) = impl_item {
-            func.attrs.retain(|attr| method_kind(attr).is_none());
-        }
-    }
-}
-
-impl Field {
-    fn clone_field(&self) -> Field {
-        Field {
-            ident: self.ident.clone(),
-            ty: self.ty.clone(),
-        }
     }
 }
 
@@ -486,44 +394,6 @@ fn owned_suggestion(r: &syn::TypeReference) -> String {
     }
 }
 
-/// Tokens as the user would write them: `&str`, `Vec<u8>`.
-pub(crate) fn tokens_to_string<T: quote::ToTokens>(tokens: &T) -> String {
-    let mut out = String::new();
-    let text = tokens.to_token_stream().to_string();
-    let mut chars = text.chars().peekable();
-    while let Some(c) = chars.next() {
-        // `quote` puts a space between every token; keep only the ones a
-        // person would write (after a comma and around `+`, `=` and `dyn`).
-        if c == ' ' {
-            let prev = out.chars().last();
-            let next = chars.peek().copied();
-            let keep = matches!(prev, Some(',' | '+' | '='))
-                || matches!(next, Some('+' | '='))
-                || prev.is_some_and(char::is_alphanumeric)
-                    && next.is_some_and(|n| n.is_alphanumeric() || n == '_');
-            if !keep {
-                continue;
-            }
-        }
-        out.push(c);
-    }
-    out
-}
-
-/// Rejects names that collide with what the macros generate.
-pub(crate) fn reject_reserved_ident(cx: &Ctxt, ident: &Ident, what: &str) {
-    let name = ident.to_string();
-    if name.starts_with(crate::symbol::RESERVED_PREFIX) {
-        cx.error_spanned_by(
-            ident,
-            format!(
-                "the {what} name `{name}` is reserved: names starting with `{}` belong to the generated code; rename it",
-                crate::symbol::RESERVED_PREFIX
-            ),
-        );
-    }
-}
-
 /// `make_it_so` -> `MakeItSo`.
 fn upper_camel(snake: &str) -> String {
     snake
@@ -537,96 +407,4 @@ fn upper_camel(snake: &str) -> String {
             })
         })
         .collect()
-}
-
-impl EventEnum {
-    /// Models a user's enum deriving `Event`.
-    pub(crate) fn from_derive(cx: &Ctxt, input: &syn::DeriveInput) -> Option<Self> {
-        let args: EnumArgs = crate::attr::parse_enum_args(cx, &input.attrs);
-        let syn::Data::Enum(data) = &input.data else {
-            cx.error_spanned_by(
-                &input.ident,
-                "`#[derive(Event)]` goes on an enum with one variant per event",
-            );
-            return None;
-        };
-        if !input.generics.params.is_empty() {
-            cx.error_spanned_by(
-                &input.generics,
-                "event enums cannot be generic: every event field needs one concrete type, so that a stored event decodes to it; remove the type parameters",
-            );
-        }
-        let prefix = args.prefix.as_ref().map_or_else(
-            || {
-                let name = input.ident.to_string();
-                match name.strip_suffix("Event") {
-                    Some(stem) if !stem.is_empty() => stem.to_owned(),
-                    _ => name,
-                }
-            },
-            syn::LitStr::value,
-        );
-        let mut variants = Vec::new();
-        for variant in &data.variants {
-            let variant_args = crate::attr::parse_variant_args(cx, &variant.attrs);
-            let topic = variant_args.topic.unwrap_or_else(|| {
-                syn::LitStr::new(&format!("{prefix}.{}", variant.ident), variant.ident.span())
-            });
-            let upcasters = variant_args
-                .upcasters
-                .iter()
-                .flat_map(|list| list.elems.iter().enumerate())
-                .map(|(i, call)| {
-                    let from = u32::try_from(i + 1).unwrap_or(u32::MAX);
-                    Upcaster {
-                        from: SchemaVersion {
-                            value: from,
-                            lit: syn::LitInt::new(
-                                &from.to_string(),
-                                syn::spanned::Spanned::span(call),
-                            ),
-                        },
-                        call: quote!(#call),
-                    }
-                })
-                .collect();
-            let fields: Vec<Field> = match &variant.fields {
-                syn::Fields::Named(named) => named
-                    .named
-                    .iter()
-                    .filter_map(|f| {
-                        f.ident.as_ref().map(|ident| Field {
-                            ident: ident.clone(),
-                            ty: f.ty.clone(),
-                        })
-                    })
-                    .collect(),
-                syn::Fields::Unit => Vec::new(),
-                syn::Fields::Unnamed(unnamed) => {
-                    cx.error_spanned_by(
-                        unnamed,
-                        "event variants need named fields (`Deposited { amount: u64 }`): the stored data is a JSON object keyed by field name",
-                    );
-                    continue;
-                }
-            };
-            for field in &fields {
-                reject_reserved_ident(cx, &field.ident, "field");
-            }
-            variants.push(Variant {
-                ident: variant.ident.clone(),
-                topic,
-                fields,
-                version: variant_args.version,
-                upcasters,
-            });
-        }
-        Some(EventEnum {
-            krate: args.krate.unwrap_or_else(crate::attr::default_crate_path),
-            ident: input.ident.clone(),
-            variants,
-            discarded_topic: format!("{prefix}.{DISCARDED}"),
-            derived: true,
-        })
-    }
 }

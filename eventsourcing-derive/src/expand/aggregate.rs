@@ -1,0 +1,191 @@
+//! The impl block half of `#[aggregate]`: each event method becomes its
+//! trigger (and the creation method a constructor) over a hidden method
+//! with the user's body, and `impl Aggregate` dispatches events to those.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{ImplItem, Path};
+
+use super::event::{event_enum, event_impl};
+use crate::ast::{AggregateImpl, EventEnum, EventMethod, MethodKind};
+use crate::symbol::{STATE, WITH_ID_SUFFIX};
+
+/// Generates the event enum, the triggers and the apply dispatch.
+pub(super) fn expand(model: &AggregateImpl) -> TokenStream {
+    let events = model.event_enum();
+    let enum_tokens = event_enum(&events, model);
+    let event_impl = event_impl(&events);
+    let item = rewrite_methods(model, &events);
+    let apply = apply_impl(model, &events);
+    quote! {
+        #item
+        #enum_tokens
+        #event_impl
+        #apply
+    }
+}
+
+/// Replaces each event method with its trigger and adds the hidden method
+/// that holds the user's body.
+fn rewrite_methods(model: &AggregateImpl, events: &EventEnum) -> syn::ItemImpl {
+    let mut item = model.item.clone();
+    let mut hidden = Vec::new();
+    for (method, &slot) in model.methods.iter().zip(&model.method_slots) {
+        let (public, extra) = trigger_methods(method, &events.ident, &model.krate);
+        item.items[slot] = ImplItem::Verbatim(public);
+        hidden.push(ImplItem::Verbatim(extra));
+    }
+    item.items.extend(hidden);
+    item
+}
+
+/// The public method(s) replacing one event method, and the hidden body.
+fn trigger_methods(
+    method: &EventMethod,
+    enum_ident: &syn::Ident,
+    krate: &Path,
+) -> (TokenStream, TokenStream) {
+    let private = quote!(#krate::__private);
+    let func = &method.func;
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let name = &func.sig.ident;
+    let variant = &method.name;
+    let fields: Vec<_> = method.fields.iter().map(|f| &f.ident).collect();
+    let params: Vec<_> = method
+        .fields
+        .iter()
+        .map(|f| {
+            let ident = &f.ident;
+            let ty = &f.ty;
+            quote!(#ident: #ty)
+        })
+        .collect();
+    let event = quote!(#enum_ident::#variant { #(#fields),* });
+    let public = match method.kind {
+        MethodKind::Event => quote! {
+            #(#attrs)*
+            #vis fn #name(&mut self, #(#params),*) {
+                #private::trigger::<Self>(self, #event);
+            }
+        },
+        MethodKind::Created => {
+            let with_id = format_ident!("{}{}", name, WITH_ID_SUFFIX, span = name.span());
+            let doc = format!(
+                "Like `{name}`, but the new aggregate gets the given id instead of a random one."
+            );
+            quote! {
+                #(#attrs)*
+                #[must_use]
+                #vis fn #name(#(#params),*) -> Self {
+                    #private::start::<Self>(#event)
+                }
+
+                #[doc = #doc]
+                #[must_use]
+                #[allow(dead_code)]
+                #vis fn #with_id(__es_id: #private::Uuid, #(#params),*) -> Self {
+                    #private::start_with_id::<Self>(__es_id, #event)
+                }
+            }
+        }
+    };
+    (public, hidden_method(method))
+}
+
+/// The hidden method that holds the user's event body: the method as
+/// written, renamed and private. (On error it keeps whatever else the user
+/// wrote, such as `async` or a return type, so that the body still
+/// compiles and reports its own mistakes, not ours.)
+pub(super) fn hidden_method(method: &EventMethod) -> TokenStream {
+    let mut func = method.func.clone();
+    func.sig.ident = method.apply_ident.clone();
+    func.vis = syn::Visibility::Inherited;
+    func.attrs.retain(|a| !a.path().is_ident("doc"));
+    quote! {
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::needless_pass_by_value, clippy::unused_self)]
+        #func
+    }
+}
+
+/// `impl Aggregate`: the apply dispatch.
+fn apply_impl(model: &AggregateImpl, events: &EventEnum) -> TokenStream {
+    let krate = &model.krate;
+    let private = quote!(#krate::__private);
+    let self_ty = &model.item.self_ty;
+    let enum_ident = &events.ident;
+    let arms = model.methods.iter().map(|m| {
+        let variant = &m.name;
+        let apply_ident = &m.apply_ident;
+        let fields: Vec<_> = m.fields.iter().map(|f| &f.ident).collect();
+        quote!(#enum_ident::#variant { #(#fields),* } => Self::#apply_ident(self, #(#fields),*))
+    });
+    let state_upcasters = model.upcasters_of(STATE);
+    let declared: Vec<u32> = state_upcasters.iter().map(|u| u.from.value).collect();
+    let upcast_arms = state_upcasters.iter().map(|u| {
+        let from = u.from.value;
+        let call = &u.call;
+        quote!(#from => { (#call)(__es_state); true })
+    });
+    // The state version is set on the struct and its upcasters live here:
+    // these check, at compile time, that they agree, each with its caret on
+    // the user's token.
+    let exists = state_upcasters.iter().map(|u| {
+        let from = &u.from.lit;
+        let value = u.from.value;
+        let check = quote_spanned! {from.span()=>
+            __es_check(__es_version, #value)
+        };
+        quote! {
+            const _: () = {
+                use #private::check_state_upcaster_exists as __es_check;
+                let __es_version = #private::state_version::<#self_ty>();
+                #check
+            };
+        }
+    });
+    let cover_check = quote_spanned! {self_ty.span()=>
+        __es_check(__es_version, &[#(#declared),*])
+    };
+    let covered = quote! {
+        const _: () = {
+            use #private::check_state_upcasters_cover as __es_check;
+            let __es_version = #private::state_version::<#self_ty>();
+            #cover_check
+        };
+    };
+    let upcast_state = if state_upcasters.is_empty() {
+        TokenStream::new()
+    } else {
+        quote! {
+            fn upcast_state(
+                __es_from: ::core::primitive::u32,
+                __es_state: &mut #private::JsonObject,
+            ) -> ::core::primitive::bool {
+                match __es_from {
+                    #(#upcast_arms,)*
+                    _ => false,
+                }
+            }
+        }
+    };
+    quote! {
+        #[automatically_derived]
+        impl #private::Aggregate for #self_ty {
+            type Event = #enum_ident;
+
+            fn apply(&mut self, __es_event: #enum_ident) {
+                match __es_event {
+                    #(#arms),*
+                }
+            }
+
+            #upcast_state
+        }
+
+        #(#exists)*
+        #covered
+    }
+}

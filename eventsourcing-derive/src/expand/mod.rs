@@ -1,0 +1,39 @@
+//! Code generation over a validated model: it cannot fail, and reports
+//! nothing. Generated code names the runtime only through
+//! `<crate>::__private`, with absolute paths, and calls the runtime's traits
+//! through free functions there (see that module for why), so that a user's
+//! inherent method of the same name cannot hijack a call and a missing
+//! supertrait is one error rather than one per call.
+//!
+//! - `root`: the struct half of `#[aggregate]` (`Root`, the bookkeeping).
+//! - `aggregate`: the impl block half (triggers, `impl Aggregate`).
+//! - `event`: the generated event enum and every `impl Event`.
+//! - `codec`: the JSON writer and reader that events and state share.
+//! - `fallback`: what is emitted instead when the input has errors.
+
+mod aggregate;
+mod codec;
+mod event;
+pub(crate) mod fallback;
+mod root;
+
+use proc_macro2::TokenStream;
+use quote::ToTokens;
+
+use crate::ast::{AggregateItem, EventEnum};
+
+/// `#[aggregate]` on a struct or an impl block.
+pub(crate) fn aggregate(model: &AggregateItem) -> TokenStream {
+    match model {
+        AggregateItem::Struct(model) => root::expand(model),
+        AggregateItem::Impl(model) => aggregate::expand(model),
+        // Parsing reports this as an error, so only the fallback meets it;
+        // the item as written is still the whole answer.
+        AggregateItem::Unsupported(item) => item.to_token_stream(),
+    }
+}
+
+/// `#[derive(Event)]` on a user's enum.
+pub(crate) fn derive_event(events: &EventEnum) -> TokenStream {
+    event::event_impl(events)
+}
