@@ -33,5 +33,7 @@ pub(crate) const META_FIELD: &str = "__es_meta";
 pub(crate) const GENERATED_METHODS: &[&str] = &["id", "version", "head", "discard"];
 /// Appended to the creation method's name for the twin that takes an id.
 pub(crate) const WITH_ID_SUFFIX: &str = "_with_id";
+/// `apply! { ... }`: the event's body, last in a command with checks.
+pub(crate) const APPLY: &str = "apply";
 /// `#[upcast(Name, from = N)]` on an upcaster in an `#[aggregate]` impl block.
 pub(crate) const UPCAST: &str = "upcast";

@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use proc_macro2::Span;
+use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};
+use quote::ToTokens;
 
 use crate::ast::{AggregateImpl, AggregateItem, EventEnum, MethodKind};
 use crate::ctxt::Ctxt;
@@ -26,7 +27,93 @@ fn check_impl(cx: &Ctxt, model: &AggregateImpl) {
     creation_events(cx, model);
     generated_names_are_free(cx, model);
     upcasters_name_events(cx, model);
+    event_bodies_record_nothing(cx, model);
     check_enum(cx, &model.event_enum());
+}
+
+/// An event's body applies one recorded fact and records nothing: a call
+/// of an event method (or `discard()`) from it would record a second
+/// event inside the first one's version, which replay cannot follow. The
+/// runtime refuses such a trigger; where the call is visible in the body,
+/// it is refused here, at the call.
+fn event_bodies_record_nothing(cx: &Ctxt, model: &AggregateImpl) {
+    let triggers: Vec<String> = model
+        .methods
+        .iter()
+        .filter(|m| m.kind == MethodKind::Event)
+        .map(|m| m.func.sig.ident.to_string())
+        .chain(std::iter::once("discard".to_owned()))
+        .collect();
+    for method in &model.methods {
+        let body = match &method.checked {
+            Some(checked) => checked.body.iter().map(|s| s.to_token_stream()).collect(),
+            None => method.func.block.to_token_stream(),
+        };
+        for call in calls_of(body, &triggers) {
+            let callee = call.to_string();
+            let what = if callee == "discard" {
+                "`discard()` records the `Discarded` event".to_owned()
+            } else {
+                format!("`{callee}` is an event method")
+            };
+            cx.error_at(
+                call.span(),
+                format!(
+                    "the body of event method `{}` calls `{callee}`, but an event's body applies one recorded fact and cannot record another ({what}); call both from a command method",
+                    method.func.sig.ident
+                ),
+            );
+        }
+    }
+}
+
+/// The identifiers of `tokens` called as `self.name(...)` or
+/// `Self::name(...)` with `name` in `names`, however deeply nested.
+fn calls_of(tokens: TokenStream, names: &[String]) -> Vec<proc_macro2::Ident> {
+    let mut found = Vec::new();
+    let trees: Vec<TokenTree> = tokens.into_iter().collect();
+    for (i, tree) in trees.iter().enumerate() {
+        if let TokenTree::Group(group) = tree {
+            found.extend(calls_of(group.stream(), names));
+        }
+        let TokenTree::Ident(receiver) = tree else {
+            continue;
+        };
+        let rest = &trees[i + 1..];
+        let callee = match (receiver.to_string().as_str(), rest) {
+            (
+                "self",
+                [
+                    TokenTree::Punct(dot),
+                    TokenTree::Ident(name),
+                    TokenTree::Group(args),
+                    ..,
+                ],
+            ) if dot.as_char() == '.' && args.delimiter() == Delimiter::Parenthesis => Some(name),
+            (
+                "Self",
+                [
+                    TokenTree::Punct(a),
+                    TokenTree::Punct(b),
+                    TokenTree::Ident(name),
+                    TokenTree::Group(args),
+                    ..,
+                ],
+            ) if a.as_char() == ':'
+                && b.as_char() == ':'
+                && args.delimiter() == Delimiter::Parenthesis =>
+            {
+                Some(name)
+            }
+            _ => None,
+        };
+        if let Some(name) = callee
+            && names.iter().any(|n| name == n)
+        {
+            found.push(name.clone());
+        }
+    }
+    found
 }
 
 /// Checks an event enum, generated or derived.

@@ -92,9 +92,70 @@ pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
 pub use serde_json as json;
 pub use uuid::Uuid;
 
+/// Marks the event's body in a command with checks: the last statement of
+/// an `#[event]` method that returns `Result<(), E>`. The statements before
+/// it are the checks, which run when the command is called and may return
+/// an error (nothing is then recorded or changed); the block is what the
+/// event does, and the only part that runs on replay.
+///
+/// ```
+/// use eventsourcing::prelude::*;
+///
+/// #[derive(Debug, PartialEq)]
+/// pub enum BankError {
+///     InsufficientFunds { balance: u64, wanted: u64 },
+/// }
+///
+/// #[aggregate]
+/// #[derive(Debug, Default)]
+/// pub struct Account {
+///     balance: u64,
+/// }
+///
+/// #[aggregate]
+/// impl Account {
+///     #[created(Opened)]
+///     fn open(&mut self) {}
+///
+///     #[event(Deposited)]
+///     pub fn deposit(&mut self, amount: u64) {
+///         self.balance += amount;
+///     }
+///
+///     #[event(Withdrawn)]
+///     pub fn withdraw(&mut self, amount: u64) -> Result<(), BankError> {
+///         if amount > self.balance {
+///             return Err(BankError::InsufficientFunds { balance: self.balance, wanted: amount });
+///         }
+///         apply! {
+///             self.balance -= amount;
+///         }
+///     }
+/// }
+///
+/// let mut account = Account::open();
+/// account.deposit(10);
+/// assert!(account.withdraw(25).is_err());
+/// assert_eq!(account.version(), 2); // nothing recorded
+/// account.withdraw(4)?;
+/// assert_eq!((account.balance, account.version()), (6, 3));
+/// # Ok::<(), BankError>(())
+/// ```
+///
+/// Outside such a method it is an error: only `#[aggregate]` reads it.
+#[macro_export]
+macro_rules! apply {
+    ($($body:tt)*) => {
+        ::core::compile_error!(
+            "`apply! { ... }` goes last in an `#[event]` method of an `#[aggregate]` impl block that returns `Result<(), E>`: the checks come before it, and its block is the event's body"
+        )
+    };
+}
+
 /// The names most programs need: `use eventsourcing::prelude::*;`.
 pub mod prelude {
     pub use crate::application::Application;
+    pub use crate::apply;
     pub use crate::domain::{Aggregate, AggregateExt, Event, JsonObject, Root};
     pub use crate::error::{Error, Result};
     pub use crate::format::Hash;

@@ -1,14 +1,14 @@
 //! `#[aggregate]` on an impl block: the aggregate's events, as methods.
 
 use quote::{format_ident, quote};
-use syn::{FnArg, Ident, ImplItem, ImplItemFn, Pat, Path, Type};
+use syn::{FnArg, Ident, ImplItem, ImplItemFn, Pat, Path, Stmt, Type};
 
 use super::{
     EventEnum, Field, GENERIC_AGGREGATE, Upcaster, Variant, reject_reserved_ident, tokens_to_string,
 };
 use crate::attr::{EventArgs, SchemaVersion, UpcastArgs};
 use crate::ctxt::Ctxt;
-use crate::symbol::{CREATED, DISCARDED, EVENT, UPCAST};
+use crate::symbol::{APPLY, CREATED, DISCARDED, EVENT, UPCAST};
 
 /// A function of an `#[aggregate]` impl block marked `#[upcast]`.
 pub(crate) struct UpcasterFn {
@@ -38,6 +38,23 @@ pub(crate) struct EventMethod {
     pub(crate) apply_ident: Ident,
     /// The schema version, when declared.
     pub(crate) version: Option<SchemaVersion>,
+    /// The method's parameters as written (patterns may be `mut`).
+    pub(crate) params: Vec<syn::PatType>,
+    /// Set when the method is a command with checks: it returns a `Result`
+    /// and its body ends with `apply! { ... }`.
+    pub(crate) checked: Option<Checked>,
+}
+
+/// A command with checks: an event method that returns `Result<(), E>`,
+/// whose statements before `apply!` run when it is called (never on
+/// replay), and whose `apply! { ... }` block is the event's body.
+pub(crate) struct Checked {
+    /// The return type as written.
+    pub(crate) output: Box<Type>,
+    /// The statements before `apply!`.
+    pub(crate) checks: Vec<Stmt>,
+    /// The statements inside `apply!`: what replay runs.
+    pub(crate) body: Vec<Stmt>,
 }
 
 /// An `#[aggregate]` impl block.
@@ -232,7 +249,17 @@ impl EventMethod {
         let topic = args
             .topic
             .unwrap_or_else(|| syn::LitStr::new(&format!("{self_ident}.{name}"), name.span()));
-        let fields = check_signature(cx, func);
+        let checked = checked_body(cx, kind, func);
+        let fields = check_signature(cx, func, checked.is_some());
+        let params = func
+            .sig
+            .inputs
+            .iter()
+            .filter_map(|arg| match arg {
+                FnArg::Typed(pat_type) => Some(pat_type.clone()),
+                FnArg::Receiver(_) => None,
+            })
+            .collect();
         let apply_ident = format_ident!("__es_apply_{}", func.sig.ident);
         Some(EventMethod {
             kind,
@@ -243,13 +270,109 @@ impl EventMethod {
             fields,
             apply_ident,
             version: args.version,
+            params,
+            checked,
         })
     }
 }
 
+/// Whether `stmt` is an `apply! { ... }` (or `path::apply!`) statement; its
+/// macro if so.
+fn apply_macro(stmt: &Stmt) -> Option<&syn::Macro> {
+    let mac = match stmt {
+        Stmt::Macro(stmt) => &stmt.mac,
+        Stmt::Expr(syn::Expr::Macro(expr), _) => &expr.mac,
+        _ => return None,
+    };
+    mac.path
+        .segments
+        .last()
+        .is_some_and(|s| s.ident == APPLY)
+        .then_some(mac)
+}
+
+/// Splits a command with checks into its checks and its event body: an
+/// `#[event]` method with a return type, whose last statement is
+/// `apply! { ... }`. `None` for a plain event method (errors go to `cx`).
+fn checked_body(cx: &Ctxt, kind: MethodKind, func: &ImplItemFn) -> Option<Checked> {
+    let stmts = &func.block.stmts;
+    if let Some(misplaced) = stmts.iter().rev().skip(1).find_map(apply_macro) {
+        cx.error_spanned_by(
+            misplaced,
+            "`apply!` goes last in a command with checks: the checks come before it, and its block is the event's body",
+        );
+    }
+    let last = stmts.last().and_then(apply_macro);
+    let syn::ReturnType::Type(_, output) = &func.sig.output else {
+        if let Some(mac) = last {
+            cx.error_spanned_by(
+                mac,
+                "`apply!` ends a command with checks, which returns `Result<(), E>` for its checks' errors; give the method that return type, or remove `apply!` and keep the body",
+            );
+        }
+        return None;
+    };
+    if kind == MethodKind::Created {
+        // A creation method's return type is another matter (see
+        // `check_signature`).
+        return None;
+    }
+    let Some(mac) = last else {
+        cx.error_spanned_by(
+            output,
+            "an event method that returns a value is a command with checks: end its body with `apply! { ... }` holding the event's body, after the checks, which may return an error; on replay only the `apply!` block runs",
+        );
+        return None;
+    };
+    if let Some(ok) = success_type(output)
+        && !matches!(ok, Type::Tuple(t) if t.elems.is_empty())
+    {
+        cx.error_spanned_by(
+            ok,
+            "a command with checks returns `Result<(), E>`: success is the event being recorded; compute values in a command method that calls this one",
+        );
+    }
+    let body = match mac.parse_body_with(syn::Block::parse_within) {
+        Ok(body) => body,
+        Err(error) => {
+            cx.syn_error(error);
+            return None;
+        }
+    };
+    Some(Checked {
+        output: output.clone(),
+        checks: stmts[..stmts.len() - 1].to_vec(),
+        body,
+    })
+}
+
+/// The `T` of a return type written `Result<T, E>` (any path ending in
+/// `Result` with two type arguments); `None` for anything else, such as an
+/// alias, which the compiler checks instead.
+fn success_type(ty: &Type) -> Option<&Type> {
+    let Type::Path(path) = ty else {
+        return None;
+    };
+    let last = path.path.segments.last()?;
+    if last.ident != "Result" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    let mut types = args.args.iter().filter_map(|arg| match arg {
+        syn::GenericArgument::Type(t) => Some(t),
+        _ => None,
+    });
+    let ok = types.next()?;
+    types.next()?;
+    Some(ok)
+}
+
 /// Checks that an event method can be recorded and replayed, and returns
-/// its arguments as event fields.
-fn check_signature(cx: &Ctxt, func: &ImplItemFn) -> Vec<Field> {
+/// its arguments as event fields. `checked`: it is a command with checks,
+/// whose return type is already checked.
+fn check_signature(cx: &Ctxt, func: &ImplItemFn, checked: bool) -> Vec<Field> {
     let sig = &func.sig;
     if let Some(asyncness) = &sig.asyncness {
         cx.error_spanned_by(
@@ -284,10 +407,13 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn) -> Vec<Field> {
             "event methods cannot have a `where` clause: every event field needs one concrete type; remove it",
         );
     }
-    if let syn::ReturnType::Type(_, ty) = &sig.output {
+    if let syn::ReturnType::Type(_, ty) = &sig.output
+        && !checked
+        && !has_apply(func)
+    {
         cx.error_spanned_by(
             ty,
-            "event methods cannot return a value: an event is a fact being applied; compute results in a command method that then calls this one",
+            "event methods cannot return a value: an event is a fact being applied; compute results in a command method that then calls this one, or make this a command with checks returning `Result<(), E>` and ending in `apply! { ... }`",
         );
     }
     let mut inputs = sig.inputs.iter();
@@ -339,6 +465,12 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn) -> Vec<Field> {
         });
     }
     fields
+}
+
+/// Whether the method's last statement is `apply!` (a command with checks,
+/// whose return type has been judged already).
+fn has_apply(func: &ImplItemFn) -> bool {
+    func.block.stmts.last().and_then(apply_macro).is_some()
 }
 
 /// `&mut Self` (or `&mut self`, which syn gives the same type).

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{ImplItem, Path};
 
 use super::event::{event_enum, event_impl};
-use crate::ast::{AggregateImpl, EventEnum, EventMethod, MethodKind};
+use crate::ast::{AggregateImpl, Checked, EventEnum, EventMethod, MethodKind};
 use crate::symbol::{STATE, WITH_ID_SUFFIX};
 
 /// Generates the event enum, the triggers and the apply dispatch.
@@ -63,14 +63,32 @@ fn trigger_methods(
         })
         .collect();
     let event = quote!(#enum_ident::#variant { #(#fields),* });
-    let public = match method.kind {
-        MethodKind::Event => quote! {
+    let public = match (method.kind, &method.checked) {
+        (MethodKind::Event, None) => quote! {
             #(#attrs)*
             #vis fn #name(&mut self, #(#params),*) {
                 #private::trigger::<Self>(self, #event);
             }
         },
-        MethodKind::Created => {
+        (MethodKind::Event, Some(checked)) => {
+            let output = &checked.output;
+            let check_ident = format_ident!("__es_check_{}", name);
+            // `Ok(())` spanned at the return type, so that a type that is
+            // not a `Result` is reported there.
+            let ok = quote_spanned!(output.span()=> ::core::result::Result::Ok(()));
+            quote! {
+                #(#attrs)*
+                #vis fn #name(&mut self, #(#params),*) -> #output {
+                    let mut __es_fields = #private::None;
+                    Self::#check_ident(self, #(#fields,)* &mut __es_fields)?;
+                    if let #private::Some((#(#fields,)*)) = __es_fields {
+                        #private::trigger::<Self>(self, #event);
+                    }
+                    #ok
+                }
+            }
+        }
+        (MethodKind::Created, _) => {
             let with_id = format_ident!("{}{}", name, WITH_ID_SUFFIX, span = name.span());
             let doc = format!(
                 "Like `{name}`, but the new aggregate gets the given id instead of a random one."
@@ -98,7 +116,14 @@ fn trigger_methods(
 /// written, renamed and private. (On error it keeps whatever else the user
 /// wrote, such as `async` or a return type, so that the body still
 /// compiles and reports its own mistakes, not ours.)
+///
+/// A command with checks has two: its checks, taking `&self` (so they
+/// cannot change the aggregate) and handing the event's fields back once
+/// they pass, and its `apply!` block as the event's body.
 pub(super) fn hidden_method(method: &EventMethod) -> TokenStream {
+    if let Some(checked) = &method.checked {
+        return checked_methods(method, checked);
+    }
     let mut func = method.func.clone();
     func.sig.ident = method.apply_ident.clone();
     func.vis = syn::Visibility::Inherited;
@@ -107,6 +132,38 @@ pub(super) fn hidden_method(method: &EventMethod) -> TokenStream {
         #[doc(hidden)]
         #[allow(dead_code, clippy::needless_pass_by_value, clippy::unused_self)]
         #func
+    }
+}
+
+/// The checks and the body of a command with checks, as hidden methods.
+fn checked_methods(method: &EventMethod, checked: &Checked) -> TokenStream {
+    let name = &method.func.sig.ident;
+    let check_ident = format_ident!("__es_check_{}", name);
+    let apply_ident = &method.apply_ident;
+    let params = &method.params;
+    let fields: Vec<_> = method.fields.iter().map(|f| &f.ident).collect();
+    let types: Vec<_> = method.fields.iter().map(|f| &f.ty).collect();
+    let output = &checked.output;
+    let checks = &checked.checks;
+    let body = &checked.body;
+    quote! {
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::needless_pass_by_value, clippy::unused_self, unreachable_code)]
+        fn #check_ident(
+            &self,
+            #(#params,)*
+            __es_fields: &mut ::core::option::Option<(#(#types,)*)>,
+        ) -> #output {
+            #(#checks)*
+            *__es_fields = ::core::option::Option::Some((#(#fields,)*));
+            ::core::result::Result::Ok(())
+        }
+
+        #[doc(hidden)]
+        #[allow(dead_code, clippy::needless_pass_by_value, clippy::unused_self)]
+        fn #apply_ident(&mut self, #(#params),*) {
+            #(#body)*
+        }
     }
 }
 

@@ -67,9 +67,17 @@ pub(super) fn event_enum(events: &EventEnum, model: &AggregateImpl) -> TokenStre
             let field_doc = format!("The `{}` argument of `{method}`.", f.key());
             quote!(#[doc = #field_doc] #field: #ty)
         });
-        quote! {
-            #[doc = #variant_doc]
-            #name { #(#fields),* }
+        if m.fields.is_empty() {
+            // A field-less event is a unit variant, as in a hand-written enum.
+            quote! {
+                #[doc = #variant_doc]
+                #name
+            }
+        } else {
+            quote! {
+                #[doc = #variant_doc]
+                #name { #(#fields),* }
+            }
         }
     });
     quote! {
