@@ -46,7 +46,7 @@ fn event_bodies_record_nothing(cx: &Ctxt, model: &AggregateImpl) {
         .collect();
     for method in &model.methods {
         let body = match &method.checked {
-            Some(checked) => checked.body.iter().map(|s| s.to_token_stream()).collect(),
+            Some(checked) => checked.body.iter().map(ToTokens::to_token_stream).collect(),
             None => method.func.block.to_token_stream(),
         };
         for call in calls_of(body, &triggers) {
