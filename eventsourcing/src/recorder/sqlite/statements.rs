@@ -1,0 +1,100 @@
+//! The SQL of the SQLite recorder, built once for the table prefix.
+
+/// The SQL of every fixed statement, built once for the table prefix.
+#[derive(Debug)]
+pub(super) struct Statements {
+    pub(super) create_tables: String,
+    pub(super) insert_event: String,
+    pub(super) select_events_ascending: String,
+    pub(super) select_events_descending: String,
+    pub(super) select_notifications: String,
+    pub(super) stored_events: String,
+    pub(super) max_notification_id: String,
+    pub(super) insert_snapshot: String,
+    pub(super) select_snapshot: String,
+}
+
+pub(super) const EVENT_COLUMNS: &str = "originator_id, originator_version, topic, state";
+
+/// Starts a write transaction, taking the write lock at once.
+pub(super) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
+/// Ends a write transaction.
+pub(super) const COMMIT: &str = "COMMIT";
+
+impl Statements {
+    pub(super) fn new(prefix: &str) -> Self {
+        let events = format!("\"{prefix}stored_events\"");
+        let snapshots = format!("\"{prefix}snapshots\"");
+        let tracking = format!("\"{prefix}tracking\"");
+        let select_events = |order: &str| {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} \
+                 WHERE originator_id = ?1 AND originator_version > ?2 AND originator_version <= ?3 \
+                 ORDER BY originator_version {order} LIMIT ?4"
+            )
+        };
+        Self {
+            create_tables: format!(
+                "BEGIN IMMEDIATE;
+                 CREATE TABLE IF NOT EXISTS {events} (
+                     notification_id INTEGER PRIMARY KEY AUTOINCREMENT,
+                     originator_id TEXT NOT NULL,
+                     originator_version INTEGER NOT NULL,
+                     topic TEXT NOT NULL,
+                     state BLOB NOT NULL,
+                     UNIQUE (originator_id, originator_version)
+                 );
+                 CREATE TABLE IF NOT EXISTS {snapshots} (
+                     originator_id TEXT NOT NULL,
+                     originator_version INTEGER NOT NULL,
+                     topic TEXT NOT NULL,
+                     state BLOB NOT NULL,
+                     PRIMARY KEY (originator_id, originator_version)
+                 );
+                 CREATE TABLE IF NOT EXISTS {tracking} (
+                     application_name TEXT NOT NULL,
+                     upstream_name TEXT NOT NULL,
+                     notification_id INTEGER NOT NULL,
+                     UNIQUE (application_name, upstream_name, notification_id)
+                 );
+                 COMMIT;"
+            ),
+            insert_event: format!("INSERT INTO {events} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
+            select_events_ascending: select_events("ASC"),
+            select_events_descending: select_events("DESC"),
+            select_notifications: format!(
+                "SELECT notification_id, {EVENT_COLUMNS} FROM {events} \
+                 WHERE notification_id >= ?1 ORDER BY notification_id LIMIT ?2"
+            ),
+            max_notification_id: format!("SELECT MAX(notification_id) FROM {events}"),
+            insert_snapshot: format!(
+                "INSERT INTO {snapshots} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (originator_id, originator_version) DO NOTHING"
+            ),
+            select_snapshot: format!(
+                "SELECT {EVENT_COLUMNS} FROM {snapshots} \
+                 WHERE originator_id = ?1 AND originator_version <= ?2 \
+                 ORDER BY originator_version DESC LIMIT 1"
+            ),
+            stored_events: events,
+        }
+    }
+
+    /// `select_notifications` restricted to `count` topics, bound from `?3` on.
+    pub(super) fn select_notifications_with_topics(&self, count: usize) -> String {
+        let mut sql = format!(
+            "SELECT notification_id, {EVENT_COLUMNS} FROM {} \
+             WHERE notification_id >= ?1 AND topic IN (",
+            self.stored_events
+        );
+        for i in 0..count {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push('?');
+            sql.push_str(&(i + 3).to_string());
+        }
+        sql.push_str(") ORDER BY notification_id LIMIT ?2");
+        sql
+    }
+}
