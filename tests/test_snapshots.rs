@@ -13,6 +13,7 @@
 mod common;
 
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
@@ -554,7 +555,7 @@ impl Recorder for Instrumented {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         self.inner.select_events(query, &mut |event| {
             self.events_read.fetch_add(1, Ordering::SeqCst);

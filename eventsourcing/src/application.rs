@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use uuid::Uuid;
@@ -331,7 +332,7 @@ impl EventStore {
         self.recorder
             .select_events(&EventQuery::new(id), &mut |row| {
                 events.push(self.mapper.decode(row)?);
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })?;
         Ok(events)
     }
@@ -364,7 +365,7 @@ impl EventStore {
         let mut found = None;
         self.recorder.select_events(&query, &mut |row| {
             found = Some(self.mapper.decode(row)?);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(found)
     }
@@ -453,32 +454,25 @@ impl EventStore {
         }
         let mut aggregate = start;
         let mut discarded = false;
-        let mut stopped = false;
-        let result = self.recorder.select_events(&query, &mut |row| {
+        self.recorder.select_events(&query, &mut |row| {
             let recorded = self.mapper.decode(row)?;
             if let Some((version, head)) = link.take() {
                 check_link(id, version, head, &recorded)?;
                 discarded = recorded.topic == A::DISCARDED_TOPIC;
-                return Ok(());
+                return Ok(ControlFlow::Continue(()));
             }
             if let Until::Time(time) = until
                 && recorded.timestamp > time
             {
-                // Not an error: ends the scan at the first event after
-                // `time`, without reading the rest.
-                stopped = true;
-                return Err(Error::InvalidArgument {
-                    name: "timestamp",
-                    reason: "replay stopped at an event after it".to_owned(),
-                });
+                // Ends the scan at the first event after `time`, without
+                // reading the rest.
+                return Ok(ControlFlow::Break(()));
             }
             aggregate
                 .get_or_insert_with(|| A::blank(id))
-                .replay_one(recorded)
-        });
-        if !stopped {
-            result?;
-        }
+                .replay_one(recorded)?;
+            Ok(ControlFlow::Continue(()))
+        })?;
         if let Some((version, _)) = link {
             // The snapshot's version has no event.
             return Err(Error::Integrity {

@@ -12,6 +12,7 @@
 mod pg;
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
@@ -344,7 +345,7 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
         if e.originator_version == 3 {
             Err(Error::NotFound { id: marker })
         } else {
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         }
     });
     assert!(
@@ -356,7 +357,7 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
     let mut streamed = Vec::new();
     r.select_events(&EventQuery::new(id).descending(true), &mut |e| {
         streamed.push(e);
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })
     .unwrap();
     let mut reversed = events;
@@ -365,6 +366,55 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
     // The recorder is still usable after a stream was cut short.
     r.insert_events(&[event(id, 6, "T")]).unwrap();
     assert_eq!(r.max_notification_id().unwrap(), 6);
+}
+
+fn select_events_stops_early_on_break(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let events: Vec<_> = (1..=2000).map(|v| event(id, v, "T")).collect();
+    r.insert_events(&events).unwrap();
+
+    // Past a chunk of the memory recorder and a page of any stream: the
+    // callback is not called again after it said stop.
+    for (query, stop_at, expected) in [
+        (EventQuery::new(id), 3, vec![1, 2, 3]),
+        (
+            EventQuery::new(id).descending(true),
+            1998,
+            vec![2000, 1999, 1998],
+        ),
+        (
+            EventQuery::new(id).after_version(1500),
+            1502,
+            vec![1501, 1502],
+        ),
+    ] {
+        let mut calls = 0;
+        let mut seen = Vec::new();
+        r.select_events(&query, &mut |e| {
+            calls += 1;
+            seen.push(e.originator_version);
+            Ok(if e.originator_version == stop_at {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })
+        .unwrap();
+        assert_eq!(seen, expected);
+        assert_eq!(calls, expected.len());
+    }
+    // Stopping at the last row is the same as reading to the end.
+    let mut calls = 0;
+    r.select_events(&EventQuery::new(id).after_version(1999), &mut |_| {
+        calls += 1;
+        Ok(ControlFlow::Break(()))
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+    // The recorder is still usable after a stream was stopped early.
+    assert_eq!(r.insert_events(&[event(id, 2001, "T")]).unwrap(), [2001]);
+    assert_eq!(r.events(&EventQuery::new(id)).unwrap().len(), 2001);
 }
 
 fn snapshots(backend: &Backend) {
@@ -516,6 +566,7 @@ macro_rules! conformance {
                     notifications_in_order_with_paging,
                     notifications_filtered_by_topic,
                     select_events_stops_at_first_callback_error,
+                    select_events_stops_early_on_break,
                     snapshots,
                     concurrent_inserts_get_unique_gap_free_ids,
                     racing_writers_of_one_version_exactly_one_wins,
@@ -879,6 +930,7 @@ mod sqlite {
 
 #[cfg(feature = "postgres")]
 mod postgres_specifics {
+    use std::ops::ControlFlow;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -1284,7 +1336,7 @@ mod postgres_specifics {
         recorder
             .select_events(&EventQuery::new(id), &mut |_| {
                 inner = Some(recorder.max_notification_id());
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
         match inner {

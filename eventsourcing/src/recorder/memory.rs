@@ -1,7 +1,7 @@
 //! The in-memory recorder.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use uuid::Uuid;
@@ -116,7 +116,7 @@ impl Recorder for MemoryRecorder {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         // Rows are copied out a chunk at a time and handed over after the
         // lock is released, so that a long history is never copied whole.
@@ -162,7 +162,9 @@ impl Recorder for MemoryRecorder {
             };
             let len = chunk.len();
             for event in chunk {
-                each(event)?;
+                if each(event)?.is_break() {
+                    return Ok(());
+                }
             }
             remaining = remaining.saturating_sub(len);
             if len < take {
@@ -250,7 +252,7 @@ mod tests {
         recorder
             .select_events(query, &mut |event| {
                 seen.push(event.originator_version);
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
         seen
@@ -305,7 +307,7 @@ mod tests {
                 if event.originator_version == 1 {
                     recorder.insert_events(&[row(id, n + 1)])?;
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
         assert_eq!(seen, n);

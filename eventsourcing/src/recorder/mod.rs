@@ -19,6 +19,8 @@
 //! Every backend passes the same conformance suite
 //! (`tests/test_recorders.rs`).
 
+use std::ops::ControlFlow;
+
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
@@ -191,11 +193,14 @@ pub trait Recorder: Send + Sync {
     /// version order (ascending unless `query.descending`), without first
     /// loading them all where the backend can stream.
     ///
-    /// Stops at, and returns, the first error `each` returns.
+    /// When `each` returns [`ControlFlow::Break`], the scan ends there,
+    /// successfully, and no further row is handed over (say, a replay that
+    /// reached the first event after a point in time). When `each` returns
+    /// an error, the scan ends there too and that error is returned.
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()>;
 
     /// The events of one aggregate that match `query`, collected in a list.
@@ -203,7 +208,7 @@ pub trait Recorder: Send + Sync {
         let mut events = Vec::new();
         self.select_events(query, &mut |event| {
             events.push(event);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(events)
     }

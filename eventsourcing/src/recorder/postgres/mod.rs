@@ -7,6 +7,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::str::FromStr;
 
 use postgres::Client;
@@ -405,7 +406,7 @@ impl Recorder for PostgresRecorder {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let which = if query.descending {
             Query::SelectEventsDescending
@@ -428,7 +429,11 @@ impl Recorder for PostgresRecorder {
                 match rows.next() {
                     Ok(Some(row)) => {
                         delivered = true;
-                        each(read_event(&row, 0)?)?;
+                        if each(read_event(&row, 0)?)?.is_break() {
+                            // Dropping the iterator leaves the rest unread;
+                            // the connection discards them.
+                            return Ok(());
+                        }
                     }
                     Ok(None) => return Ok(()),
                     Err(error) if delivered => return Err(Failure::Final(error)),

@@ -4,6 +4,7 @@
 //! `rows` (decoding), `readers` (the reader connections of a file
 //! database).
 
+use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use rusqlite::{Connection, OpenFlags};
@@ -196,7 +197,7 @@ impl Recorder for SqliteRecorder {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let sql = if query.descending {
             &self.sql.select_events_descending
@@ -221,7 +222,9 @@ impl Recorder for SqliteRecorder {
             let mut select = conn.prepare_cached(sql).map_err(db)?;
             let mut rows = select.query(params).map_err(db)?;
             while let Some(row) = rows.next().map_err(db)? {
-                each(read_event(row, 0, Some(known))?)?;
+                if each(read_event(row, 0, Some(known))?)?.is_break() {
+                    break;
+                }
             }
             Ok(())
         })
