@@ -22,7 +22,9 @@ use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
 use common::{FileDb, World};
-use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
+use eventsourcing::recorder::{
+    Batch, EventQuery, MemoryRecorder, Notification, Position, Recorder, TrackingKey,
+};
 use eventsourcing::{
     ApplicationBuilder, Compression, IntegrityFault, Meta, RecordedEvent, StoredEvent,
 };
@@ -548,8 +550,8 @@ impl Instrumented {
 }
 
 impl Recorder for Instrumented {
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        self.inner.insert_events(events)
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        self.inner.insert(batch)
     }
 
     fn select_events(
@@ -589,6 +591,14 @@ impl Recorder for Instrumented {
         to_version: Option<u64>,
     ) -> Result<Option<StoredEvent>> {
         self.inner.select_snapshot(originator_id, to_version)
+    }
+
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
+        self.inner.select_tracking(key)
+    }
+
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
+        self.inner.raise_epoch(key)
     }
 }
 

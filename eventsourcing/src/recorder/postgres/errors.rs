@@ -1,12 +1,12 @@
 //! What PostgreSQL's errors mean to the recorder: a lost connection, a
-//! concurrency conflict, or a failure to report as is.
+//! concurrency conflict, a tracking conflict, or a failure to report as is.
 
 use std::fmt;
 
 use postgres::error::SqlState;
 use uuid::Uuid;
 
-use super::sql::CONFLICT_DETAIL_PREFIX;
+use super::sql::{CONFLICT_DETAIL_PREFIX, TRACKING_CONFLICT};
 use crate::error::Error;
 
 /// A failure to connect, shown with its cause ("connection refused"...),
@@ -57,6 +57,22 @@ pub(super) enum Conflict {
     Named(Uuid, u64),
     /// It does not (a translated message, say): look it up.
     Unnamed,
+}
+
+/// Why the insert function refused a batch, leaving the connection fine.
+pub(super) enum Refused {
+    /// An event's version is recorded.
+    Events(Conflict),
+    /// The tracking row is elsewhere.
+    Tracking,
+}
+
+/// Whether `error` is the insert function's report of a failed tracking
+/// compare-and-set.
+pub(super) fn is_tracking_conflict(error: &postgres::Error) -> bool {
+    error
+        .code()
+        .is_some_and(|code| code.code() == TRACKING_CONFLICT)
 }
 
 /// The conflict that `error` reports, if it is one.

@@ -3,24 +3,30 @@
 //!
 //! One job per file: `options` (how to open it), `sql` (names, quoting, the
 //! tables, the insert function, the safe bound), `pool` (connections and
-//! leases), `errors` (what the server's errors mean), `rows` (decoding).
+//! leases), `errors` (what the server's errors mean), `rows` (decoding),
+//! `setup` (creating the tables and installing the function), `tracking`
+//! (reading and taking over tracking rows).
 
 use std::collections::HashSet;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::str::FromStr;
 
-use postgres::Client;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use uuid::Uuid;
 
-use self::errors::{Call, Conflict, Failure, conflict_in, db, is_connection_lost};
+use self::errors::{
+    Call, Conflict, Failure, Refused, conflict_in, db, is_connection_lost, is_tracking_conflict,
+};
 use self::options::validate_name;
 use self::pool::{Connection, Lease, Pool};
 use self::rows::{read_event, read_notification};
 use self::sql::{Query, Sql, quote_ident};
-use super::{EventQuery, Notification, Recorder, clamp, corrupt, signed_version};
+use super::{
+    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, clamp, corrupt,
+    signed_update, signed_version, tracking_conflict,
+};
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
@@ -28,7 +34,9 @@ mod errors;
 mod options;
 mod pool;
 mod rows;
+mod setup;
 mod sql;
+mod tracking;
 
 pub use self::options::{PostgresOptions, Sequencing};
 
@@ -47,12 +55,23 @@ pub use self::options::{PostgresOptions, Sequencing};
 /// row, with an index, used by readers as explained below. A reader that
 /// follows FORMAT.md alone ignores it.
 ///
-/// A batch of events is written by one call of a PL/pgSQL function that the
-/// recorder installs beside the tables (`{prefix}stored_events_insert`): one
-/// round trip and one `INSERT ... SELECT ... FROM unnest(...)` statement,
-/// whatever the batch's size. Rows must only be inserted through it (or by
-/// a writer that follows the same protocol): the reading rule below depends
-/// on it.
+/// A batch is written by one call of a PL/pgSQL function that the recorder
+/// installs beside the tables (`{prefix}stored_events_insert`): one round
+/// trip and one `INSERT ... SELECT ... FROM unnest(...)` statement, whatever
+/// the batch's size, with the tracking update's compare-and-set in the same
+/// call. Rows must only be inserted through it (or by a writer that follows
+/// the same protocol): the reading rule below depends on it.
+///
+/// # Tracking updates
+///
+/// The function checks the tracking row with a plain read before it draws
+/// any notification id, so that a worker that lost its row (a stale
+/// position or epoch) fails with [`Error::TrackingConflict`] without leaving
+/// a hole in the ids. The authoritative compare-and-set comes after the
+/// events are inserted, because inserting them must be the transaction's
+/// first write; when another worker moved the row in between, the batch
+/// fails there, and its ids become a hole. A batch with no events takes no
+/// lock of the events and draws no id.
 ///
 /// # The gap-free notification log
 ///
@@ -172,7 +191,7 @@ impl PostgresRecorder {
             })?
         };
         let sql = Sql::new(&schema, &options.table_prefix, options.schema.is_some());
-        Self::create_tables(&mut connection.client, &sql)?;
+        setup::create_tables(&mut connection.client, &sql)?;
         drop(lease);
 
         Ok(Self {
@@ -183,42 +202,6 @@ impl PostgresRecorder {
             sequencing: options.sequencing,
             drop_schema_on_drop: options.drop_schema_on_drop,
         })
-    }
-
-    /// Creates what is missing, in one transaction, and checks the sequence.
-    fn create_tables(client: &mut Client, sql: &Sql) -> Result<()> {
-        let mut tx = client.transaction().map_err(db)?;
-        tx.batch_execute(&sql.create_tables).map_err(db)?;
-        // Replaced only when its text differs, so that processes opening the
-        // same tables do not rewrite the catalogue each time.
-        let installed: Option<String> = tx
-            .query_opt(
-                "SELECT prosrc FROM pg_catalog.pg_proc \
-                 WHERE oid = to_regprocedure($1)",
-                &[&format!(
-                    "{}(boolean, uuid[], bigint[], text[], bytea[])",
-                    sql.insert_function_name
-                )],
-            )
-            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
-            .map_err(db)?;
-        if installed.as_deref() != Some(sql.insert_function_body.as_str()) {
-            tx.batch_execute(&sql.create_insert_function).map_err(db)?;
-        }
-        let cache: Option<i64> = tx
-            .query_opt(&sql.sequence_cache, &[])
-            .and_then(|row| row.map(|row| row.try_get(0)).transpose())
-            .map_err(db)?;
-        if cache != Some(1) {
-            return Err(Error::Database(
-                format!(
-                    "the notification id sequence must have CACHE 1 (found {cache:?}): \
-                     readers rely on ids being drawn in order"
-                )
-                .into(),
-            ));
-        }
-        tx.commit().map_err(db)
     }
 
     /// The schema that holds the tables.
@@ -327,10 +310,15 @@ impl Drop for PostgresRecorder {
 }
 
 impl Recorder for PostgresRecorder {
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        if events.is_empty() {
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
+        let events = batch.events;
+        let tracking = batch
+            .tracking
+            .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
+            .transpose()?;
         let mut ids = Vec::with_capacity(events.len());
         let mut versions = Vec::with_capacity(events.len());
         let mut topics = Vec::with_capacity(events.len());
@@ -352,17 +340,37 @@ impl Recorder for PostgresRecorder {
             states.push(event.state.as_slice());
         }
         let lock_table = self.sequencing == Sequencing::TableLock;
-        let params: [&(dyn ToSql + Sync); 5] = [&lock_table, &ids, &versions, &topics, &states];
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&lock_table, &ids, &versions, &topics, &states];
+        // Events alone keep the statement of five parameters.
+        let query = match &tracking {
+            Some((update, signed)) => {
+                params.extend::<[&(dyn ToSql + Sync); 6]>([
+                    &update.key.follower,
+                    &update.key.upstream,
+                    &signed.partition,
+                    &signed.expected,
+                    &signed.notification_id,
+                    &signed.epoch,
+                ]);
+                Query::InsertBatch
+            }
+            None => Query::InsertEvents,
+        };
 
-        let mut conflict = None;
+        let mut refused = None;
         let result = self.run(Call::Write, |connection| {
-            let statement = connection.statement(&self.sql, Query::InsertEvents)?;
+            let statement = connection.statement(&self.sql, query)?;
             match connection.client.query_one(&statement, &params) {
                 Ok(row) => Ok(Some(row.try_get::<_, Vec<i64>>(0)?)),
+                // A refused write: the connection is fine.
+                Err(error) if is_tracking_conflict(&error) => {
+                    refused = Some(Refused::Tracking);
+                    Ok(None)
+                }
                 Err(error) => match conflict_in(&error) {
-                    // A refused write: the connection is fine.
                     Some(found) => {
-                        conflict = Some(found);
+                        refused = Some(Refused::Events(found));
                         Ok(None)
                     }
                     None => Err(Failure::Database(error)),
@@ -370,11 +378,16 @@ impl Recorder for PostgresRecorder {
             }
         })?;
         let Some(assigned) = result else {
-            let (id, version) = match conflict {
-                Some(Conflict::Named(id, version)) => (id, version),
-                _ => self
-                    .find_conflict(&ids, &versions)?
-                    .unwrap_or((events[0].originator_id, events[0].originator_version)),
+            if let (Some(Refused::Tracking), Some((update, _))) = (&refused, tracking) {
+                return Err(tracking_conflict(update));
+            }
+            let (id, version) = match refused {
+                Some(Refused::Events(Conflict::Named(id, version))) => (id, version),
+                _ => self.find_conflict(&ids, &versions)?.unwrap_or_else(|| {
+                    events.first().map_or((Uuid::nil(), 0), |event| {
+                        (event.originator_id, event.originator_version)
+                    })
+                }),
             };
             return Err(Error::Concurrency { id, version });
         };
@@ -512,5 +525,13 @@ impl Recorder for PostgresRecorder {
                 .query_opt(&statement, &[&originator_id, &to])?;
             Ok(row.map(|row| read_event(&row, 0)).transpose()?)
         })
+    }
+
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
+        self.position(key)
+    }
+
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
+        self.take_over(key)
     }
 }

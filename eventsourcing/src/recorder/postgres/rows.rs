@@ -3,9 +3,10 @@
 use postgres::Row;
 use uuid::Uuid;
 
+use super::errors::db;
 use crate::error::Result;
 use crate::mapper::StoredEvent;
-use crate::recorder::{Notification, corrupt};
+use crate::recorder::{Notification, Position, TrackingKey, corrupt, position};
 
 /// Reads `originator_id, originator_version, topic, state` from the row,
 /// starting at column `first`.
@@ -76,4 +77,14 @@ pub(super) fn read_notification(row: &Row) -> Result<Notification> {
         topic: event.topic,
         state: event.state,
     })
+}
+
+/// Reads a tracking row's `notification_id, epoch`, for the follower of
+/// `key`.
+pub(super) fn read_position(row: &Row, key: &TrackingKey) -> Result<Position> {
+    position(
+        key,
+        row.try_get(0).map_err(db)?,
+        row.try_get(1).map_err(db)?,
+    )
 }

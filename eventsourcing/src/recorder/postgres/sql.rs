@@ -8,6 +8,7 @@
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Query {
     InsertEvents,
+    InsertBatch,
     SelectEventsAscending,
     SelectEventsDescending,
     SelectNotifications,
@@ -16,17 +17,24 @@ pub(super) enum Query {
     InsertSnapshot,
     SelectSnapshot,
     FindConflict,
+    SelectTracking,
+    RaiseEpoch,
 }
 
 /// The SQL of every statement, built once for the schema and prefix.
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) create_tables: String,
-    pub(super) insert_function_name: String,
+    /// The insert function as `to_regprocedure` takes it: name and
+    /// argument types.
+    pub(super) insert_function: String,
+    /// The insert function of version 1, without the tracking arguments.
+    pub(super) old_insert_function: String,
     pub(super) insert_function_body: String,
     pub(super) create_insert_function: String,
     pub(super) sequence_cache: String,
     insert_events: String,
+    insert_batch: String,
     select_events_ascending: String,
     select_events_descending: String,
     select_notifications: String,
@@ -35,6 +43,8 @@ pub(super) struct Sql {
     insert_snapshot: String,
     select_snapshot: String,
     find_conflict: String,
+    select_tracking: String,
+    raise_epoch: String,
 }
 
 pub(super) const EVENT_COLUMNS: &str = "originator_id, originator_version, topic, state";
@@ -42,6 +52,31 @@ pub(super) const EVENT_COLUMNS: &str = "originator_id, originator_version, topic
 /// The text of a unique violation on `(originator_id, originator_version)`,
 /// as PostgreSQL words it and as the insert function raises it.
 pub(super) const CONFLICT_DETAIL_PREFIX: &str = "Key (originator_id, originator_version)=(";
+
+/// The columns of a tracking row, in FORMAT.md's order (`partition` is a
+/// keyword, hence quoted).
+const TRACKING_COLUMNS: &str =
+    "application_name, upstream_name, \"partition\", notification_id, epoch";
+
+/// The SQLSTATE the insert function raises when a tracking update's
+/// compare-and-set fails: of the class `ES`, which PostgreSQL leaves to
+/// applications, so that it cannot be mistaken for a server error.
+pub(super) const TRACKING_CONFLICT: &str = "ES001";
+
+/// The arguments of the insert function: the events as arrays, then the
+/// tracking update (all null when there is none).
+const INSERT_FUNCTION_ARGUMENTS: &str = "lock_table boolean, ids uuid[], versions bigint[], \
+     topics text[], states bytea[], tracking_follower text, tracking_upstream text, \
+     tracking_partition integer, tracking_expected bigint, tracking_position bigint, \
+     tracking_epoch bigint";
+
+/// Their types, as `to_regprocedure` and `DROP FUNCTION` name them.
+const INSERT_FUNCTION_TYPES: &str =
+    "boolean, uuid[], bigint[], text[], bytea[], text, text, integer, bigint, bigint, bigint";
+
+/// The argument types of version 1's insert function, which took no
+/// tracking update.
+const OLD_INSERT_FUNCTION_TYPES: &str = "boolean, uuid[], bigint[], text[], bytea[]";
 
 /// Serialises the recorders' `CREATE ... IF NOT EXISTS` statements, which
 /// are not safe to run concurrently (bigint form of the advisory lock).
@@ -107,64 +142,105 @@ pub(super) fn create_tables(
              CREATE TABLE IF NOT EXISTS {tracking} (
                  application_name TEXT NOT NULL,
                  upstream_name TEXT NOT NULL,
+                 \"partition\" INTEGER NOT NULL,
                  notification_id BIGINT NOT NULL,
-                 UNIQUE (application_name, upstream_name, notification_id)
+                 epoch BIGINT NOT NULL,
+                 PRIMARY KEY (application_name, upstream_name, \"partition\")
              );"
     )
 }
 
 /// The body of the insert function: the writer's side of the protocol
-/// (docs/gap-free-log.md, "Writers").
+/// (docs/gap-free-log.md, "Writers"), and the tracking update's
+/// compare-and-set ("Tracking updates").
 pub(super) fn insert_function_body(
     events: &str,
     sequence: &str,
+    tracking: &str,
     aggregate_class: i32,
     sequence_key: i64,
 ) -> String {
     let sequence_literal = quote_literal(sequence);
+    let tracking_key = "t.application_name = tracking_follower \
+        AND t.upstream_name = tracking_upstream AND t.\"partition\" = tracking_partition";
     format!(
             "
 DECLARE
     conflict record;
+    mark record;
     writer xid8;
-    new_ids bigint[];
+    new_ids bigint[] := '{{}}';
 BEGIN
-    -- Writers of one aggregate take turns (keys in ascending order, so no
-    -- deadlock); each statement below sees what the previous holder committed.
-    PERFORM pg_advisory_xact_lock({aggregate_class}, k)
-        FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest(ids) AS i ORDER BY 1) AS keys;
-    IF lock_table THEN
-        LOCK TABLE {events} IN EXCLUSIVE MODE;
+    -- A tracking update is checked first, by a plain read that assigns no
+    -- transaction id and draws no notification id: a worker that lost its
+    -- row fails here without leaving a hole in the ids.
+    IF tracking_follower IS NOT NULL THEN
+        SELECT t.notification_id, t.epoch INTO mark FROM {tracking} AS t WHERE {tracking_key};
+        IF (FOUND AND (mark.notification_id <> tracking_expected OR mark.epoch <> tracking_epoch))
+            OR (NOT FOUND AND (tracking_expected <> 0 OR tracking_epoch <> 0)) THEN
+            RAISE EXCEPTION USING
+                ERRCODE = '{TRACKING_CONFLICT}',
+                MESSAGE = 'tracking conflict (checked before the events)';
+        END IF;
     END IF;
-    -- A conflict is reported before any notification id is drawn, naming
-    -- the batch's first recorded row.
-    SELECT e.originator_id, e.originator_version INTO conflict
-        FROM {events} AS e JOIN unnest(ids, versions) WITH ORDINALITY AS b(i, v, o)
-            ON e.originator_id = b.i AND e.originator_version = b.v
-        ORDER BY b.o LIMIT 1;
-    IF FOUND THEN
-        RAISE unique_violation USING
-            MESSAGE = 'stored event already recorded',
-            DETAIL = format('{CONFLICT_DETAIL_PREFIX}%s, %s) already exists.',
-                conflict.originator_id, conflict.originator_version);
-    END IF;
-    IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-        RAISE EXCEPTION 'stored events must be the first write of their transaction'
-            USING ERRCODE = 'invalid_transaction_state';
-    END IF;
-    -- The serialised section: transaction id first, then the ids.
-    PERFORM pg_advisory_lock({sequence_key});
-    BEGIN
-        writer := pg_current_xact_id();
-        new_ids := ARRAY(SELECT nextval({sequence_literal}) FROM generate_series(1, cardinality(ids)));
-    EXCEPTION WHEN OTHERS OR query_canceled THEN
+    IF cardinality(ids) > 0 THEN
+        -- Writers of one aggregate take turns (keys in ascending order, so no
+        -- deadlock); each statement below sees what the previous holder committed.
+        PERFORM pg_advisory_xact_lock({aggregate_class}, k)
+            FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest(ids) AS i ORDER BY 1) AS keys;
+        IF lock_table THEN
+            LOCK TABLE {events} IN EXCLUSIVE MODE;
+        END IF;
+        -- A conflict is reported before any notification id is drawn, naming
+        -- the batch's first recorded row.
+        SELECT e.originator_id, e.originator_version INTO conflict
+            FROM {events} AS e JOIN unnest(ids, versions) WITH ORDINALITY AS b(i, v, o)
+                ON e.originator_id = b.i AND e.originator_version = b.v
+            ORDER BY b.o LIMIT 1;
+        IF FOUND THEN
+            RAISE unique_violation USING
+                MESSAGE = 'stored event already recorded',
+                DETAIL = format('{CONFLICT_DETAIL_PREFIX}%s, %s) already exists.',
+                    conflict.originator_id, conflict.originator_version);
+        END IF;
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            RAISE EXCEPTION 'stored events must be the first write of their transaction'
+                USING ERRCODE = 'invalid_transaction_state';
+        END IF;
+        -- The serialised section: transaction id first, then the ids.
+        PERFORM pg_advisory_lock({sequence_key});
+        BEGIN
+            writer := pg_current_xact_id();
+            new_ids := ARRAY(SELECT nextval({sequence_literal}) FROM generate_series(1, cardinality(ids)));
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            PERFORM pg_advisory_unlock({sequence_key});
+            RAISE;
+        END;
         PERFORM pg_advisory_unlock({sequence_key});
-        RAISE;
-    END;
-    PERFORM pg_advisory_unlock({sequence_key});
-    INSERT INTO {events} (notification_id, {EVENT_COLUMNS}, transaction_id)
-        SELECT b.n, b.i, b.v, b.t, b.s, writer
-        FROM unnest(new_ids, ids, versions, topics, states) AS b(n, i, v, t, s);
+        INSERT INTO {events} (notification_id, {EVENT_COLUMNS}, transaction_id)
+            SELECT b.n, b.i, b.v, b.t, b.s, writer
+            FROM unnest(new_ids, ids, versions, topics, states) AS b(n, i, v, t, s);
+    END IF;
+    -- The authoritative compare-and-set, after the events (inserting them
+    -- must be the transaction's first write): another worker may have moved
+    -- the row since the check above.
+    IF tracking_follower IS NOT NULL THEN
+        UPDATE {tracking} AS t SET notification_id = tracking_position
+            WHERE {tracking_key}
+                AND t.notification_id = tracking_expected AND t.epoch = tracking_epoch;
+        IF NOT FOUND AND tracking_expected = 0 AND tracking_epoch = 0 THEN
+            -- A follower without a row stands at notification 0, epoch 0.
+            INSERT INTO {tracking} ({TRACKING_COLUMNS})
+                VALUES (tracking_follower, tracking_upstream, tracking_partition,
+                        tracking_position, 0)
+                ON CONFLICT DO NOTHING;
+        END IF;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION USING
+                ERRCODE = '{TRACKING_CONFLICT}',
+                MESSAGE = 'tracking conflict (found by the compare-and-set)';
+        END IF;
+    END IF;
     RETURN new_ids;
 END
 "
@@ -233,14 +309,13 @@ impl Sql {
         );
 
         let insert_function_body =
-            insert_function_body(&events, &sequence, aggregate_class, sequence_key);
-        let insert_function_arguments =
-            "lock_table boolean, ids uuid[], versions bigint[], topics text[], states bytea[]";
+            insert_function_body(&events, &sequence, &tracking, aggregate_class, sequence_key);
         let create_insert_function = format!(
-            "CREATE OR REPLACE FUNCTION {insert_function_name}({insert_function_arguments}) \
+            "CREATE OR REPLACE FUNCTION {insert_function_name}({INSERT_FUNCTION_ARGUMENTS}) \
              RETURNS bigint[] LANGUAGE plpgsql AS {body}",
             body = quote_literal(&insert_function_body),
         );
+        let tracking_key = "application_name = $1 AND upstream_name = $2 AND \"partition\" = $3";
 
         let safe_bound = safe_bound(&events);
         let select_notifications = |filter: &str| {
@@ -267,8 +342,17 @@ impl Sql {
                 quote_literal(schema),
                 quote_literal(&format!("{prefix}stored_events_notification_id_seq"))
             ),
-            insert_events: format!("SELECT {insert_function_name}($1, $2, $3, $4, $5)"),
-            insert_function_name,
+            // Events alone: the tracking arguments are constants of the
+            // statement rather than parameters sent with every batch.
+            insert_events: format!(
+                "SELECT {insert_function_name}($1, $2, $3, $4, $5, \
+                 NULL::text, NULL::text, NULL::integer, NULL::bigint, NULL::bigint, NULL::bigint)"
+            ),
+            insert_batch: format!(
+                "SELECT {insert_function_name}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            ),
+            insert_function: format!("{insert_function_name}({INSERT_FUNCTION_TYPES})"),
+            old_insert_function: format!("{insert_function_name}({OLD_INSERT_FUNCTION_TYPES})"),
             insert_function_body,
             create_insert_function,
             select_events_ascending: select_events("ASC"),
@@ -290,12 +374,26 @@ impl Sql {
                  JOIN unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS b(i, v, o) \
                  ON e.originator_id = b.i AND e.originator_version = b.v ORDER BY b.o LIMIT 1"
             ),
+            select_tracking: format!(
+                "SELECT notification_id, epoch FROM {tracking} WHERE {tracking_key}"
+            ),
+            // Atomic under concurrency: of two callers racing on a missing
+            // row, one inserts it and the other then raises it. No row comes
+            // back when the epoch cannot grow.
+            raise_epoch: format!(
+                "INSERT INTO {tracking} AS t ({TRACKING_COLUMNS}) VALUES ($1, $2, $3, 0, 1) \
+                 ON CONFLICT (application_name, upstream_name, \"partition\") \
+                 DO UPDATE SET epoch = t.epoch + 1 WHERE t.epoch < {max} \
+                 RETURNING t.notification_id, t.epoch",
+                max = i64::MAX
+            ),
         }
     }
 
     pub(super) fn text(&self, query: Query) -> &str {
         match query {
             Query::InsertEvents => &self.insert_events,
+            Query::InsertBatch => &self.insert_batch,
             Query::SelectEventsAscending => &self.select_events_ascending,
             Query::SelectEventsDescending => &self.select_events_descending,
             Query::SelectNotifications => &self.select_notifications,
@@ -304,6 +402,8 @@ impl Sql {
             Query::InsertSnapshot => &self.insert_snapshot,
             Query::SelectSnapshot => &self.select_snapshot,
             Query::FindConflict => &self.find_conflict,
+            Query::SelectTracking => &self.select_tracking,
+            Query::RaiseEpoch => &self.raise_epoch,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! One job per file: `options` (how to open it), `statements` (the SQL),
 //! `rows` (decoding), `readers` (the reader connections of a file
-//! database).
+//! database), `tracking` (the tracking table).
 
 use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -14,7 +14,10 @@ use self::options::validate_prefix;
 use self::readers::ReaderPool;
 use self::rows::{KnownId, read_event, read_notification};
 use self::statements::{BEGIN_IMMEDIATE, COMMIT, Statements};
-use super::{EventQuery, Notification, Recorder, clamp, corrupt, signed_version};
+use super::{
+    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, clamp, corrupt,
+    signed_partition, signed_update, signed_version,
+};
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
@@ -22,6 +25,7 @@ mod options;
 mod readers;
 mod rows;
 mod statements;
+mod tracking;
 
 pub use self::options::{SqliteOptions, SqlitePath, Synchronous};
 
@@ -32,8 +36,9 @@ const STATEMENT_CACHE_CAPACITY: usize = 32;
 ///
 /// Tables are created if missing, with FORMAT.md's column types. Writes go
 /// through one connection behind a mutex, each batch in a `BEGIN IMMEDIATE`
-/// transaction, so notification ids are assigned and committed in the same
-/// order and a reader never sees a gap that fills in later. For a file
+/// transaction (its events, then its tracking update's compare-and-set), so
+/// notification ids are assigned and committed in the same order and a
+/// reader never sees a gap that fills in later. For a file
 /// database, reads use a small pool of separate connections, which in WAL
 /// mode neither wait for nor block the writer; an in-memory database uses
 /// its one connection for everything.
@@ -118,6 +123,30 @@ impl SqliteRecorder {
         Ok(conn)
     }
 
+    /// Runs `write` on the writer connection in a `BEGIN IMMEDIATE`
+    /// transaction, committed when `write` succeeds and rolled back, so
+    /// that nothing of it stays, when anything fails.
+    fn write<T>(&self, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.writer()?;
+        // `BEGIN IMMEDIATE` and `COMMIT` are prepared once and cached like
+        // the insert: parsing them anew costs more than a one-row insert.
+        conn.prepare_cached(BEGIN_IMMEDIATE)
+            .and_then(|mut begin| begin.execute([]))
+            .map_err(db)?;
+        let result = write(&conn).and_then(|value| {
+            conn.prepare_cached(COMMIT)
+                .and_then(|mut commit| commit.execute([]))
+                .map_err(db)?;
+            Ok(value)
+        });
+        if result.is_err() && !conn.is_autocommit() {
+            // Should the rollback itself fail, `writer()` rolls back before
+            // the connection's next use.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
     /// Inserts `events` inside the writer's open transaction; returns their
     /// notification ids.
     fn insert_rows(&self, conn: &Connection, events: &[StoredEvent]) -> Result<Vec<u64>> {
@@ -170,28 +199,21 @@ impl SqliteRecorder {
 }
 
 impl Recorder for SqliteRecorder {
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        if events.is_empty() {
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let conn = self.writer()?;
-        // `BEGIN IMMEDIATE` and `COMMIT` are prepared once and cached like
-        // the insert: parsing them anew costs more than a one-row insert.
-        conn.prepare_cached(BEGIN_IMMEDIATE)
-            .and_then(|mut begin| begin.execute([]))
-            .map_err(db)?;
-        let result = self.insert_rows(&conn, events).and_then(|ids| {
-            conn.prepare_cached(COMMIT)
-                .and_then(|mut commit| commit.execute([]))
-                .map_err(db)?;
+        let tracking = batch
+            .tracking
+            .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
+            .transpose()?;
+        self.write(|conn| {
+            let ids = self.insert_rows(conn, batch.events)?;
+            if let Some((update, signed)) = tracking {
+                self.track(conn, update, signed)?;
+            }
             Ok(ids)
-        });
-        if result.is_err() && !conn.is_autocommit() {
-            // Nothing of the batch may stay. Should the rollback itself
-            // fail, `writer()` rolls back before the connection's next use.
-            let _ = conn.execute_batch("ROLLBACK");
-        }
-        result
+        })
     }
 
     fn select_events(
@@ -313,5 +335,15 @@ impl Recorder for SqliteRecorder {
                 None => Ok(None),
             }
         })
+    }
+
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
+        let partition = signed_partition(key)?;
+        self.read(|conn| self.position(conn, key, partition))
+    }
+
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
+        let partition = signed_partition(key)?;
+        self.write(|conn| self.take_over(conn, key, partition))
     }
 }

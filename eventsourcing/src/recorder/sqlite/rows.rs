@@ -7,7 +7,7 @@ use uuid::Uuid;
 use super::db;
 use crate::error::Result;
 use crate::mapper::StoredEvent;
-use crate::recorder::{Notification, corrupt};
+use crate::recorder::{Notification, Position, TrackingKey, corrupt, corrupt_tracking, position};
 
 /// An originator id the rows being read are expected to have, with its
 /// column text: a row whose text is the same needs no parsing.
@@ -112,4 +112,14 @@ pub(super) fn read_notification(row: &Row<'_>) -> Result<Notification> {
         topic: event.topic,
         state: event.state,
     })
+}
+
+/// Reads a tracking row's `notification_id, epoch`, for the follower of
+/// `key`.
+pub(super) fn read_position(row: &Row<'_>, key: &TrackingKey) -> Result<Position> {
+    let column = |index: usize, name: &str| match row.get_ref(index).map_err(db)? {
+        ValueRef::Integer(value) => Ok(value),
+        _ => Err(corrupt_tracking(key, name)),
+    };
+    position(key, column(0, "notification_id")?, column(1, "epoch")?)
 }

@@ -8,13 +8,25 @@ pub(super) struct Statements {
     pub(super) select_events_ascending: String,
     pub(super) select_events_descending: String,
     pub(super) select_notifications: String,
-    pub(super) stored_events: String,
+    stored_events: String,
     pub(super) max_notification_id: String,
     pub(super) insert_snapshot: String,
     pub(super) select_snapshot: String,
+    pub(super) select_tracking: String,
+    pub(super) update_tracking: String,
+    pub(super) insert_tracking: String,
+    pub(super) raise_epoch: String,
 }
 
 pub(super) const EVENT_COLUMNS: &str = "originator_id, originator_version, topic, state";
+
+/// The key of a tracking row, bound as `?1`, `?2`, `?3` (`partition` is a
+/// keyword of SQLite's window functions, hence quoted).
+const TRACKING_KEY: &str = "application_name = ?1 AND upstream_name = ?2 AND \"partition\" = ?3";
+
+/// The columns of a tracking row, in FORMAT.md's order.
+const TRACKING_COLUMNS: &str =
+    "application_name, upstream_name, \"partition\", notification_id, epoch";
 
 /// Starts a write transaction, taking the write lock at once.
 pub(super) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
@@ -54,8 +66,10 @@ impl Statements {
                  CREATE TABLE IF NOT EXISTS {tracking} (
                      application_name TEXT NOT NULL,
                      upstream_name TEXT NOT NULL,
+                     \"partition\" INTEGER NOT NULL,
                      notification_id INTEGER NOT NULL,
-                     UNIQUE (application_name, upstream_name, notification_id)
+                     epoch INTEGER NOT NULL,
+                     PRIMARY KEY (application_name, upstream_name, \"partition\")
                  );
                  COMMIT;"
             ),
@@ -75,6 +89,28 @@ impl Statements {
                 "SELECT {EVENT_COLUMNS} FROM {snapshots} \
                  WHERE originator_id = ?1 AND originator_version <= ?2 \
                  ORDER BY originator_version DESC LIMIT 1"
+            ),
+            select_tracking: format!(
+                "SELECT notification_id, epoch FROM {tracking} WHERE {TRACKING_KEY}"
+            ),
+            // The compare-and-set: ?4 the new position, ?5 the expected
+            // one, ?6 the epoch.
+            update_tracking: format!(
+                "UPDATE {tracking} SET notification_id = ?4 \
+                 WHERE {TRACKING_KEY} AND notification_id = ?5 AND epoch = ?6"
+            ),
+            // A missing row, created at epoch 0 unless another was first.
+            insert_tracking: format!(
+                "INSERT INTO {tracking} ({TRACKING_COLUMNS}) VALUES (?1, ?2, ?3, ?4, 0) \
+                 ON CONFLICT DO NOTHING"
+            ),
+            // No row comes back when the epoch cannot grow.
+            raise_epoch: format!(
+                "INSERT INTO {tracking} ({TRACKING_COLUMNS}) VALUES (?1, ?2, ?3, 0, 1) \
+                 ON CONFLICT (application_name, upstream_name, \"partition\") \
+                 DO UPDATE SET epoch = epoch + 1 WHERE epoch < {max} \
+                 RETURNING notification_id, epoch",
+                max = i64::MAX
             ),
             stored_events: events,
         }
