@@ -487,10 +487,111 @@ fn keys_updates_and_batches_are_built_as_documented() {
 
 #[cfg(feature = "sqlite")]
 mod sqlite_specifics {
-    use eventsourcing::recorder::{Recorder, SqliteOptions, SqliteRecorder};
+    use eventsourcing::recorder::{Recorder, SqliteOptions, SqliteRecorder, TrackingKey};
     use rusqlite::Connection;
 
     use super::{assert_invalid, at, key, track};
+
+    /// A `tracking` table of version 1 (one row per processed
+    /// notification) with rows of two followers of two upstreams.
+    fn version_1_database(path: &std::path::Path, prefix: &str) {
+        Connection::open(path)
+            .unwrap()
+            .execute_batch(&format!(
+                "CREATE TABLE \"{prefix}tracking\" (
+                     application_name TEXT NOT NULL,
+                     upstream_name TEXT NOT NULL,
+                     notification_id INTEGER NOT NULL,
+                     UNIQUE (application_name, upstream_name, notification_id)
+                 );
+                 INSERT INTO \"{prefix}tracking\" VALUES
+                     ('process', 'bank', 1), ('process', 'bank', 7), ('process', 'bank', 3),
+                     ('process', 'shop', 2),
+                     ('projection', 'bank', 4), ('projection', 'bank', 5);"
+            ))
+            .unwrap();
+    }
+
+    #[test]
+    fn a_version_1_tracking_table_is_migrated_when_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("v1.db");
+        version_1_database(&path, "app_");
+        // Another prefix's tables are not touched.
+        version_1_database(&path, "other_");
+
+        let recorder =
+            SqliteRecorder::open(SqliteOptions::file(&path).table_prefix("app_")).unwrap();
+        let expected = [
+            (TrackingKey::new("process", "bank"), Some(at(7, 0))),
+            (TrackingKey::new("process", "shop"), Some(at(2, 0))),
+            (TrackingKey::new("projection", "bank"), Some(at(5, 0))),
+            (TrackingKey::new("projection", "shop"), None),
+            (TrackingKey::new("process", "bank").partition(1), None),
+        ];
+        for (k, position) in &expected {
+            assert_eq!(recorder.select_tracking(k).unwrap(), *position, "{k:?}");
+        }
+        // The migrated rows work as any other: the next update moves on
+        // from the old position.
+        let k = TrackingKey::new("process", "bank");
+        track(&recorder, &k, 0, 7, 8).unwrap();
+        assert_eq!(recorder.raise_epoch(&k).unwrap(), at(8, 1));
+
+        let raw = Connection::open(&path).unwrap();
+        let columns = |table: &str| -> Vec<String> {
+            raw.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")
+                .unwrap()
+                .query_map([table], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(
+            columns("app_tracking"),
+            [
+                "application_name",
+                "upstream_name",
+                "partition",
+                "notification_id",
+                "epoch"
+            ]
+        );
+        assert!(columns("app_tracking_v1").is_empty());
+        assert_eq!(
+            columns("other_tracking"),
+            ["application_name", "upstream_name", "notification_id"]
+        );
+        drop(recorder);
+
+        // Opening a migrated database changes nothing.
+        let before: Vec<(String, String, i64, i64, i64)> = {
+            let mut select = raw
+                .prepare("SELECT * FROM app_tracking ORDER BY 1, 2, 3")
+                .unwrap();
+            select
+                .query_map([], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        assert_eq!(before.len(), 3);
+        let recorder =
+            SqliteRecorder::open(SqliteOptions::file(&path).table_prefix("app_")).unwrap();
+        assert_eq!(recorder.select_tracking(&k).unwrap(), Some(at(8, 1)));
+        let after: Vec<(String, String, i64, i64, i64)> = raw
+            .prepare("SELECT * FROM app_tracking ORDER BY 1, 2, 3")
+            .unwrap()
+            .query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(after, before);
+    }
 
     #[test]
     fn a_row_at_the_greatest_epoch_is_not_raised() {
@@ -543,7 +644,8 @@ mod postgres_specifics {
     use std::time::{Duration, Instant};
 
     use eventsourcing::recorder::{
-        Batch, EventQuery, PostgresOptions, PostgresRecorder, Recorder, Sequencing, TrackingUpdate,
+        Batch, EventQuery, PostgresOptions, PostgresRecorder, Recorder, Sequencing, TrackingKey,
+        TrackingUpdate,
     };
     use eventsourcing::{Error, Uuid};
 
@@ -779,6 +881,103 @@ mod postgres_specifics {
         assert_eq!(row.get::<_, i32>(2), 2);
         assert_eq!(row.get::<_, i64>(3), 7);
         assert_eq!(row.get::<_, i64>(4), 0);
+    }
+
+    #[test]
+    fn a_version_1_tracking_table_is_migrated_when_opened() {
+        let Some(scratch) = Scratch::new() else {
+            return;
+        };
+        // Another schema has the same tables: they are not looked at.
+        let elsewhere = Scratch::new().unwrap();
+        let version_1 = |client: &mut postgres::Client, prefix: &str| {
+            client
+                .batch_execute(&format!(
+                    "CREATE TABLE {prefix}tracking (
+                         application_name TEXT NOT NULL,
+                         upstream_name TEXT NOT NULL,
+                         notification_id BIGINT NOT NULL,
+                         UNIQUE (application_name, upstream_name, notification_id)
+                     );
+                     INSERT INTO {prefix}tracking VALUES
+                         ('process', 'bank', 1), ('process', 'bank', 7), ('process', 'bank', 3),
+                         ('process', 'shop', 2),
+                         ('projection', 'bank', 4), ('projection', 'bank', 5);"
+                ))
+                .unwrap();
+        };
+        let mut client = scratch.client();
+        version_1(&mut client, "app_");
+        version_1(&mut client, "other_");
+        version_1(&mut elsewhere.client(), "app_");
+        let open = || PostgresRecorder::open(scratch.options().table_prefix("app_")).unwrap();
+        let recorder = open();
+        let expected = [
+            (TrackingKey::new("process", "bank"), Some(at(7, 0))),
+            (TrackingKey::new("process", "shop"), Some(at(2, 0))),
+            (TrackingKey::new("projection", "bank"), Some(at(5, 0))),
+            (TrackingKey::new("projection", "shop"), None),
+            (TrackingKey::new("process", "bank").partition(1), None),
+        ];
+        for (k, position) in &expected {
+            assert_eq!(recorder.select_tracking(k).unwrap(), *position, "{k:?}");
+        }
+        let k = TrackingKey::new("process", "bank");
+        track(&recorder, &k, 0, 7, 8).unwrap();
+        assert_eq!(recorder.raise_epoch(&k).unwrap(), at(8, 1));
+
+        let columns = |client: &mut postgres::Client, table: &str| -> Vec<String> {
+            client
+                .query(
+                    "SELECT column_name::text FROM information_schema.columns \
+                     WHERE table_schema = current_schema() AND table_name = $1 \
+                     ORDER BY ordinal_position",
+                    &[&table],
+                )
+                .unwrap()
+                .iter()
+                .map(|row| row.get(0))
+                .collect()
+        };
+        assert_eq!(
+            columns(&mut client, "app_tracking"),
+            [
+                "application_name",
+                "upstream_name",
+                "partition",
+                "notification_id",
+                "epoch"
+            ]
+        );
+        assert!(columns(&mut client, "app_tracking_v1").is_empty());
+        for (client, table) in [
+            (&mut client, "other_tracking"),
+            (&mut elsewhere.client(), "app_tracking"),
+        ] {
+            assert_eq!(
+                columns(client, table),
+                ["application_name", "upstream_name", "notification_id"]
+            );
+        }
+
+        // Opening a migrated schema changes nothing: same rows, same table.
+        let rows = |client: &mut postgres::Client| -> Vec<(String, String, i32, i64, i64, u32)> {
+            client
+                .query(
+                    "SELECT application_name, upstream_name, \"partition\", notification_id, \
+                     epoch, xmin::text::oid FROM app_tracking ORDER BY 1, 2, 3",
+                    &[],
+                )
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5)))
+                .collect()
+        };
+        let before = rows(&mut client);
+        assert_eq!(before.len(), 3);
+        drop(recorder);
+        drop(open());
+        assert_eq!(rows(&mut client), before);
     }
 
     #[test]

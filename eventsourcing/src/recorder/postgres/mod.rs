@@ -132,7 +132,11 @@ impl fmt::Debug for PostgresRecorder {
 
 impl PostgresRecorder {
     /// Connects, and creates the schema (when one is named), the tables,
-    /// the sequence and the insert function if they are missing.
+    /// the sequence and the insert function if they are missing. A
+    /// `tracking` table of FORMAT.md version 1 (one row per processed
+    /// notification) is migrated to version 2, one row per follower and
+    /// upstream at the greatest notification recorded, in the same
+    /// transaction.
     ///
     /// Fails with [`Error::Config`] for a malformed URL, schema or table
     /// prefix, or a pool size of 0, and with [`Error::Database`] when the

@@ -6,12 +6,27 @@ use postgres::Client;
 use super::errors::db;
 use super::sql::Sql;
 use crate::error::{Error, Result};
+use crate::recorder::is_version_1;
 
-/// Creates what is missing, in one transaction under the DDL lock, installs
-/// the insert function, and checks the sequence.
+/// Creates what is missing and migrates a version-1 tracking table, in one
+/// transaction under the DDL lock, installs the insert function, and checks
+/// the sequence.
 pub(super) fn create_tables(client: &mut Client, sql: &Sql) -> Result<()> {
     let mut tx = client.transaction().map_err(db)?;
     tx.batch_execute(&sql.create_tables).map_err(db)?;
+    // `create_tables` took the DDL lock and left an existing tracking table
+    // as it was: one of version 1 is migrated now, under that lock and in
+    // this transaction.
+    let columns: Vec<String> = tx
+        .query(&sql.tracking.layout, &[])
+        .map_err(db)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    if is_version_1(&columns) {
+        tx.batch_execute(&sql.tracking.migrate).map_err(db)?;
+    }
     // Replaced only when its text differs, so that processes opening the
     // same tables do not rewrite the catalogue each time. The function of
     // version 1 took no tracking update: it is dropped, so that no stale

@@ -25,6 +25,7 @@ pub(super) enum Query {
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) create_tables: String,
+    pub(super) tracking: TrackingSql,
     /// The insert function as `to_regprocedure` takes it: name and
     /// argument types.
     pub(super) insert_function: String,
@@ -43,8 +44,53 @@ pub(super) struct Sql {
     insert_snapshot: String,
     select_snapshot: String,
     find_conflict: String,
-    select_tracking: String,
+}
+
+/// The SQL of the tracking table, but for its compare-and-set, which is
+/// part of the insert function.
+#[derive(Debug)]
+pub(super) struct TrackingSql {
+    /// The columns of the table, to recognise version 1's.
+    pub(super) layout: String,
+    /// Turns a version-1 table into version 2's.
+    pub(super) migrate: String,
+    select: String,
     raise_epoch: String,
+}
+
+impl TrackingSql {
+    /// `tracking` is the table's qualified name.
+    fn new(schema: &str, prefix: &str, tracking: &str) -> Self {
+        let key = "application_name = $1 AND upstream_name = $2 AND \"partition\" = $3";
+        Self {
+            layout: catalogue_query(
+                "SELECT column_name::text FROM information_schema.columns \
+                 WHERE table_schema = $schema AND table_name = $name ORDER BY ordinal_position",
+                schema,
+                &format!("{prefix}tracking"),
+            ),
+            migrate: migrate_tracking(
+                tracking,
+                &format!(
+                    "{}.{}",
+                    quote_ident(schema),
+                    quote_ident(&format!("{prefix}tracking_v1"))
+                ),
+                &quote_ident(&format!("{prefix}tracking_v1")),
+            ),
+            select: format!("SELECT notification_id, epoch FROM {tracking} WHERE {key}"),
+            // Atomic under concurrency: of two callers racing on a missing
+            // row, one inserts it and the other then raises it. No row comes
+            // back when the epoch cannot grow.
+            raise_epoch: format!(
+                "INSERT INTO {tracking} AS t ({TRACKING_COLUMNS}) VALUES ($1, $2, $3, 0, 1) \
+                 ON CONFLICT (application_name, upstream_name, \"partition\") \
+                 DO UPDATE SET epoch = t.epoch + 1 WHERE t.epoch < {max} \
+                 RETURNING t.notification_id, t.epoch",
+                max = i64::MAX
+            ),
+        }
+    }
 }
 
 pub(super) const EVENT_COLUMNS: &str = "originator_id, originator_version, topic, state";
@@ -139,14 +185,39 @@ pub(super) fn create_tables(
                  state BYTEA NOT NULL,
                  PRIMARY KEY (originator_id, originator_version)
              );
-             CREATE TABLE IF NOT EXISTS {tracking} (
-                 application_name TEXT NOT NULL,
-                 upstream_name TEXT NOT NULL,
-                 \"partition\" INTEGER NOT NULL,
-                 notification_id BIGINT NOT NULL,
-                 epoch BIGINT NOT NULL,
-                 PRIMARY KEY (application_name, upstream_name, \"partition\")
-             );"
+             {create_tracking}",
+        create_tracking = create_tracking(tracking),
+    )
+}
+
+/// The statement that creates the tracking table of FORMAT.md version 2.
+fn create_tracking(tracking: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {tracking} (
+             application_name TEXT NOT NULL,
+             upstream_name TEXT NOT NULL,
+             \"partition\" INTEGER NOT NULL,
+             notification_id BIGINT NOT NULL,
+             epoch BIGINT NOT NULL,
+             PRIMARY KEY (application_name, upstream_name, \"partition\")
+         );"
+    )
+}
+
+/// The statements that turn a version-1 tracking table (one row per
+/// processed notification) into version 2's: one row per follower and
+/// upstream, at the greatest notification recorded, in partition 0 at
+/// epoch 0. `old` is the qualified name the old table is renamed to, and
+/// `old_name` the same name unqualified.
+fn migrate_tracking(tracking: &str, old: &str, old_name: &str) -> String {
+    format!(
+        "ALTER TABLE {tracking} RENAME TO {old_name};
+         {create}
+         INSERT INTO {tracking} ({TRACKING_COLUMNS})
+             SELECT application_name, upstream_name, 0, max(notification_id), 0
+             FROM {old} GROUP BY application_name, upstream_name;
+         DROP TABLE {old};",
+        create = create_tracking(tracking),
     )
 }
 
@@ -275,6 +346,14 @@ pub(super) fn safe_bound(events: &str) -> String {
     )
 }
 
+/// `query` with `$schema` and `$name` replaced by the quoted literals
+/// `schema` and `name`: a look-up in the catalogue of one of our objects.
+fn catalogue_query(query: &str, schema: &str, name: &str) -> String {
+    query
+        .replace("$schema", &quote_literal(schema))
+        .replace("$name", &quote_literal(name))
+}
+
 impl Sql {
     pub(super) fn new(schema: &str, prefix: &str, create_schema: bool) -> Self {
         let name = |table: &str| {
@@ -315,7 +394,6 @@ impl Sql {
              RETURNS bigint[] LANGUAGE plpgsql AS {body}",
             body = quote_literal(&insert_function_body),
         );
-        let tracking_key = "application_name = $1 AND upstream_name = $2 AND \"partition\" = $3";
 
         let safe_bound = safe_bound(&events);
         let select_notifications = |filter: &str| {
@@ -336,11 +414,12 @@ impl Sql {
         };
         Self {
             create_tables,
-            sequence_cache: format!(
+            tracking: TrackingSql::new(schema, prefix, &tracking),
+            sequence_cache: catalogue_query(
                 "SELECT cache_size FROM pg_catalog.pg_sequences \
-                 WHERE schemaname = {} AND sequencename = {}",
-                quote_literal(schema),
-                quote_literal(&format!("{prefix}stored_events_notification_id_seq"))
+                 WHERE schemaname = $schema AND sequencename = $name",
+                schema,
+                &format!("{prefix}stored_events_notification_id_seq"),
             ),
             // Events alone: the tracking arguments are constants of the
             // statement rather than parameters sent with every batch.
@@ -374,19 +453,6 @@ impl Sql {
                  JOIN unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS b(i, v, o) \
                  ON e.originator_id = b.i AND e.originator_version = b.v ORDER BY b.o LIMIT 1"
             ),
-            select_tracking: format!(
-                "SELECT notification_id, epoch FROM {tracking} WHERE {tracking_key}"
-            ),
-            // Atomic under concurrency: of two callers racing on a missing
-            // row, one inserts it and the other then raises it. No row comes
-            // back when the epoch cannot grow.
-            raise_epoch: format!(
-                "INSERT INTO {tracking} AS t ({TRACKING_COLUMNS}) VALUES ($1, $2, $3, 0, 1) \
-                 ON CONFLICT (application_name, upstream_name, \"partition\") \
-                 DO UPDATE SET epoch = t.epoch + 1 WHERE t.epoch < {max} \
-                 RETURNING t.notification_id, t.epoch",
-                max = i64::MAX
-            ),
         }
     }
 
@@ -402,8 +468,8 @@ impl Sql {
             Query::InsertSnapshot => &self.insert_snapshot,
             Query::SelectSnapshot => &self.select_snapshot,
             Query::FindConflict => &self.find_conflict,
-            Query::SelectTracking => &self.select_tracking,
-            Query::RaiseEpoch => &self.raise_epoch,
+            Query::SelectTracking => &self.tracking.select,
+            Query::RaiseEpoch => &self.tracking.raise_epoch,
         }
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! One job per file: `options` (how to open it), `statements` (the SQL),
 //! `rows` (decoding), `readers` (the reader connections of a file
-//! database), `tracking` (the tracking table).
+//! database), `setup` (creating the tables, migrating older ones),
+//! `tracking` (the tracking table).
 
 use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -24,6 +25,7 @@ use crate::mapper::StoredEvent;
 mod options;
 mod readers;
 mod rows;
+mod setup;
 mod statements;
 mod tracking;
 
@@ -68,7 +70,10 @@ fn is_unique_violation(error: &rusqlite::Error) -> bool {
 }
 
 impl SqliteRecorder {
-    /// Opens (creating if needed) the database and its tables.
+    /// Opens (creating if needed) the database and its tables; a
+    /// `tracking` table of FORMAT.md version 1 (one row per processed
+    /// notification) is migrated to version 2, one row per follower and
+    /// upstream at the greatest notification recorded.
     ///
     /// A file database is switched to WAL mode with the chosen
     /// `synchronous` level. Fails with [`Error::Config`] for a table prefix
@@ -104,7 +109,7 @@ impl SqliteRecorder {
             }
         };
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        writer.execute_batch(&sql.create_tables).map_err(db)?;
+        setup::create_tables(&writer, &sql)?;
         Ok(Self {
             writer: Mutex::new(writer),
             readers,

@@ -4,6 +4,8 @@
 #[derive(Debug)]
 pub(super) struct Statements {
     pub(super) create_tables: String,
+    pub(super) tracking_layout: String,
+    pub(super) migrate_tracking: String,
     pub(super) insert_event: String,
     pub(super) select_events_ascending: String,
     pub(super) select_events_descending: String,
@@ -38,6 +40,17 @@ impl Statements {
         let events = format!("\"{prefix}stored_events\"");
         let snapshots = format!("\"{prefix}snapshots\"");
         let tracking = format!("\"{prefix}tracking\"");
+        let old_tracking = format!("\"{prefix}tracking_v1\"");
+        let create_tracking = format!(
+            "CREATE TABLE IF NOT EXISTS {tracking} (
+                 application_name TEXT NOT NULL,
+                 upstream_name TEXT NOT NULL,
+                 \"partition\" INTEGER NOT NULL,
+                 notification_id INTEGER NOT NULL,
+                 epoch INTEGER NOT NULL,
+                 PRIMARY KEY (application_name, upstream_name, \"partition\")
+             );"
+        );
         let select_events = |order: &str| {
             format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} \
@@ -46,9 +59,9 @@ impl Statements {
             )
         };
         Self {
+            // Run in the transaction that opens the database (see `setup`).
             create_tables: format!(
-                "BEGIN IMMEDIATE;
-                 CREATE TABLE IF NOT EXISTS {events} (
+                "CREATE TABLE IF NOT EXISTS {events} (
                      notification_id INTEGER PRIMARY KEY AUTOINCREMENT,
                      originator_id TEXT NOT NULL,
                      originator_version INTEGER NOT NULL,
@@ -63,15 +76,21 @@ impl Statements {
                      state BLOB NOT NULL,
                      PRIMARY KEY (originator_id, originator_version)
                  );
-                 CREATE TABLE IF NOT EXISTS {tracking} (
-                     application_name TEXT NOT NULL,
-                     upstream_name TEXT NOT NULL,
-                     \"partition\" INTEGER NOT NULL,
-                     notification_id INTEGER NOT NULL,
-                     epoch INTEGER NOT NULL,
-                     PRIMARY KEY (application_name, upstream_name, \"partition\")
-                 );
-                 COMMIT;"
+                 {create_tracking}"
+            ),
+            tracking_layout: format!(
+                "SELECT name FROM pragma_table_info('{prefix}tracking') ORDER BY cid"
+            ),
+            // Version 1 kept one row per processed notification; version 2
+            // keeps where each follower stands: the greatest of them, in
+            // partition 0 at epoch 0.
+            migrate_tracking: format!(
+                "ALTER TABLE {tracking} RENAME TO {old_tracking};
+                 {create_tracking}
+                 INSERT INTO {tracking} ({TRACKING_COLUMNS})
+                     SELECT application_name, upstream_name, 0, MAX(notification_id), 0
+                     FROM {old_tracking} GROUP BY application_name, upstream_name;
+                 DROP TABLE {old_tracking};"
             ),
             insert_event: format!("INSERT INTO {events} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
             select_events_ascending: select_events("ASC"),
