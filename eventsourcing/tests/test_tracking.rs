@@ -289,11 +289,11 @@ fn race_once(recorder: &Arc<dyn Recorder>, k: &TrackingKey, epoch: u64, expected
         recorder.select_tracking(k).unwrap(),
         Some(at(expected + 1 + n, epoch))
     );
-    // The winner's event is recorded under the id it was given; no
-    // loser's event is.
+    // The winner's event is recorded; no loser's event is. (On PostgreSQL
+    // a loser may fail after drawing its id: the log then has a hole,
+    // which readers pass only once no older transaction of the server,
+    // another test's say, is running; so the log is not read here.)
     assert_eq!(ids.len(), 1);
-    let logged = recorder.select_notifications(ids[0], 1, &[]).unwrap();
-    assert_eq!(logged[0].clone().into_event(), mine);
     assert_eq!(
         recorder
             .events(&EventQuery::new(mine.originator_id))
@@ -320,7 +320,6 @@ fn racing_compare_and_sets_exactly_one_wins(backend: &Backend) {
     let taken = r.raise_epoch(&k).unwrap();
     assert_eq!(taken, at(expected, 1));
     race_once(r, &k, taken.epoch, expected);
-    assert_eq!(r.select_notifications(1, 100, &[]).unwrap().len(), 2);
 }
 
 fn racing_raise_epoch_gets_distinct_epochs(backend: &Backend) {
@@ -754,11 +753,19 @@ mod postgres_specifics {
         assert_tracking_conflict(result, &update);
         assert!(recorder.events(&EventQuery::new(id)).unwrap().is_empty());
         assert_eq!(recorder.select_tracking(&k).unwrap(), Some(at(6, 1)));
-        // The batch had drawn id 1 before it failed: a hole that readers pass.
+        // The batch had drawn id 1 before it failed: a permanent hole.
+        // (Readers pass it once no older transaction of the server, another
+        // test's say, is running; so the table is read directly.)
         assert_eq!(drawn(&scratch), (1, true));
         assert_eq!(recorder.insert_events(&[event(id, 1, "T")]).unwrap(), [2]);
-        let log = recorder.select_notifications(1, 10, &[]).unwrap();
-        assert_eq!(log.iter().map(|n| n.id).collect::<Vec<_>>(), [2]);
+        let ids: Vec<i64> = scratch
+            .client()
+            .query("SELECT notification_id FROM stored_events", &[])
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect();
+        assert_eq!(ids, [2]);
     }
 
     #[test]

@@ -76,12 +76,12 @@ pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder, Synchronous};
 #[cfg(feature = "sqlite")]
-pub(crate) use self::tracking::corrupt_tracking;
-#[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use self::tracking::is_version_1;
+pub(crate) use self::tracking::{SignedUpdate, corrupt_tracking};
 pub(crate) use self::tracking::{
-    SignedUpdate, epoch_exhausted, position, signed_partition, signed_update, tracking_conflict,
+    epoch_exhausted, signed_partition, signed_update, tracking_conflict,
 };
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use self::tracking::{is_version_1, position};
 
 /// One row of `stored_events` as read in notification order: a stored
 /// event with its place in the application's total order.
@@ -193,7 +193,9 @@ impl EventQuery {
 /// use eventsourcing::recorder::TrackingKey;
 ///
 /// let key = TrackingKey::new("statistics", "bank").partition(2);
-/// assert_eq!((key.follower.as_str(), key.upstream.as_str(), key.partition), ("statistics", "bank", 2));
+/// assert_eq!(key.follower, "statistics");
+/// assert_eq!(key.upstream, "bank");
+/// assert_eq!(key.partition, 2);
 /// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct TrackingKey {
@@ -333,6 +335,7 @@ pub(crate) fn corrupt(id: Uuid, version: u64, reason: impl Into<String>) -> Erro
 
 /// A version or id bound of a query, clamped to what a signed 64-bit
 /// column (SQLite `INTEGER`, PostgreSQL `BIGINT`) can hold.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -1,11 +1,14 @@
 //! What every backend does alike with tracking rows: checking an update's
 //! values against the columns, the errors, reading a row into a
-//! [`Position`], and recognising a version-1 table.
+//! [`Position`](super::Position), and recognising a version-1 table.
 
-use uuid::Uuid;
-
-use super::{Position, TrackingKey, TrackingUpdate, corrupt};
+use super::{TrackingKey, TrackingUpdate};
 use crate::error::{Error, Result};
+
+#[cfg(feature = "sqlite")]
+pub(crate) use self::columns::corrupt_tracking;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use self::columns::{is_version_1, position};
 
 /// `follower `f` of `u` (partition p)`, for messages.
 fn describe(key: &TrackingKey) -> String {
@@ -30,6 +33,10 @@ pub(crate) fn signed_partition(key: &TrackingKey) -> Result<i32> {
 
 /// A tracking update's values as the signed columns hold them.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "only the database backends bind the values")
+)]
 pub(crate) struct SignedUpdate {
     pub(crate) partition: i32,
     pub(crate) expected: i64,
@@ -96,46 +103,61 @@ pub(crate) fn epoch_exhausted(key: &TrackingKey) -> Error {
     }
 }
 
-/// A tracking row's columns as a [`Position`]; [`Error::Corrupt`] (with
-/// the nil id, naming the follower) when one is negative.
-pub(crate) fn position(key: &TrackingKey, notification_id: i64, epoch: i64) -> Result<Position> {
-    let column = |name: &str, value: i64| {
-        u64::try_from(value).map_err(|_| {
-            corrupt(
-                Uuid::nil(),
-                0,
-                format!(
-                    "the tracking row of {} has a negative {name} ({value})",
-                    describe(key)
-                ),
-            )
-        })
-    };
-    Ok(Position {
-        notification_id: column("notification_id", notification_id)?,
-        epoch: column("epoch", epoch)?,
-    })
-}
-
-/// A tracking row whose column `name` is not an integer.
-#[cfg(feature = "sqlite")]
-pub(crate) fn corrupt_tracking(key: &TrackingKey, name: &str) -> Error {
-    corrupt(
-        Uuid::nil(),
-        0,
-        format!(
-            "the tracking row of {} has a {name} that is not an integer",
-            describe(key)
-        ),
-    )
-}
-
-/// Whether a `tracking` table with these columns has version 1's layout
-/// (one row per processed notification: `application_name`,
-/// `upstream_name`, `notification_id`), which opening a database migrates.
+/// What the database backends read back from their tracking tables.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) fn is_version_1(columns: &[String]) -> bool {
-    let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
-    names.sort_unstable();
-    names == ["application_name", "notification_id", "upstream_name"]
+mod columns {
+    use uuid::Uuid;
+
+    use super::describe;
+    #[cfg(feature = "sqlite")]
+    use crate::error::Error;
+    use crate::error::Result;
+    use crate::recorder::{Position, TrackingKey, corrupt};
+
+    /// A tracking row's columns as a [`Position`]; a corrupt-record error
+    /// (with the nil id, naming the follower) when one is negative.
+    pub(crate) fn position(
+        key: &TrackingKey,
+        notification_id: i64,
+        epoch: i64,
+    ) -> Result<Position> {
+        let column = |name: &str, value: i64| {
+            u64::try_from(value).map_err(|_| {
+                corrupt(
+                    Uuid::nil(),
+                    0,
+                    format!(
+                        "the tracking row of {} has a negative {name} ({value})",
+                        describe(key)
+                    ),
+                )
+            })
+        };
+        Ok(Position {
+            notification_id: column("notification_id", notification_id)?,
+            epoch: column("epoch", epoch)?,
+        })
+    }
+
+    /// A tracking row whose column `name` is not an integer.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn corrupt_tracking(key: &TrackingKey, name: &str) -> Error {
+        corrupt(
+            Uuid::nil(),
+            0,
+            format!(
+                "the tracking row of {} has a {name} that is not an integer",
+                describe(key)
+            ),
+        )
+    }
+
+    /// Whether a `tracking` table with these columns has version 1's layout
+    /// (one row per processed notification: `application_name`,
+    /// `upstream_name`, `notification_id`), which opening a database migrates.
+    pub(crate) fn is_version_1(columns: &[String]) -> bool {
+        let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names == ["application_name", "notification_id", "upstream_name"]
+    }
 }
