@@ -5,7 +5,9 @@
 //!   (`EVENTSOURCING_POSTGRES_URL`, `EVENTSOURCING_REQUIRE_POSTGRES`), and
 //!   scratch schemas that are dropped afterwards;
 //! - [`sqlite`]: SQLite database files in temporary directories;
-//! - [`stores`]: one test run against every kind of store;
+//! - [`stores`]: one test run against every kind of store, and
+//!   [`recorders`] with [`conformance!`]: one recorder behaviour against
+//!   every backend;
 //! - [`child`]: one test of the current binary run in a child process with
 //!   a chosen environment;
 //! - [`fixtures`] and [`account`]: the aggregates several programs use.
@@ -14,5 +16,6 @@ pub mod account;
 pub mod child;
 pub mod fixtures;
 pub mod pg;
+pub mod recorders;
 pub mod sqlite;
 pub mod stores;

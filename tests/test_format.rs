@@ -284,7 +284,9 @@ fn check_schema(path: &std::path::Path) {
         owned(&[
             ("application_name", "TEXT"),
             ("upstream_name", "TEXT"),
+            ("partition", "INTEGER"),
             ("notification_id", "INTEGER"),
+            ("epoch", "INTEGER"),
         ])
     );
     // notification_id is the rowid alias (INTEGER PRIMARY KEY) with

@@ -11,6 +11,7 @@
 //! macros, and one whose `Root` is written by hand.
 
 use std::fmt::Debug;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -18,7 +19,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
-use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
+use eventsourcing::recorder::{
+    Batch, EventQuery, MemoryRecorder, Notification, Position, Recorder, TrackingKey,
+};
 use eventsourcing::{ApplicationBuilder, IntegrityFault, Snapshot, StoredEvent};
 use support::fixtures::World;
 use support::sqlite::FileDb;
@@ -478,14 +481,14 @@ impl Instrumented {
 }
 
 impl Recorder for Instrumented {
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        self.inner.insert_events(events)
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        self.inner.insert(batch)
     }
 
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         self.inner.select_events(query, &mut |event| {
             self.events_read.fetch_add(1, Ordering::SeqCst);
@@ -519,6 +522,14 @@ impl Recorder for Instrumented {
         to_version: Option<u64>,
     ) -> Result<Option<StoredEvent>> {
         self.inner.select_snapshot(originator_id, to_version)
+    }
+
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
+        self.inner.select_tracking(key)
+    }
+
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
+        self.inner.raise_epoch(key)
     }
 }
 

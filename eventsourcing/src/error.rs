@@ -27,6 +27,25 @@ pub enum Error {
         version: u64,
     },
 
+    /// A tracking update found the follower's row elsewhere: another worker
+    /// recorded further, or took the row over (raised its epoch). Nothing
+    /// of the batch was written.
+    #[error(
+        "tracking conflict: follower `{follower}` of `{upstream}` (partition {partition}) is no longer at notification {expected} with epoch {epoch}"
+    )]
+    TrackingConflict {
+        /// The follower (the row's `application_name`).
+        follower: String,
+        /// The upstream application it follows (the row's `upstream_name`).
+        upstream: String,
+        /// The follower's partition.
+        partition: u32,
+        /// The notification id the update expected the row to be at.
+        expected: u64,
+        /// The epoch the update expected the row to have.
+        epoch: u64,
+    },
+
     /// A stored event's hash does not match its contents, or the events of
     /// an aggregate do not form an unbroken chain.
     #[error("integrity check failed for aggregate {id} at version {version}: {fault}")]

@@ -1,12 +1,15 @@
 //! The in-memory recorder.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::ops::Bound;
+use std::ops::{Bound, ControlFlow};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use uuid::Uuid;
 
-use super::{EventQuery, Notification, Recorder, signed_version};
+use super::{
+    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, TrackingUpdate,
+    epoch_exhausted, signed_partition, signed_update, signed_version, tracking_conflict,
+};
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
@@ -14,7 +17,8 @@ use crate::mapper::StoredEvent;
 ///
 /// For tests, examples and prototypes: everything is lost when it is
 /// dropped. It has the same semantics as the database backends, atomic
-/// multi-aggregate batches and concurrency errors included.
+/// multi-aggregate batches, concurrency errors and tracking
+/// compare-and-sets included.
 ///
 /// Reads take a shared lock, writes an exclusive one; rows are copied out
 /// under the lock, a chunk at a time for a long history, and handed to
@@ -33,6 +37,8 @@ struct Tables {
     by_originator: HashMap<Uuid, BTreeMap<u64, usize>>,
     /// `snapshots`, by aggregate and version.
     snapshots: HashMap<Uuid, BTreeMap<u64, StoredEvent>>,
+    /// `tracking`, by follower, upstream and partition.
+    tracking: HashMap<TrackingKey, Position>,
 }
 
 impl Tables {
@@ -40,6 +46,14 @@ impl Tables {
         self.by_originator
             .get(&originator_id)
             .is_some_and(|versions| versions.contains_key(&version))
+    }
+
+    /// Whether `update`'s compare-and-set would succeed: the row is at the
+    /// expected position and epoch, or is missing and the update expects
+    /// neither (notification 0, epoch 0).
+    fn tracking_fits(&self, update: &TrackingUpdate) -> bool {
+        let at = self.tracking.get(&update.key).copied().unwrap_or_default();
+        at.notification_id == update.expected && at.epoch == update.epoch
     }
 }
 
@@ -72,13 +86,22 @@ fn notification_id(index: usize) -> u64 {
 }
 
 impl Recorder for MemoryRecorder {
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
-        if events.is_empty() {
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        if batch.is_empty() {
             return Ok(Vec::new());
         }
+        if let Some(update) = batch.tracking {
+            signed_update(update)?;
+        }
+        let events = batch.events;
         let mut tables = self.write();
 
         // Check the whole batch before writing anything.
+        if let Some(update) = batch.tracking
+            && !tables.tracking_fits(update)
+        {
+            return Err(tracking_conflict(update));
+        }
         let mut in_batch = HashSet::new();
         for event in events {
             signed_version(event)?;
@@ -110,13 +133,25 @@ impl Recorder for MemoryRecorder {
             });
             ids.push(id);
         }
+        if let Some(update) = batch.tracking {
+            let moved = Position {
+                notification_id: update.notification_id,
+                epoch: update.epoch,
+            };
+            match tables.tracking.get_mut(&update.key) {
+                Some(at) => *at = moved,
+                None => {
+                    tables.tracking.insert(update.key.clone(), moved);
+                }
+            }
+        }
         Ok(ids)
     }
 
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         // Rows are copied out a chunk at a time and handed over after the
         // lock is released, so that a long history is never copied whole.
@@ -162,7 +197,9 @@ impl Recorder for MemoryRecorder {
             };
             let len = chunk.len();
             for event in chunk {
-                each(event)?;
+                if each(event)?.is_break() {
+                    return Ok(());
+                }
             }
             remaining = remaining.saturating_sub(len);
             if len < take {
@@ -230,6 +267,30 @@ impl Recorder for MemoryRecorder {
             .next_back();
         Ok(latest.map(|(_, snapshot)| snapshot.clone()))
     }
+
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
+        signed_partition(key)?;
+        Ok(self.read().tracking.get(key).copied())
+    }
+
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
+        signed_partition(key)?;
+        let mut tables = self.write();
+        let Some(at) = tables.tracking.get_mut(key) else {
+            let taken = Position {
+                notification_id: 0,
+                epoch: 1,
+            };
+            tables.tracking.insert(key.clone(), taken);
+            return Ok(taken);
+        };
+        // The same bound as the databases' signed 64-bit column.
+        if i64::try_from(at.epoch).map_or(true, |epoch| epoch == i64::MAX) {
+            return Err(epoch_exhausted(key));
+        }
+        at.epoch += 1;
+        Ok(*at)
+    }
 }
 
 #[cfg(test)]
@@ -250,7 +311,7 @@ mod tests {
         recorder
             .select_events(query, &mut |event| {
                 seen.push(event.originator_version);
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
         seen
@@ -305,7 +366,7 @@ mod tests {
                 if event.originator_version == 1 {
                     recorder.insert_events(&[row(id, n + 1)])?;
                 }
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
         assert_eq!(seen, n);

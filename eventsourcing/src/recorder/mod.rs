@@ -1,11 +1,12 @@
 //! Recorders: where stored rows live.
 //!
-//! A [`Recorder`] keeps the rows of FORMAT.md's `stored_events` and
-//! `snapshots` tables. It knows nothing about aggregates, hashes or
-//! encryption: it inserts rows under the `(originator_id,
+//! A [`Recorder`] keeps the rows of FORMAT.md's `stored_events`,
+//! `snapshots` and `tracking` tables. It knows nothing about aggregates,
+//! hashes or encryption: it inserts rows under the `(originator_id,
 //! originator_version)` uniqueness rule that is the optimistic concurrency
-//! control, reads one aggregate's rows back by version, and reads all rows
-//! in notification order.
+//! control, reads one aggregate's rows back by version, reads all rows in
+//! notification order, and keeps where each follower stands in each
+//! upstream log.
 //!
 //! Backends:
 //!
@@ -17,7 +18,45 @@
 //!   writers.
 //!
 //! Every backend passes the same conformance suite
-//! (`tests/test_recorders.rs`).
+//! (`tests/test_recorders.rs` and `tests/test_tracking.rs`).
+//!
+//! # Tracking
+//!
+//! A follower (a process application or a projection) records the effects
+//! of an upstream notification and its new position in one transaction: a
+//! [`Batch`] of events with a [`TrackingUpdate`], a compare-and-set of the
+//! follower's row. Processing is exactly-once because the position moves
+//! with the effects or not at all, and a worker that lost the row to
+//! another (which raised its epoch with [`Recorder::raise_epoch`]) can
+//! write nothing more.
+//!
+//! ```
+//! use eventsourcing::recorder::{
+//!     Batch, MemoryRecorder, Position, Recorder, TrackingKey, TrackingUpdate,
+//! };
+//! use eventsourcing::Error;
+//!
+//! let recorder = MemoryRecorder::new();
+//! let key = TrackingKey::new("statistics", "bank");
+//! assert_eq!(recorder.select_tracking(&key)?, None);
+//!
+//! // A worker takes the row over, then records notifications 1 to 3.
+//! let mine = recorder.raise_epoch(&key)?;
+//! assert_eq!(mine, Position { notification_id: 0, epoch: 1 });
+//! let update = TrackingUpdate::new(key.clone(), mine.epoch, 0, 3);
+//! assert!(recorder.insert(&Batch::default().with_tracking(&update))?.is_empty());
+//!
+//! // Replaying the same update finds the row elsewhere.
+//! let again = recorder.insert(&Batch::default().with_tracking(&update));
+//! assert!(matches!(again, Err(Error::TrackingConflict { expected: 0, .. })));
+//! assert_eq!(
+//!     recorder.select_tracking(&key)?,
+//!     Some(Position { notification_id: 3, epoch: 1 })
+//! );
+//! # Ok::<(), Error>(())
+//! ```
+
+use std::ops::ControlFlow;
 
 use uuid::Uuid;
 
@@ -29,12 +68,20 @@ mod memory;
 mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+mod tracking;
 
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
+#[cfg(feature = "sqlite")]
+pub(crate) use self::tracking::{SignedUpdate, corrupt_tracking};
+pub(crate) use self::tracking::{
+    epoch_exhausted, signed_partition, signed_update, tracking_conflict,
+};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use self::tracking::{is_version_1, position};
 #[cfg(feature = "sqlite")]
 pub use crate::config::Synchronous;
 
@@ -142,6 +189,143 @@ impl EventQuery {
     }
 }
 
+/// Identifies one tracking row: a follower's place in one upstream log.
+///
+/// ```
+/// use eventsourcing::recorder::TrackingKey;
+///
+/// let key = TrackingKey::new("statistics", "bank").partition(2);
+/// assert_eq!(key.follower, "statistics");
+/// assert_eq!(key.upstream, "bank");
+/// assert_eq!(key.partition, 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TrackingKey {
+    /// The follower, a process application or a projection (the column
+    /// `application_name`).
+    pub follower: String,
+    /// The application whose notification log it follows (the column
+    /// `upstream_name`).
+    pub upstream: String,
+    /// Which of the follower's partitions; 0 when it is not partitioned.
+    /// The column is a signed 32-bit integer: a partition beyond
+    /// `i32::MAX` is refused with [`Error::InvalidArgument`].
+    pub partition: u32,
+}
+
+impl TrackingKey {
+    /// The row of `follower` in the log of `upstream`, partition 0.
+    #[must_use]
+    pub fn new(follower: impl Into<String>, upstream: impl Into<String>) -> Self {
+        Self {
+            follower: follower.into(),
+            upstream: upstream.into(),
+            partition: 0,
+        }
+    }
+
+    /// The same follower and upstream, partition `p`.
+    #[must_use]
+    pub fn partition(mut self, p: u32) -> Self {
+        self.partition = p;
+        self
+    }
+}
+
+/// Where a follower stands: the last upstream notification whose effects
+/// are recorded (0 before the first) and the row's fencing epoch.
+///
+/// A follower with no row yet stands at `Position::default()`: notification
+/// 0, epoch 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// The last upstream notification whose effects are recorded; 0 before
+    /// the first.
+    pub notification_id: u64,
+    /// The fencing token: raised by one each time a worker takes the row
+    /// over ([`Recorder::raise_epoch`]).
+    pub epoch: u64,
+}
+
+/// A compare-and-set of one tracking row, written in the same transaction
+/// as a batch's events.
+///
+/// It moves the row of `key` from `expected` to `notification_id`, provided
+/// that the row is still at `expected` with this `epoch`; otherwise the
+/// whole batch fails with [`Error::TrackingConflict`]. A follower with no
+/// row yet is at notification 0, epoch 0: an update with `expected` 0 and
+/// `epoch` 0 creates its row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackingUpdate {
+    /// The row to move.
+    pub key: TrackingKey,
+    /// The notification id the row must be at.
+    pub expected: u64,
+    /// The notification id to move it to; not below `expected`.
+    pub notification_id: u64,
+    /// The epoch the row must have: the one the worker got when it took the
+    /// row over, or 0 when no worker ever did.
+    pub epoch: u64,
+}
+
+impl TrackingUpdate {
+    /// Moves the row of `key`, held at `epoch`, from `expected` to
+    /// `notification_id`.
+    #[must_use]
+    pub fn new(key: TrackingKey, epoch: u64, expected: u64, notification_id: u64) -> Self {
+        Self {
+            key,
+            expected,
+            notification_id,
+            epoch,
+        }
+    }
+}
+
+/// What one transaction writes: events, a tracking update, or both.
+///
+/// ```
+/// use eventsourcing::recorder::{Batch, TrackingKey, TrackingUpdate};
+///
+/// let update = TrackingUpdate::new(TrackingKey::new("statistics", "bank"), 1, 6, 7);
+/// let batch = Batch::new(&[]).with_tracking(&update);
+/// assert!(!batch.is_empty());
+/// assert!(Batch::default().is_empty());
+/// ```
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
+pub struct Batch<'a> {
+    /// The events, possibly of several aggregates, in the order they are
+    /// given notification ids.
+    pub events: &'a [StoredEvent],
+    /// The tracking row to move with them, if any.
+    pub tracking: Option<&'a TrackingUpdate>,
+}
+
+impl<'a> Batch<'a> {
+    /// The events, without a tracking update.
+    #[must_use]
+    pub fn new(events: &'a [StoredEvent]) -> Self {
+        Self {
+            events,
+            tracking: None,
+        }
+    }
+
+    /// The same events, with `update` written in the same transaction.
+    #[must_use]
+    pub fn with_tracking(mut self, update: &'a TrackingUpdate) -> Self {
+        self.tracking = Some(update);
+        self
+    }
+
+    /// Whether there is nothing to write: no events and no tracking update.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.tracking.is_none()
+    }
+}
+
 /// A malformed stored row of aggregate `id` at `version`.
 pub(crate) fn corrupt(id: Uuid, version: u64, reason: impl Into<String>) -> Error {
     Error::Corrupt {
@@ -153,6 +337,7 @@ pub(crate) fn corrupt(id: Uuid, version: u64, reason: impl Into<String>) -> Erro
 
 /// A version or id bound of a query, clamped to what a signed 64-bit
 /// column (SQLite `INTEGER`, PostgreSQL `BIGINT`) can hold.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn clamp(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
@@ -178,26 +363,50 @@ pub(crate) fn signed_version(event: &StoredEvent) -> Result<i64> {
 /// call back into the same recorder: a backend may hold a lock or a
 /// connection while it runs them.
 pub trait Recorder: Send + Sync {
-    /// Inserts `events` in one transaction and returns the notification ids
-    /// they were given, in the same order.
+    /// Writes `batch` in one transaction, all or nothing, and returns the
+    /// notification ids its events were given, in the same order.
     ///
-    /// The events may belong to several aggregates: the batch is written
-    /// whole or not at all. If any `(originator_id, originator_version)`
-    /// is already recorded, or occurs twice in the batch, the result is
-    /// [`Error::Concurrency`] naming that row's id
-    /// and version, and nothing of the batch is written. An empty batch
-    /// returns an empty list without touching the database.
-    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>>;
+    /// The events may belong to several aggregates. If any `(originator_id,
+    /// originator_version)` is already recorded, or occurs twice in the
+    /// batch, the result is [`Error::Concurrency`] naming that row's id and
+    /// version. A version beyond `i64::MAX` is [`Error::Corrupt`].
+    ///
+    /// The tracking update, if any, is a compare-and-set of the follower's
+    /// row: it moves the row to `notification_id` when the row is at
+    /// `expected` with `epoch`, and creates the row (at epoch 0) when there
+    /// is none and both `expected` and `epoch` are 0. Otherwise the result
+    /// is [`Error::TrackingConflict`]: another worker recorded further, or
+    /// took the row over. A position that would move back, or a value too
+    /// large for its column, is [`Error::InvalidArgument`] naming the
+    /// field. When both the tracking row and an event's version are taken,
+    /// either error may be returned.
+    ///
+    /// On any error nothing of the batch is written. An empty batch (no
+    /// events, no tracking update) returns an empty list without touching
+    /// the database; a batch with a tracking update and no events moves the
+    /// position and returns an empty list.
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>>;
+
+    /// Inserts `events` in one transaction, without a tracking update, and
+    /// returns the notification ids they were given, in the same order:
+    /// [`insert`](Recorder::insert) of [`Batch::new`]`(events)`, with the
+    /// same errors.
+    fn insert_events(&self, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        self.insert(&Batch::new(events))
+    }
 
     /// Calls `each` with the events of one aggregate that match `query`, in
     /// version order (ascending unless `query.descending`), without first
     /// loading them all where the backend can stream.
     ///
-    /// Stops at, and returns, the first error `each` returns.
+    /// When `each` returns [`ControlFlow::Break`], the scan ends there,
+    /// successfully, and no further row is handed over (say, a replay that
+    /// reached the first event after a point in time). When `each` returns
+    /// an error, the scan ends there too and that error is returned.
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<()>,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()>;
 
     /// The events of one aggregate that match `query`, collected in a list.
@@ -205,7 +414,7 @@ pub trait Recorder: Send + Sync {
         let mut events = Vec::new();
         self.select_events(query, &mut |event| {
             events.push(event);
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         })?;
         Ok(events)
     }
@@ -239,4 +448,24 @@ pub trait Recorder: Send + Sync {
         originator_id: Uuid,
         to_version: Option<u64>,
     ) -> Result<Option<StoredEvent>>;
+
+    /// Where the follower of `key` stands: its row, or `None` when it has
+    /// none yet (which means notification 0, epoch 0).
+    ///
+    /// Fails with [`Error::InvalidArgument`] for a partition beyond
+    /// `i32::MAX`, and with [`Error::Corrupt`] for a row with a negative
+    /// column.
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>>;
+
+    /// Takes the row of `key` over for a new worker: creates it at
+    /// notification 0, epoch 1 when it is missing, else adds one to its
+    /// epoch and keeps its position; returns the new position.
+    ///
+    /// Atomic: callers racing on one row get distinct epochs, and from then
+    /// on a tracking update with an older epoch fails with
+    /// [`Error::TrackingConflict`], so that a worker that lost the row
+    /// writes nothing more. Fails with [`Error::InvalidArgument`] for a
+    /// partition beyond `i32::MAX` or a row whose epoch cannot grow
+    /// (`i64::MAX`), changing nothing.
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position>;
 }

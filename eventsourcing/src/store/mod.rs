@@ -145,21 +145,7 @@ impl EventStore {
         query: &EventQuery,
         mut each: impl FnMut(RecordedEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        // The recorder's callbacks end a scan only with an error; a break
-        // is one that is recognised here and not reported.
-        let mut broke = false;
-        let result =
-            self.recorder
-                .select_events(query, &mut |row| match each(self.mapper.decode(row)?)? {
-                    ControlFlow::Continue(()) => Ok(()),
-                    ControlFlow::Break(()) => {
-                        broke = true;
-                        Err(Error::InvalidArgument {
-                            name: "scan",
-                            reason: "stopped".to_owned(),
-                        })
-                    }
-                });
-        if broke { Ok(()) } else { result }
+        self.recorder
+            .select_events(query, &mut |row| each(self.mapper.decode(row)?))
     }
 }

@@ -1,91 +1,24 @@
-//! The recorder conformance suite.
+//! The recorder conformance suite: events, notifications and snapshots
+//! (tracking rows have their own suite, `test_tracking.rs`).
 //!
 //! Each behaviour is one function taking a [`Backend`]; the `conformance!`
-//! list at the bottom runs every function against every backend. Adding a
-//! backend is one line there.
+//! list at the bottom runs every function against every backend (the
+//! backends are listed once, in `backends/mod.rs`).
 //!
 //! The PostgreSQL backend runs each test in a schema of its own, dropped
 //! afterwards; without a reachable server its tests are skipped (see
 //! `pg/mod.rs`).
 
-#[cfg(feature = "postgres")]
-mod pg;
-
 use std::collections::{BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{Arc, Barrier};
 use std::thread;
 
-use eventsourcing::recorder::{EventQuery, MemoryRecorder, Notification, Recorder};
+use eventsourcing::recorder::{Batch, EventQuery, MemoryRecorder, Notification, Recorder};
 use eventsourcing::{Error, StoredEvent, Uuid};
 
-/// A recorder under test, and whatever must outlive it.
-struct Backend {
-    recorder: Arc<dyn Recorder>,
-    _dir: Option<tempfile::TempDir>,
-    #[cfg(feature = "postgres")]
-    _schema: Option<pg::Scratch>,
-}
-
-impl Backend {
-    fn new(recorder: Arc<dyn Recorder>) -> Self {
-        Self {
-            recorder,
-            _dir: None,
-            #[cfg(feature = "postgres")]
-            _schema: None,
-        }
-    }
-
-    fn memory() -> Self {
-        Self::new(Arc::new(MemoryRecorder::new()))
-    }
-
-    #[cfg(feature = "sqlite")]
-    fn sqlite_memory() -> Self {
-        use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
-        Self::new(Arc::new(
-            SqliteRecorder::open(SqliteOptions::memory()).unwrap(),
-        ))
-    }
-
-    #[cfg(feature = "sqlite")]
-    fn sqlite_file() -> Self {
-        use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
-        let dir = tempfile::tempdir().unwrap();
-        let options = SqliteOptions::file(dir.path().join("events.db"));
-        Self {
-            _dir: Some(dir),
-            ..Self::new(Arc::new(SqliteRecorder::open(options).unwrap()))
-        }
-    }
-
-    /// A recorder in a schema of its own; `None` when the PostgreSQL tests
-    /// are skipped.
-    #[cfg(feature = "postgres")]
-    fn postgres() -> Option<Self> {
-        let schema = pg::Scratch::new()?;
-        let recorder = Arc::new(schema.recorder());
-        Some(Self {
-            _schema: Some(schema),
-            ..Self::new(recorder)
-        })
-    }
-}
-
-/// An event whose state is distinct for every (id, version, topic) and
-/// holds bytes that are not valid UTF-8.
-fn event(id: Uuid, version: u64, topic: &str) -> StoredEvent {
-    let mut state = vec![0x00, 0xff, 0xfe];
-    state.extend_from_slice(id.as_bytes());
-    state.extend_from_slice(&version.to_be_bytes());
-    state.extend_from_slice(topic.as_bytes());
-    StoredEvent {
-        originator_id: id,
-        originator_version: version,
-        topic: topic.to_owned(),
-        state,
-    }
-}
+use support::conformance;
+use support::recorders::{Backend, event};
 
 fn notification(id: u64, event: &StoredEvent) -> Notification {
     Notification {
@@ -129,6 +62,7 @@ fn empty_recorder(backend: &Backend) {
             .is_empty()
     );
     assert_eq!(r.insert_events(&[]).unwrap(), Vec::<u64>::new());
+    assert_eq!(r.insert(&Batch::default()).unwrap(), Vec::<u64>::new());
     assert_eq!(r.max_notification_id().unwrap(), 0);
 }
 
@@ -344,7 +278,7 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
         if e.originator_version == 3 {
             Err(Error::NotFound { id: marker })
         } else {
-            Ok(())
+            Ok(ControlFlow::Continue(()))
         }
     });
     assert!(
@@ -356,7 +290,7 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
     let mut streamed = Vec::new();
     r.select_events(&EventQuery::new(id).descending(true), &mut |e| {
         streamed.push(e);
-        Ok(())
+        Ok(ControlFlow::Continue(()))
     })
     .unwrap();
     let mut reversed = events;
@@ -365,6 +299,55 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
     // The recorder is still usable after a stream was cut short.
     r.insert_events(&[event(id, 6, "T")]).unwrap();
     assert_eq!(r.max_notification_id().unwrap(), 6);
+}
+
+fn select_events_stops_early_on_break(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let events: Vec<_> = (1..=2000).map(|v| event(id, v, "T")).collect();
+    r.insert_events(&events).unwrap();
+
+    // Past a chunk of the memory recorder and a page of any stream: the
+    // callback is not called again after it said stop.
+    for (query, stop_at, expected) in [
+        (EventQuery::new(id), 3, vec![1, 2, 3]),
+        (
+            EventQuery::new(id).descending(true),
+            1998,
+            vec![2000, 1999, 1998],
+        ),
+        (
+            EventQuery::new(id).after_version(1500),
+            1502,
+            vec![1501, 1502],
+        ),
+    ] {
+        let mut calls = 0;
+        let mut seen = Vec::new();
+        r.select_events(&query, &mut |e| {
+            calls += 1;
+            seen.push(e.originator_version);
+            Ok(if e.originator_version == stop_at {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        })
+        .unwrap();
+        assert_eq!(seen, expected);
+        assert_eq!(calls, expected.len());
+    }
+    // Stopping at the last row is the same as reading to the end.
+    let mut calls = 0;
+    r.select_events(&EventQuery::new(id).after_version(1999), &mut |_| {
+        calls += 1;
+        Ok(ControlFlow::Break(()))
+    })
+    .unwrap();
+    assert_eq!(calls, 1);
+    // The recorder is still usable after a stream was stopped early.
+    assert_eq!(r.insert_events(&[event(id, 2001, "T")]).unwrap(), [2001]);
+    assert_eq!(r.events(&EventQuery::new(id)).unwrap().len(), 2001);
 }
 
 fn snapshots(backend: &Backend) {
@@ -486,65 +469,31 @@ fn ids_distinct_across_aggregates(backend: &Backend) {
 
 // ------------------------------------------------------ backends x the suite
 
-macro_rules! conformance {
-    (@tests $make:expr; $($test:ident),* $(,)?) => {
-        $(
-            #[test]
-            fn $test() {
-                // `None`: a backend whose server is not there (and not required).
-                let backend: Option<Backend> = $make;
-                if let Some(backend) = backend {
-                    super::$test(&backend);
-                }
-            }
-        )*
-    };
-    ($( $(#[$attr:meta])* $backend:ident => $make:expr; )*) => {
-        $(
-            $(#[$attr])*
-            mod $backend {
-                use super::Backend;
-                conformance!(@tests $make;
-                    empty_recorder,
-                    insert_and_select,
-                    stores_bytes_and_text_exactly,
-                    select_bounds_order_and_limit,
-                    concurrency_error_on_recorded_version,
-                    concurrency_error_on_duplicate_within_batch,
-                    multi_aggregate_batch_is_atomic,
-                    version_beyond_signed_range_is_refused,
-                    notifications_in_order_with_paging,
-                    notifications_filtered_by_topic,
-                    select_events_stops_at_first_callback_error,
-                    snapshots,
-                    concurrent_inserts_get_unique_gap_free_ids,
-                    racing_writers_of_one_version_exactly_one_wins,
-                    ids_distinct_across_aggregates,
-                );
-            }
-        )*
-    };
-}
-
-// One line per backend.
-conformance! {
-    memory => Some(Backend::memory());
-    #[cfg(feature = "sqlite")]
-    sqlite_memory => Some(Backend::sqlite_memory());
-    #[cfg(feature = "sqlite")]
-    sqlite_file => Some(Backend::sqlite_file());
-    #[cfg(feature = "postgres")]
-    postgres => Backend::postgres();
-}
+conformance!(
+    empty_recorder,
+    insert_and_select,
+    stores_bytes_and_text_exactly,
+    select_bounds_order_and_limit,
+    concurrency_error_on_recorded_version,
+    concurrency_error_on_duplicate_within_batch,
+    multi_aggregate_batch_is_atomic,
+    version_beyond_signed_range_is_refused,
+    notifications_in_order_with_paging,
+    notifications_filtered_by_topic,
+    select_events_stops_at_first_callback_error,
+    select_events_stops_early_on_break,
+    snapshots,
+    concurrent_inserts_get_unique_gap_free_ids,
+    racing_writers_of_one_version_exactly_one_wins,
+    ids_distinct_across_aggregates,
+);
 
 #[test]
 fn recorders_are_send_and_sync() {
     fn send_sync<T: Send + Sync + ?Sized>() {}
     send_sync::<dyn Recorder>();
     send_sync::<MemoryRecorder>();
-    #[cfg(feature = "sqlite")]
     send_sync::<eventsourcing::recorder::SqliteRecorder>();
-    #[cfg(feature = "postgres")]
     send_sync::<eventsourcing::recorder::PostgresRecorder>();
     // And the trait is object safe: the suite above runs on `Arc<dyn Recorder>`.
     let recorder: Arc<dyn Recorder> = Arc::new(MemoryRecorder::default());
@@ -553,7 +502,6 @@ fn recorders_are_send_and_sync() {
 
 // ------------------------------------------------------- SQLite specifics
 
-#[cfg(feature = "sqlite")]
 mod sqlite {
     use std::path::Path;
     use std::time::Duration;
@@ -666,8 +614,16 @@ mod sqlite {
                 (s("state"), s("BLOB"), true, 0),
             ]
         );
-        let tracking: Vec<String> = columns("app_tracking").into_iter().map(|c| c.1).collect();
-        assert_eq!(tracking, ["TEXT", "TEXT", "INTEGER"]);
+        assert_eq!(
+            columns("app_tracking"),
+            [
+                (s("application_name"), s("TEXT"), true, 1),
+                (s("upstream_name"), s("TEXT"), true, 2),
+                (s("partition"), s("INTEGER"), true, 3),
+                (s("notification_id"), s("INTEGER"), true, 0),
+                (s("epoch"), s("INTEGER"), true, 0),
+            ]
+        );
         let autoincrement: String = conn
             .query_row(
                 "SELECT sql FROM sqlite_master WHERE name = 'app_stored_events'",
@@ -877,8 +833,8 @@ mod sqlite {
 
 // ---------------------------------------------------- PostgreSQL specifics
 
-#[cfg(feature = "postgres")]
 mod postgres_specifics {
+    use std::ops::ControlFlow;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -887,8 +843,8 @@ mod postgres_specifics {
     };
     use eventsourcing::{Application, Error, Uuid};
 
-    use super::pg::{self, Scratch};
     use super::{event, notification};
+    use support::pg::{self, Scratch};
 
     /// A URL where nothing listens.
     const NOWHERE: &str = "postgres://postgres@127.0.0.1:1/test";
@@ -1040,7 +996,9 @@ mod postgres_specifics {
             [
                 c("application_name", "text"),
                 c("upstream_name", "text"),
+                c("partition", "int4"),
                 c("notification_id", "int8"),
+                c("epoch", "int8"),
             ]
         );
         // The ids come from a sequence, owned by the column, one at a time.
@@ -1232,12 +1190,12 @@ mod postgres_specifics {
             .unwrap();
         let mut client = scratch.client();
         let mut tx = client.transaction().unwrap();
-        tx.execute("INSERT INTO tracking VALUES ('a', 'b', 1)", &[])
+        tx.execute("INSERT INTO tracking VALUES ('a', 'b', 0, 1, 0)", &[])
             .unwrap();
         let error = tx
             .query_one(
                 "SELECT stored_events_insert(false, ARRAY[gen_random_uuid()], ARRAY[1::bigint], \
-                 ARRAY['T'], ARRAY['\\x00'::bytea])",
+                 ARRAY['T'], ARRAY['\\x00'::bytea], NULL, NULL, NULL, NULL, NULL, NULL)",
                 &[],
             )
             .unwrap_err();
@@ -1284,7 +1242,7 @@ mod postgres_specifics {
         recorder
             .select_events(&EventQuery::new(id), &mut |_| {
                 inner = Some(recorder.max_notification_id());
-                Ok(())
+                Ok(ControlFlow::Continue(()))
             })
             .unwrap();
         match inner {

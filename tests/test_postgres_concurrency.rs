@@ -6,9 +6,6 @@
 //!
 //! Each test works in a schema of its own; without a reachable server the
 //! tests are skipped (see `pg/mod.rs`).
-#![cfg(feature = "postgres")]
-
-mod pg;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +16,7 @@ use std::time::{Duration, Instant};
 use eventsourcing::recorder::{EventQuery, PostgresRecorder, Recorder, Sequencing};
 use eventsourcing::{Error, StoredEvent, Uuid};
 
-use pg::Scratch;
+use support::pg::Scratch;
 
 fn event(id: Uuid, version: u64, topic: &str) -> StoredEvent {
     let mut state = id.as_bytes().to_vec();

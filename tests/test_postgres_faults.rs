@@ -5,9 +5,6 @@
 //! call works on a fresh connection.
 //!
 //! Without a reachable server the tests are skipped (see `pg/mod.rs`).
-#![cfg(feature = "postgres")]
-
-mod pg;
 
 use std::sync::Arc;
 use std::thread;
@@ -17,7 +14,7 @@ use eventsourcing::recorder::{EventQuery, PostgresRecorder, Recorder};
 use eventsourcing::{Error, StoredEvent, Uuid};
 use postgres::Client;
 
-use pg::Scratch;
+use support::pg::Scratch;
 
 fn event(id: Uuid, version: u64) -> StoredEvent {
     StoredEvent {

@@ -1,0 +1,64 @@
+//! Setting up a schema for the PostgreSQL recorder: the tables, the insert
+//! function and the checks they rely on, in one transaction.
+
+use postgres::Client;
+
+use super::errors::db;
+use super::sql::Sql;
+use crate::error::{Error, Result};
+use crate::recorder::is_version_1;
+
+/// Creates what is missing and migrates a version-1 tracking table, in one
+/// transaction under the DDL lock, installs the insert function, and checks
+/// the sequence.
+pub(super) fn create_tables(client: &mut Client, sql: &Sql) -> Result<()> {
+    let mut tx = client.transaction().map_err(db)?;
+    tx.batch_execute(&sql.create_tables).map_err(db)?;
+    // `create_tables` took the DDL lock and left an existing tracking table
+    // as it was: one of version 1 is migrated now, under that lock and in
+    // this transaction.
+    let columns: Vec<String> = tx
+        .query(&sql.tracking.layout, &[])
+        .map_err(db)?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<Result<_, _>>()
+        .map_err(db)?;
+    if is_version_1(&columns) {
+        tx.batch_execute(&sql.tracking.migrate).map_err(db)?;
+    }
+    // Replaced only when its text differs, so that processes opening the
+    // same tables do not rewrite the catalogue each time. The function of
+    // version 1 took no tracking update: it is dropped, so that no stale
+    // overload lingers for a writer to call.
+    let row = tx
+        .query_one(
+            "SELECT (SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1)), \
+             to_regprocedure($2) IS NOT NULL",
+            &[&sql.insert_function, &sql.old_insert_function],
+        )
+        .map_err(db)?;
+    let installed: Option<String> = row.try_get(0).map_err(db)?;
+    let old_installed: bool = row.try_get(1).map_err(db)?;
+    if installed.as_deref() != Some(sql.insert_function_body.as_str()) {
+        tx.batch_execute(&sql.create_insert_function).map_err(db)?;
+    }
+    if old_installed {
+        tx.batch_execute(&format!("DROP FUNCTION {}", sql.old_insert_function))
+            .map_err(db)?;
+    }
+    let cache: Option<i64> = tx
+        .query_opt(&sql.sequence_cache, &[])
+        .and_then(|row| row.map(|row| row.try_get(0)).transpose())
+        .map_err(db)?;
+    if cache != Some(1) {
+        return Err(Error::Database(
+            format!(
+                "the notification id sequence must have CACHE 1 (found {cache:?}): \
+                 readers rely on ids being drawn in order"
+            )
+            .into(),
+        ));
+    }
+    tx.commit().map_err(db)
+}

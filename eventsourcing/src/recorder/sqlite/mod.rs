@@ -1,0 +1,354 @@
+//! The SQLite recorder: see [`SqliteRecorder`].
+//!
+//! One job per file: `options` (how to open it), `statements` (the SQL),
+//! `rows` (decoding), `readers` (the reader connections of a file
+//! database), `setup` (creating the tables, migrating older ones),
+//! `tracking` (the tracking table).
+
+use std::ops::ControlFlow;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use rusqlite::{Connection, OpenFlags};
+use uuid::Uuid;
+
+use self::options::validate_prefix;
+use self::readers::ReaderPool;
+use self::rows::{KnownId, read_event, read_notification};
+use self::statements::{BEGIN_IMMEDIATE, COMMIT, Statements};
+use super::{
+    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, clamp, corrupt,
+    signed_partition, signed_update, signed_version,
+};
+use crate::error::{Error, Result};
+use crate::mapper::StoredEvent;
+
+mod options;
+mod readers;
+mod rows;
+mod setup;
+mod statements;
+mod tracking;
+
+pub use self::options::{SqliteOptions, SqlitePath};
+
+/// Room for every fixed statement plus a few topic-filter variants.
+const STATEMENT_CACHE_CAPACITY: usize = 32;
+
+/// A recorder backed by an embedded SQLite database.
+///
+/// Tables are created if missing, with FORMAT.md's column types. Writes go
+/// through one connection behind a mutex, each batch in a `BEGIN IMMEDIATE`
+/// transaction (its events, then its tracking update's compare-and-set), so
+/// notification ids are assigned and committed in the same order and a
+/// reader never sees a gap that fills in later. For a file
+/// database, reads use a small pool of separate connections, which in WAL
+/// mode neither wait for nor block the writer; an in-memory database uses
+/// its one connection for everything.
+///
+/// Several processes may open the same file: SQLite's locks serialise their
+/// writes, and [`SqliteOptions::busy_timeout`] bounds the wait.
+#[derive(Debug)]
+pub struct SqliteRecorder {
+    writer: Mutex<Connection>,
+    readers: Option<ReaderPool>,
+    sql: Statements,
+}
+
+/// Wraps a database error.
+fn db(error: rusqlite::Error) -> Error {
+    Error::Database(Box::new(error))
+}
+
+/// Whether `error` is a violation of a `UNIQUE` or `PRIMARY KEY` constraint.
+fn is_unique_violation(error: &rusqlite::Error) -> bool {
+    matches!(
+        error,
+        rusqlite::Error::SqliteFailure(failure, _)
+            if failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || failure.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+    )
+}
+
+impl SqliteRecorder {
+    /// Opens (creating if needed) the database and its tables; a
+    /// `tracking` table of FORMAT.md version 1 (one row per processed
+    /// notification) is migrated to version 2, one row per follower and
+    /// upstream at the greatest notification recorded.
+    ///
+    /// A file database is switched to WAL mode with the chosen
+    /// `synchronous` level. Fails with [`Error::Config`] for a table prefix
+    /// with characters other than ASCII letters, digits and `_`, and with
+    /// [`Error::Database`] when SQLite cannot open or set up the database.
+    pub fn open(options: SqliteOptions) -> Result<Self> {
+        validate_prefix(&options.table_prefix)?;
+        let sql = Statements::new(&options.table_prefix);
+        let (writer, readers) = match options.path {
+            SqlitePath::Memory => (Connection::open_in_memory().map_err(db)?, None),
+            SqlitePath::File(path) => {
+                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+                    | OpenFlags::SQLITE_OPEN_CREATE
+                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+                let conn = Connection::open_with_flags(&path, flags).map_err(db)?;
+                conn.busy_timeout(options.busy_timeout).map_err(db)?;
+                let mode: String = conn
+                    .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+                    .map_err(db)?;
+                if !mode.eq_ignore_ascii_case("wal") {
+                    return Err(Error::Database(
+                        format!(
+                            "cannot switch {} to WAL mode (journal mode is {mode})",
+                            path.display()
+                        )
+                        .into(),
+                    ));
+                }
+                conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
+                    .map_err(db)?;
+                let readers = ReaderPool::new(path, options.busy_timeout);
+                (conn, Some(readers))
+            }
+        };
+        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        setup::create_tables(&writer, &sql)?;
+        Ok(Self {
+            writer: Mutex::new(writer),
+            readers,
+            sql,
+        })
+    }
+
+    /// The writer connection, with no transaction left open.
+    fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
+        // A panic while the lock was held (only possible in a caller's
+        // callback, outside any transaction) leaves the connection usable.
+        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(db)?;
+        }
+        Ok(conn)
+    }
+
+    /// Runs `write` on the writer connection in a `BEGIN IMMEDIATE`
+    /// transaction, committed when `write` succeeds and rolled back, so
+    /// that nothing of it stays, when anything fails.
+    fn write<T>(&self, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        let conn = self.writer()?;
+        // `BEGIN IMMEDIATE` and `COMMIT` are prepared once and cached like
+        // the insert: parsing them anew costs more than a one-row insert.
+        conn.prepare_cached(BEGIN_IMMEDIATE)
+            .and_then(|mut begin| begin.execute([]))
+            .map_err(db)?;
+        let result = write(&conn).and_then(|value| {
+            conn.prepare_cached(COMMIT)
+                .and_then(|mut commit| commit.execute([]))
+                .map_err(db)?;
+            Ok(value)
+        });
+        if result.is_err() && !conn.is_autocommit() {
+            // Should the rollback itself fail, `writer()` rolls back before
+            // the connection's next use.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        result
+    }
+
+    /// Inserts `events` inside the writer's open transaction; returns their
+    /// notification ids.
+    fn insert_rows(&self, conn: &Connection, events: &[StoredEvent]) -> Result<Vec<u64>> {
+        let mut insert = conn.prepare_cached(&self.sql.insert_event).map_err(db)?;
+        let mut ids = Vec::with_capacity(events.len());
+        for event in events {
+            let mut buffer = Uuid::encode_buffer();
+            let originator_id = event.originator_id.hyphenated().encode_lower(&mut buffer);
+            let params = (
+                &*originator_id,
+                signed_version(event)?,
+                event.topic.as_str(),
+                event.state.as_slice(),
+            );
+            match insert.execute(params) {
+                Ok(_) => {}
+                Err(error) if is_unique_violation(&error) => {
+                    return Err(Error::Concurrency {
+                        id: event.originator_id,
+                        version: event.originator_version,
+                    });
+                }
+                Err(error) => return Err(db(error)),
+            }
+            let id = u64::try_from(conn.last_insert_rowid()).map_err(|_| {
+                corrupt(
+                    event.originator_id,
+                    event.originator_version,
+                    "SQLite assigned a negative notification_id",
+                )
+            })?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    /// Runs `read` on a reader connection (the writer for a database in
+    /// memory).
+    fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+        match &self.readers {
+            None => read(&*self.writer()?),
+            Some(pool) => {
+                let conn = pool.checkout()?;
+                let result = read(&conn);
+                pool.give_back(conn);
+                result
+            }
+        }
+    }
+}
+
+impl Recorder for SqliteRecorder {
+    fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        let tracking = batch
+            .tracking
+            .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
+            .transpose()?;
+        self.write(|conn| {
+            let ids = self.insert_rows(conn, batch.events)?;
+            if let Some((update, signed)) = tracking {
+                self.track(conn, update, signed)?;
+            }
+            Ok(ids)
+        })
+    }
+
+    fn select_events(
+        &self,
+        query: &EventQuery,
+        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let sql = if query.descending {
+            &self.sql.select_events_descending
+        } else {
+            &self.sql.select_events_ascending
+        };
+        let mut buffer = Uuid::encode_buffer();
+        let originator_id = &*query.originator_id.hyphenated().encode_lower(&mut buffer);
+        let params = (
+            originator_id,
+            query.after_version.map_or(i64::MIN, clamp),
+            query.to_version.map_or(i64::MAX, clamp),
+            query
+                .limit
+                .map_or(-1, |limit| i64::try_from(limit).unwrap_or(-1)),
+        );
+        let known = KnownId {
+            id: query.originator_id,
+            text: originator_id.as_bytes(),
+        };
+        self.read(|conn| {
+            let mut select = conn.prepare_cached(sql).map_err(db)?;
+            let mut rows = select.query(params).map_err(db)?;
+            while let Some(row) = rows.next().map_err(db)? {
+                if each(read_event(row, 0, Some(known))?)?.is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>> {
+        let Ok(start) = i64::try_from(start) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let filtered;
+        let sql = if topics.is_empty() {
+            &self.sql.select_notifications
+        } else {
+            filtered = self.sql.select_notifications_with_topics(topics.len());
+            &filtered
+        };
+        self.read(|conn| {
+            let mut select = conn.prepare_cached(sql).map_err(db)?;
+            select.raw_bind_parameter(1, start).map_err(db)?;
+            select
+                .raw_bind_parameter(2, i64::try_from(limit).unwrap_or(-1))
+                .map_err(db)?;
+            for (i, topic) in topics.iter().enumerate() {
+                select.raw_bind_parameter(i + 3, *topic).map_err(db)?;
+            }
+            let mut rows = select.raw_query();
+            let mut notifications = Vec::with_capacity(limit.min(1024));
+            while let Some(row) = rows.next().map_err(db)? {
+                notifications.push(read_notification(row)?);
+            }
+            Ok(notifications)
+        })
+    }
+
+    fn max_notification_id(&self) -> Result<u64> {
+        let max: Option<i64> = self.read(|conn| {
+            conn.prepare_cached(&self.sql.max_notification_id)
+                .and_then(|mut select| select.query_row([], |row| row.get(0)))
+                .map_err(db)
+        })?;
+        u64::try_from(max.unwrap_or(0))
+            .map_err(|_| corrupt(Uuid::nil(), 0, "notification_id is negative"))
+    }
+
+    fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {
+        let conn = self.writer()?;
+        let mut buffer = Uuid::encode_buffer();
+        let originator_id = snapshot
+            .originator_id
+            .hyphenated()
+            .encode_lower(&mut buffer);
+        let params = (
+            &*originator_id,
+            signed_version(snapshot)?,
+            snapshot.topic.as_str(),
+            snapshot.state.as_slice(),
+        );
+        let inserted = conn
+            .prepare_cached(&self.sql.insert_snapshot)
+            .and_then(|mut insert| insert.execute(params))
+            .map_err(db)?;
+        Ok(inserted > 0)
+    }
+
+    fn select_snapshot(
+        &self,
+        originator_id: Uuid,
+        to_version: Option<u64>,
+    ) -> Result<Option<StoredEvent>> {
+        let mut buffer = Uuid::encode_buffer();
+        let id = &*originator_id.hyphenated().encode_lower(&mut buffer);
+        let params = (id, to_version.map_or(i64::MAX, clamp));
+        self.read(|conn| {
+            let mut select = conn.prepare_cached(&self.sql.select_snapshot).map_err(db)?;
+            let mut rows = select.query(params).map_err(db)?;
+            match rows.next().map_err(db)? {
+                Some(row) => read_event(row, 0, None).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
+        let partition = signed_partition(key)?;
+        self.read(|conn| self.position(conn, key, partition))
+    }
+
+    fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
+        let partition = signed_partition(key)?;
+        self.write(|conn| self.take_over(conn, key, partition))
+    }
+}

@@ -1,0 +1,125 @@
+//! Decoding the rows the SQLite recorder reads.
+
+use rusqlite::Row;
+use rusqlite::types::ValueRef;
+use uuid::Uuid;
+
+use super::db;
+use crate::error::Result;
+use crate::mapper::StoredEvent;
+use crate::recorder::{Notification, Position, TrackingKey, corrupt, corrupt_tracking, position};
+
+/// An originator id the rows being read are expected to have, with its
+/// column text: a row whose text is the same needs no parsing.
+#[derive(Clone, Copy)]
+pub(super) struct KnownId<'a> {
+    pub(super) id: Uuid,
+    pub(super) text: &'a [u8],
+}
+
+/// Reads `originator_id, originator_version, topic, state` from the row,
+/// starting at column `first`.
+pub(super) fn read_event(
+    row: &Row<'_>,
+    first: usize,
+    known: Option<KnownId<'_>>,
+) -> Result<StoredEvent> {
+    // The version is read first, so that a bad id can still name it.
+    let version = match row.get_ref(first + 1).map_err(db)? {
+        ValueRef::Integer(version) => u64::try_from(version).map_err(|_| Some(version)),
+        _ => Err(None),
+    };
+    let originator_id = match (row.get_ref(first).map_err(db)?, known) {
+        (ValueRef::Text(text), Some(known)) if text == known.text => known.id,
+        (value, _) => read_originator_id(value, version.unwrap_or(0))?,
+    };
+    let originator_version = version.map_err(|version| {
+        let reason = match version {
+            Some(version) => format!("originator_version is negative ({version})"),
+            None => "originator_version is not an integer".to_owned(),
+        };
+        corrupt(originator_id, 0, reason)
+    })?;
+    let topic = match row.get_ref(first + 2).map_err(db)? {
+        ValueRef::Text(text) => std::str::from_utf8(text)
+            .map_err(|_| corrupt(originator_id, originator_version, "topic is not UTF-8"))?
+            .to_owned(),
+        _ => {
+            return Err(corrupt(
+                originator_id,
+                originator_version,
+                "topic is not text",
+            ));
+        }
+    };
+    let state = match row.get_ref(first + 3).map_err(db)? {
+        ValueRef::Blob(state) => state.to_vec(),
+        _ => {
+            return Err(corrupt(
+                originator_id,
+                originator_version,
+                "state is not a blob",
+            ));
+        }
+    };
+    Ok(StoredEvent {
+        originator_id,
+        originator_version,
+        topic,
+        state,
+    })
+}
+
+/// Parses an `originator_id` column: 36 characters, lowercase, hyphenated.
+pub(super) fn read_originator_id(value: ValueRef<'_>, version: u64) -> Result<Uuid> {
+    let bad = || {
+        corrupt(
+            Uuid::nil(),
+            version,
+            "originator_id is not a lowercase hyphenated UUID",
+        )
+    };
+    let ValueRef::Text(text) = value else {
+        return Err(bad());
+    };
+    // Of the forms the parser accepts, only the hyphenated one is 36
+    // characters long; rejecting upper case leaves exactly the canonical
+    // form, without encoding the id again to compare.
+    if text.len() != 36 || text.iter().any(u8::is_ascii_uppercase) {
+        return Err(bad());
+    }
+    Uuid::try_parse_ascii(text).map_err(|_| bad())
+}
+
+/// Reads a notification row: `notification_id` then the event columns.
+pub(super) fn read_notification(row: &Row<'_>) -> Result<Notification> {
+    let id = match row.get_ref(0).map_err(db)? {
+        ValueRef::Integer(id) => u64::try_from(id).ok(),
+        _ => None,
+    };
+    let event = read_event(row, 1, None)?;
+    let Some(id) = id else {
+        return Err(corrupt(
+            event.originator_id,
+            event.originator_version,
+            "notification_id is not a positive integer",
+        ));
+    };
+    Ok(Notification {
+        id,
+        originator_id: event.originator_id,
+        originator_version: event.originator_version,
+        topic: event.topic,
+        state: event.state,
+    })
+}
+
+/// Reads a tracking row's `notification_id, epoch`, for the follower of
+/// `key`.
+pub(super) fn read_position(row: &Row<'_>, key: &TrackingKey) -> Result<Position> {
+    let column = |index: usize, name: &str| match row.get_ref(index).map_err(db)? {
+        ValueRef::Integer(value) => Ok(value),
+        _ => Err(corrupt_tracking(key, name)),
+    };
+    position(key, column(0, "notification_id")?, column(1, "epoch")?)
+}

@@ -1,0 +1,95 @@
+//! The tracking table in SQLite: the compare-and-set written with a batch,
+//! a follower's position, and taking a row over.
+
+use rusqlite::Connection;
+
+use super::rows::read_position;
+use super::{SqliteRecorder, db};
+use crate::error::Result;
+use crate::recorder::{
+    Position, SignedUpdate, TrackingKey, TrackingUpdate, epoch_exhausted, tracking_conflict,
+};
+
+impl SqliteRecorder {
+    /// Moves the row of `update` inside the writer's open transaction, after
+    /// the batch's events; [`Error::TrackingConflict`] when the row is
+    /// elsewhere, and the caller rolls everything back.
+    ///
+    /// [`Error::TrackingConflict`]: crate::Error::TrackingConflict
+    pub(super) fn track(
+        &self,
+        conn: &Connection,
+        update: &TrackingUpdate,
+        signed: SignedUpdate,
+    ) -> Result<()> {
+        let key = &update.key;
+        let (follower, upstream) = (key.follower.as_str(), key.upstream.as_str());
+        let moved = conn
+            .prepare_cached(&self.sql.update_tracking)
+            .and_then(|mut update| {
+                update.execute((
+                    follower,
+                    upstream,
+                    signed.partition,
+                    signed.notification_id,
+                    signed.expected,
+                    signed.epoch,
+                ))
+            })
+            .map_err(db)?;
+        if moved == 1 {
+            return Ok(());
+        }
+        // A follower without a row stands at notification 0, epoch 0.
+        if signed.expected == 0 && signed.epoch == 0 {
+            let created = conn
+                .prepare_cached(&self.sql.insert_tracking)
+                .and_then(|mut insert| {
+                    insert.execute((follower, upstream, signed.partition, signed.notification_id))
+                })
+                .map_err(db)?;
+            if created == 1 {
+                return Ok(());
+            }
+        }
+        Err(tracking_conflict(update))
+    }
+
+    /// The row of `key`, if there is one.
+    pub(super) fn position(
+        &self,
+        conn: &Connection,
+        key: &TrackingKey,
+        partition: i32,
+    ) -> Result<Option<Position>> {
+        let mut select = conn.prepare_cached(&self.sql.select_tracking).map_err(db)?;
+        let mut rows = select
+            .query((key.follower.as_str(), key.upstream.as_str(), partition))
+            .map_err(db)?;
+        match rows.next().map_err(db)? {
+            Some(row) => read_position(row, key).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Creates the row of `key` at epoch 1, or raises its epoch by one,
+    /// inside the writer's open transaction.
+    pub(super) fn take_over(
+        &self,
+        conn: &Connection,
+        key: &TrackingKey,
+        partition: i32,
+    ) -> Result<Position> {
+        let mut raise = conn.prepare_cached(&self.sql.raise_epoch).map_err(db)?;
+        let mut rows = raise
+            .query((key.follower.as_str(), key.upstream.as_str(), partition))
+            .map_err(db)?;
+        let position = match rows.next().map_err(db)? {
+            Some(row) => read_position(row, key)?,
+            None => return Err(epoch_exhausted(key)),
+        };
+        // Run the statement to its end before the transaction commits.
+        while rows.next().map_err(db)?.is_some() {}
+        Ok(position)
+    }
+}

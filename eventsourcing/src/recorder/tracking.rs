@@ -1,0 +1,163 @@
+//! What every backend does alike with tracking rows: checking an update's
+//! values against the columns, the errors, reading a row into a
+//! [`Position`](super::Position), and recognising a version-1 table.
+
+use super::{TrackingKey, TrackingUpdate};
+use crate::error::{Error, Result};
+
+#[cfg(feature = "sqlite")]
+pub(crate) use self::columns::corrupt_tracking;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use self::columns::{is_version_1, position};
+
+/// `follower `f` of `u` (partition p)`, for messages.
+fn describe(key: &TrackingKey) -> String {
+    format!(
+        "follower `{}` of `{}` (partition {})",
+        key.follower, key.upstream, key.partition
+    )
+}
+
+/// The partition of `key` as the signed 32-bit integer its column holds.
+pub(crate) fn signed_partition(key: &TrackingKey) -> Result<i32> {
+    i32::try_from(key.partition).map_err(|_| Error::InvalidArgument {
+        name: "partition",
+        reason: format!(
+            "{} of {} does not fit in a signed 32-bit column (at most {})",
+            key.partition,
+            describe(key),
+            i32::MAX
+        ),
+    })
+}
+
+/// A tracking update's values as the signed columns hold them.
+#[derive(Clone, Copy, Debug)]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "only the database backends bind the values")
+)]
+pub(crate) struct SignedUpdate {
+    pub(crate) partition: i32,
+    pub(crate) expected: i64,
+    pub(crate) notification_id: i64,
+    pub(crate) epoch: i64,
+}
+
+/// Checks `update` and converts its values for the columns; refused by
+/// every backend alike, with [`Error::InvalidArgument`] naming the field,
+/// before anything is written: a position that would move back, a value
+/// beyond `i64::MAX` or a partition beyond `i32::MAX`.
+pub(crate) fn signed_update(update: &TrackingUpdate) -> Result<SignedUpdate> {
+    let key = &update.key;
+    if update.notification_id < update.expected {
+        return Err(Error::InvalidArgument {
+            name: "notification_id",
+            reason: format!(
+                "{} is below the expected position {} of {}: a follower never moves back",
+                update.notification_id,
+                update.expected,
+                describe(key)
+            ),
+        });
+    }
+    let column = |name: &'static str, value: u64| {
+        i64::try_from(value).map_err(|_| Error::InvalidArgument {
+            name,
+            reason: format!(
+                "{value} for {} does not fit in a signed 64-bit column (at most {})",
+                describe(key),
+                i64::MAX
+            ),
+        })
+    };
+    Ok(SignedUpdate {
+        partition: signed_partition(key)?,
+        expected: column("expected", update.expected)?,
+        notification_id: column("notification_id", update.notification_id)?,
+        epoch: column("epoch", update.epoch)?,
+    })
+}
+
+/// The error of a tracking update that found its row elsewhere.
+pub(crate) fn tracking_conflict(update: &TrackingUpdate) -> Error {
+    Error::TrackingConflict {
+        follower: update.key.follower.clone(),
+        upstream: update.key.upstream.clone(),
+        partition: update.key.partition,
+        expected: update.expected,
+        epoch: update.epoch,
+    }
+}
+
+/// The error of [`Recorder::raise_epoch`](super::Recorder::raise_epoch) on a row whose epoch is already
+/// the greatest a signed 64-bit column holds.
+pub(crate) fn epoch_exhausted(key: &TrackingKey) -> Error {
+    Error::InvalidArgument {
+        name: "key",
+        reason: format!(
+            "the epoch of {} is already {}, the greatest a signed 64-bit column holds",
+            describe(key),
+            i64::MAX
+        ),
+    }
+}
+
+/// What the database backends read back from their tracking tables.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns {
+    use uuid::Uuid;
+
+    use super::describe;
+    #[cfg(feature = "sqlite")]
+    use crate::error::Error;
+    use crate::error::Result;
+    use crate::recorder::{Position, TrackingKey, corrupt};
+
+    /// A tracking row's columns as a [`Position`]; a corrupt-record error
+    /// (with the nil id, naming the follower) when one is negative.
+    pub(crate) fn position(
+        key: &TrackingKey,
+        notification_id: i64,
+        epoch: i64,
+    ) -> Result<Position> {
+        let column = |name: &str, value: i64| {
+            u64::try_from(value).map_err(|_| {
+                corrupt(
+                    Uuid::nil(),
+                    0,
+                    format!(
+                        "the tracking row of {} has a negative {name} ({value})",
+                        describe(key)
+                    ),
+                )
+            })
+        };
+        Ok(Position {
+            notification_id: column("notification_id", notification_id)?,
+            epoch: column("epoch", epoch)?,
+        })
+    }
+
+    /// A tracking row whose column `name` is not an integer.
+    #[cfg(feature = "sqlite")]
+    pub(crate) fn corrupt_tracking(key: &TrackingKey, name: &str) -> Error {
+        corrupt(
+            Uuid::nil(),
+            0,
+            format!(
+                "the tracking row of {} has a {name} that is not an integer",
+                describe(key)
+            ),
+        )
+    }
+
+    /// Whether a `tracking` table with these columns has version 1's layout
+    /// (one row per processed notification: `application_name`,
+    /// `upstream_name`, `notification_id`), which opening a database migrates.
+    pub(crate) fn is_version_1(columns: &[String]) -> bool {
+        let mut names: Vec<&str> = columns.iter().map(String::as_str).collect();
+        names.sort_unstable();
+        names == ["application_name", "notification_id", "upstream_name"]
+    }
+}
