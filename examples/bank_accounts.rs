@@ -1,5 +1,6 @@
-//! Bank accounts: commands that validate before they record, and a
-//! transfer that saves two aggregates in one atomic transaction.
+//! Bank accounts: commands with checks (each one definition: checks, then
+//! the event's body), and a transfer that saves two aggregates in one
+//! atomic transaction.
 //!
 //! ```text
 //! cargo run --example bank_accounts
@@ -58,40 +59,22 @@ impl Account {
         self.owner = owner;
     }
 
+    /// Adds money. A command with checks: the checks run when it is called
+    /// and can refuse it (nothing is then recorded); the `apply!` block is
+    /// the `Deposited` event's body, and the only part replay runs.
     #[event(Deposited)]
-    fn record_deposit(&mut self, amount: u64) {
-        self.balance += amount;
-    }
-
-    #[event(Withdrawn)]
-    fn record_withdrawal(&mut self, amount: u64) {
-        self.balance -= amount;
-    }
-
-    #[event(Closed)]
-    fn record_closing(&mut self) {
-        self.closed = true;
-    }
-}
-
-impl Account {
-    /// The balance in cents.
-    #[must_use]
-    pub fn balance(&self) -> u64 {
-        self.balance
-    }
-
-    /// Adds money: a command that checks, then records `Deposited`.
     pub fn deposit(&mut self, amount: u64) -> Result<(), AccountError> {
         self.check_open()?;
         if amount == 0 {
             return Err(AccountError::ZeroAmount);
         }
-        self.record_deposit(amount);
-        Ok(())
+        apply! {
+            self.balance += amount;
+        }
     }
 
     /// Takes money out, if there is enough.
+    #[event(Withdrawn)]
     pub fn withdraw(&mut self, amount: u64) -> Result<(), AccountError> {
         self.check_open()?;
         if amount == 0 {
@@ -103,15 +86,24 @@ impl Account {
                 requested: amount,
             });
         }
-        self.record_withdrawal(amount);
-        Ok(())
+        apply! {
+            self.balance -= amount;
+        }
     }
 
     /// Closes the account; it takes no more deposits or withdrawals.
+    #[event(Closed)]
     pub fn close(&mut self) -> Result<(), AccountError> {
         self.check_open()?;
-        self.record_closing();
-        Ok(())
+        apply! {
+            self.closed = true;
+        }
+    }
+
+    /// The balance in cents.
+    #[must_use]
+    pub fn balance(&self) -> u64 {
+        self.balance
     }
 
     fn check_open(&self) -> Result<(), AccountError> {

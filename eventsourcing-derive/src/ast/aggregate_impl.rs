@@ -250,7 +250,7 @@ impl EventMethod {
             .topic
             .unwrap_or_else(|| syn::LitStr::new(&format!("{self_ident}.{name}"), name.span()));
         let checked = checked_body(cx, kind, func);
-        let fields = check_signature(cx, func, checked.is_some());
+        let fields = check_signature(cx, func, kind);
         let params = func
             .sig
             .inputs
@@ -301,6 +301,7 @@ fn checked_body(cx: &Ctxt, kind: MethodKind, func: &ImplItemFn) -> Option<Checke
             misplaced,
             "`apply!` goes last in a command with checks: the checks come before it, and its block is the event's body",
         );
+        return None;
     }
     let last = stmts.last().and_then(apply_macro);
     let syn::ReturnType::Type(_, output) = &func.sig.output else {
@@ -318,10 +319,12 @@ fn checked_body(cx: &Ctxt, kind: MethodKind, func: &ImplItemFn) -> Option<Checke
         return None;
     }
     let Some(mac) = last else {
-        cx.error_spanned_by(
-            output,
-            "an event method that returns a value is a command with checks: end its body with `apply! { ... }` holding the event's body, after the checks, which may return an error; on replay only the `apply!` block runs",
-        );
+        let message = if success_type(output).is_some() {
+            "an event method that returns a `Result` is a command with checks: end its body with `apply! { ... }` holding the event's body, after the checks, which may return an error; on replay only the `apply!` block runs"
+        } else {
+            "event methods cannot return a value: an event is a fact being applied; compute results in a command method that then calls this one, or make this a command with checks that returns `Result<(), E>` and ends with `apply! { ... }`"
+        };
+        cx.error_spanned_by(output, message);
         return None;
     };
     if let Some(ok) = success_type(output)
@@ -331,6 +334,7 @@ fn checked_body(cx: &Ctxt, kind: MethodKind, func: &ImplItemFn) -> Option<Checke
             ok,
             "a command with checks returns `Result<(), E>`: success is the event being recorded; compute values in a command method that calls this one",
         );
+        return None;
     }
     let body = match mac.parse_body_with(syn::Block::parse_within) {
         Ok(body) => body,
@@ -370,9 +374,9 @@ fn success_type(ty: &Type) -> Option<&Type> {
 }
 
 /// Checks that an event method can be recorded and replayed, and returns
-/// its arguments as event fields. `checked`: it is a command with checks,
-/// whose return type is already checked.
-fn check_signature(cx: &Ctxt, func: &ImplItemFn, checked: bool) -> Vec<Field> {
+/// its arguments as event fields. (An `#[event]` method's return type is
+/// judged with its body, by `checked_body`.)
+fn check_signature(cx: &Ctxt, func: &ImplItemFn, kind: MethodKind) -> Vec<Field> {
     let sig = &func.sig;
     if let Some(asyncness) = &sig.asyncness {
         cx.error_spanned_by(
@@ -408,12 +412,11 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn, checked: bool) -> Vec<Field> {
         );
     }
     if let syn::ReturnType::Type(_, ty) = &sig.output
-        && !checked
-        && !has_apply(func)
+        && kind == MethodKind::Created
     {
         cx.error_spanned_by(
             ty,
-            "event methods cannot return a value: an event is a fact being applied; compute results in a command method that then calls this one, or make this a command with checks returning `Result<(), E>` and ending in `apply! { ... }`",
+            "event methods cannot return a value: an event is a fact being applied; compute results in a command method that then calls this one",
         );
     }
     let mut inputs = sig.inputs.iter();
@@ -467,10 +470,12 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn, checked: bool) -> Vec<Field> {
     fields
 }
 
-/// Whether the method's last statement is `apply!` (a command with checks,
-/// whose return type has been judged already).
-fn has_apply(func: &ImplItemFn) -> bool {
-    func.block.stmts.last().and_then(apply_macro).is_some()
+/// Whether any statement of the method's body is `apply!`.
+pub(crate) fn has_apply(func: &ImplItemFn) -> bool {
+    func.block
+        .stmts
+        .iter()
+        .any(|stmt| apply_macro(stmt).is_some())
 }
 
 /// `&mut Self` (or `&mut self`, which syn gives the same type).

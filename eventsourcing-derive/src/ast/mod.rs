@@ -8,7 +8,7 @@ mod aggregate_struct;
 mod event_enum;
 
 pub(crate) use aggregate_impl::{
-    AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, method_kind,
+    AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, has_apply, method_kind,
 };
 pub(crate) use aggregate_struct::AggregateStruct;
 pub(crate) use event_enum::{EventEnum, Upcaster, Variant, versioned_topic};

@@ -8,7 +8,7 @@ use syn::spanned::Spanned;
 use syn::{ImplItem, Path};
 
 use super::event::{event_enum, event_impl};
-use crate::ast::{AggregateImpl, Checked, EventEnum, EventMethod, MethodKind};
+use crate::ast::{AggregateImpl, Checked, EventEnum, EventMethod, MethodKind, has_apply};
 use crate::symbol::{STATE, WITH_ID_SUFFIX};
 
 /// Generates the event enum, the triggers and the apply dispatch.
@@ -125,12 +125,21 @@ pub(super) fn hidden_method(method: &EventMethod) -> TokenStream {
         return checked_methods(method, checked);
     }
     let mut func = method.func.clone();
+    let misplaced_apply = has_apply(&func);
+    if misplaced_apply {
+        // A misplaced `apply!` (already an error): keep the body out, or it
+        // would add errors of its own.
+        func.block = syn::parse_quote!({});
+        func.sig.output = syn::ReturnType::Default;
+    }
     func.sig.ident = method.apply_ident.clone();
     func.vis = syn::Visibility::Inherited;
     func.attrs.retain(|a| !a.path().is_ident("doc"));
+    let unused = misplaced_apply.then(|| quote!(#[allow(unused_variables)]));
     quote! {
         #[doc(hidden)]
         #[allow(dead_code, clippy::needless_pass_by_value, clippy::unused_self)]
+        #unused
         #func
     }
 }
