@@ -17,8 +17,11 @@
 
 use core::marker::PhantomData;
 
+pub use crate::bounds::{
+    EventField, StartsFromDefault, StateField, assert_field, assert_state_field,
+};
 pub use crate::domain::{
-    Aggregate, AggregateExt, Bookkeeping, Event, EventSchema, JsonObject, Meta, Root,
+    Aggregate, AggregateExt, Bookkeeping, Chain, Event, EventSchema, JsonObject, Meta, Root,
 };
 pub use crate::format::Hash;
 pub use core::option::Option::{self, None, Some};
@@ -61,37 +64,97 @@ pub fn trigger<A: Aggregate>(aggregate: &mut A, event: A::Event) {
     <A as AggregateExt>::trigger(aggregate, event);
 }
 
-/// [`AggregateExt::start`], for the generated creation method.
+/// Starts an aggregate whose creation method takes `&mut self`, from
+/// `Default::default()`: for the generated `<creation>_with_id` method
+/// (which the creation method calls with a random id).
 #[inline]
 #[must_use]
-pub fn start<A: Aggregate>(event: A::Event) -> A {
-    <A as AggregateExt>::start(event)
+pub fn start_with_id<A: Aggregate + StartsFromDefault>(id: Uuid, event: A::Event) -> A {
+    let mut aggregate = A::default();
+    *aggregate.meta_mut() = Meta::started(Chain::new(id));
+    <A as AggregateExt>::trigger(&mut aggregate, event);
+    aggregate
 }
 
-/// [`AggregateExt::start_with_id`], for the generated `<creation>_with_id` method.
-#[inline]
+/// Records the creation event of an aggregate whose creation method
+/// returns `Self`, before that method builds it: `write` appends the
+/// event's fields as JSON. The bookkeeping comes back, to be attached
+/// with [`attach`] to what the method built.
 #[must_use]
-pub fn start_with_id<A: Aggregate>(id: Uuid, event: A::Event) -> A {
-    <A as AggregateExt>::start_with_id(id, event)
+pub fn record_created<A: Aggregate>(
+    id: Uuid,
+    topic: &'static str,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), serde_json::Error>,
+) -> Meta {
+    let mut meta = Meta::started(Chain::new(id));
+    let encode = |out: &mut Vec<u8>| {
+        write(out)?;
+        crate::domain::replay::check_decodes::<A::Event>(topic, out)
+    };
+    if meta.admit(topic) {
+        meta.record(topic, encode);
+    }
+    meta
 }
 
-/// A type an event field can have: one that serde can serialise and
-/// deserialise, because events are stored as JSON.
-#[diagnostic::on_unimplemented(
-    message = "event field type `{Self}` must implement serde's `Serialize` and `Deserialize`",
-    label = "events are stored as JSON, so every field type needs `Serialize` and `Deserialize`",
-    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`, or use a type that implements both"
-)]
-pub trait EventField {}
+/// Gives an aggregate built by its creation method the bookkeeping that
+/// [`record_created`] made.
+#[inline]
+pub fn attach<A: Root>(aggregate: &mut A, meta: Meta) {
+    *aggregate.meta_mut() = meta;
+}
 
-// `do_not_recommend` makes a missing `Serialize` or `Deserialize` one error
-// with the message above, rather than one error per missing serde trait.
-#[diagnostic::do_not_recommend]
-impl<T: serde::Serialize + serde::de::DeserializeOwned> EventField for T {}
+/// Applies a creation event to an aggregate that exists already (started
+/// from `Default` by [`AggregateExt::start`]): `built` replaces its state,
+/// and its bookkeeping stays.
+#[inline]
+pub fn replace_state<A: Root>(aggregate: &mut A, mut built: A) {
+    std::mem::swap(aggregate.meta_mut(), built.meta_mut());
+    *aggregate = built;
+}
 
-/// Asserts at compile time that `T` can be an event field. Generated code
-/// calls it once per field, spanned at the field's type.
-pub const fn assert_field<T: EventField>() {}
+/// `Some(Default::default())` for a type with `Default`; the generated
+/// `Bookkeeping::blank` calls `(&Blank::<Self>::NEW).__es_blank()` with
+/// [`BlankDefault`] and [`BlankNone`] in scope, and method resolution picks
+/// the first when `Default` holds, else the second.
+pub struct Blank<T>(PhantomData<fn() -> T>);
+
+impl<T> Blank<T> {
+    /// The probe (it holds nothing).
+    pub const NEW: Self = Blank(PhantomData);
+}
+
+/// Picked when the aggregate has `Default`.
+pub trait BlankDefault {
+    /// The aggregate type.
+    type Aggregate;
+    /// `Some(Default::default())`.
+    fn __es_blank(&self) -> Option<Self::Aggregate>;
+}
+
+impl<T: Default> BlankDefault for Blank<T> {
+    type Aggregate = T;
+    #[inline]
+    fn __es_blank(&self) -> Option<T> {
+        Some(T::default())
+    }
+}
+
+/// Picked when the aggregate has no `Default`.
+pub trait BlankNone {
+    /// The aggregate type.
+    type Aggregate;
+    /// `None`.
+    fn __es_blank(&self) -> Option<Self::Aggregate>;
+}
+
+impl<T> BlankNone for &Blank<T> {
+    type Aggregate = T;
+    #[inline]
+    fn __es_blank(&self) -> Option<T> {
+        None
+    }
+}
 
 /// Appends `value` as JSON to `out`.
 #[inline]
@@ -184,23 +247,6 @@ impl<T> ReadFieldsFallback for &FieldsReader<T> {
         ))
     }
 }
-
-/// A type an aggregate's state field can have: snapshots store the state
-/// as JSON.
-#[diagnostic::on_unimplemented(
-    message = "aggregate state field type `{Self}` must implement serde's `Serialize` and `Deserialize`",
-    label = "snapshots store the aggregate's state as JSON, so every field type needs `Serialize` and `Deserialize`",
-    note = "add `#[derive(serde::Serialize, serde::Deserialize)]` to `{Self}`, or mark the field `#[serde(skip)]` to leave it out of snapshots (it is then `Default` in an aggregate loaded from one)"
-)]
-pub trait StateField {}
-
-// See `EventField` for why `do_not_recommend`.
-#[diagnostic::do_not_recommend]
-impl<T: serde::Serialize + serde::de::DeserializeOwned> StateField for T {}
-
-/// Asserts at compile time that `T` can be a state field; called once per
-/// field, spanned at the field's type.
-pub const fn assert_state_field<T: StateField>() {}
 
 /// Checks at compile time that an `#[upcast(state, from = N)]` reads a
 /// state version below the current one.

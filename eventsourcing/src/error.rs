@@ -191,6 +191,19 @@ pub enum Error {
         id: Uuid,
     },
 
+    /// An aggregate type can be neither built from its creation event nor
+    /// started from `Default`: its `Aggregate` impl is written by hand for a
+    /// struct without `Default`. Give the struct `Default`.
+    #[error(
+        "aggregate {id} of type `{aggregate}` cannot be rebuilt: it has no `Default` to apply its creation event to"
+    )]
+    Unconstructible {
+        /// The aggregate type.
+        aggregate: &'static str,
+        /// The aggregate.
+        id: Uuid,
+    },
+
     /// A configuration value is malformed; names the variable or option.
     #[error("invalid {variable}: {reason}")]
     Config {

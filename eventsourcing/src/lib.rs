@@ -58,6 +58,7 @@
 //! - `postgres` (default): [`recorder::PostgresRecorder`].
 
 mod application;
+pub mod bounds;
 mod cipher;
 mod config;
 mod domain;

@@ -43,6 +43,9 @@ pub(crate) struct EventMethod {
     /// Set when the method is a command with checks: it returns a `Result`
     /// and its body ends with `apply! { ... }`.
     pub(crate) checked: Option<Checked>,
+    /// Set when the method is a creation method that builds the aggregate:
+    /// no `self`, and it returns `Self` (so the struct needs no `Default`).
+    pub(crate) constructor: bool,
 }
 
 /// A command with checks: an event method that returns `Result<(), E>`,
@@ -250,7 +253,8 @@ impl EventMethod {
             .topic
             .unwrap_or_else(|| syn::LitStr::new(&format!("{self_ident}.{name}"), name.span()));
         let checked = checked_body(cx, kind, func);
-        let fields = check_signature(cx, func, kind);
+        let constructor = kind == MethodKind::Created && is_constructor(self_ident, func);
+        let fields = check_signature(cx, func, kind, constructor);
         let params = func
             .sig
             .inputs
@@ -272,6 +276,7 @@ impl EventMethod {
             version: args.version,
             params,
             checked,
+            constructor,
         })
     }
 }
@@ -373,11 +378,9 @@ fn success_type(ty: &Type) -> Option<&Type> {
     Some(ok)
 }
 
-/// Checks that an event method can be recorded and replayed, and returns
-/// its arguments as event fields. (An `#[event]` method's return type is
-/// judged with its body, by `checked_body`.)
-fn check_signature(cx: &Ctxt, func: &ImplItemFn, kind: MethodKind) -> Vec<Field> {
-    let sig = &func.sig;
+/// Rejects what an event method cannot be: `async`, `const`, `unsafe`,
+/// `extern`, generic.
+fn check_qualifiers(cx: &Ctxt, sig: &syn::Signature) {
     if let Some(asyncness) = &sig.asyncness {
         cx.error_spanned_by(
             asyncness,
@@ -411,20 +414,46 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn, kind: MethodKind) -> Vec<Field>
             "event methods cannot have a `where` clause: every event field needs one concrete type; remove it",
         );
     }
+}
+
+/// Checks that an event method can be recorded and replayed, and returns
+/// its arguments as event fields. (An `#[event]` method's return type is
+/// judged with its body, by `checked_body`.)
+fn check_signature(
+    cx: &Ctxt,
+    func: &ImplItemFn,
+    kind: MethodKind,
+    constructor: bool,
+) -> Vec<Field> {
+    let sig = &func.sig;
+    check_qualifiers(cx, sig);
     if let syn::ReturnType::Type(_, ty) = &sig.output
         && kind == MethodKind::Created
+        && !constructor
     {
-        cx.error_spanned_by(
-            ty,
-            "event methods cannot return a value: an event is a fact being applied; compute results in a command method that then calls this one",
-        );
+        let message = if matches!(sig.inputs.first(), Some(FnArg::Receiver(_))) {
+            "a creation method either takes `&mut self` and returns nothing (the aggregate starts from `Default` and the body applies the event), or takes no `self` and returns `Self` (the body builds the aggregate); not both"
+        } else {
+            "a creation method without `self` builds the aggregate: it returns `Self`"
+        };
+        cx.error_spanned_by(ty, message);
     }
-    let mut inputs = sig.inputs.iter();
-    match inputs.next() {
-        Some(FnArg::Receiver(r)) if is_mut_ref(&r.ty) => {}
-        Some(FnArg::Receiver(r)) => cx.error_spanned_by(
-            r,
-            "event methods take `&mut self`: they apply the event to the aggregate in place",
+    let mut inputs = sig.inputs.iter().peekable();
+    match inputs.peek() {
+        Some(FnArg::Receiver(r)) if is_mut_ref(&r.ty) => {
+            inputs.next();
+        }
+        Some(FnArg::Receiver(r)) => {
+            cx.error_spanned_by(
+                r,
+                "event methods take `&mut self`: they apply the event to the aggregate in place",
+            );
+            inputs.next();
+        }
+        _ if constructor => {}
+        _ if kind == MethodKind::Created => cx.error_spanned_by(
+            &sig.ident,
+            "a creation method takes `&mut self` (the aggregate starts from `Default` and the body applies the event), or returns `Self` (the body builds the aggregate, which then needs no `Default`)",
         ),
         _ => cx.error_spanned_by(
             &sig.ident,
@@ -468,6 +497,22 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn, kind: MethodKind) -> Vec<Field>
         });
     }
     fields
+}
+
+/// Whether a creation method builds the aggregate: no receiver, and it
+/// returns `Self` (or the aggregate's own name).
+fn is_constructor(self_ident: &Ident, func: &ImplItemFn) -> bool {
+    let receiver = matches!(func.sig.inputs.first(), Some(FnArg::Receiver(_)));
+    let returns_self = match &func.sig.output {
+        syn::ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(p) if p.qself.is_none() => {
+                p.path.is_ident("Self") || p.path.is_ident(self_ident)
+            }
+            _ => false,
+        },
+        syn::ReturnType::Default => false,
+    };
+    !receiver && returns_self
 }
 
 /// Whether any statement of the method's body is `apply!`.

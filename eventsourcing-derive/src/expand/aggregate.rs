@@ -2,14 +2,16 @@
 //! trigger (and the creation method a constructor) over a hidden method
 //! with the user's body, and `impl Aggregate` dispatches events to those.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, quote, quote_spanned};
+use proc_macro2::{Delimiter, Group, TokenStream, TokenTree};
+use quote::{ToTokens, format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{ImplItem, Path};
 
+use super::codec::write_object;
 use super::event::{event_enum, event_impl};
+use crate::ast::versioned_topic;
 use crate::ast::{AggregateImpl, Checked, EventEnum, EventMethod, MethodKind, has_apply};
-use crate::symbol::{STATE, WITH_ID_SUFFIX};
+use crate::symbol::{META_FIELD, STATE, WITH_ID_SUFFIX};
 
 /// Generates the event enum, the triggers and the apply dispatch.
 pub(super) fn expand(model: &AggregateImpl) -> TokenStream {
@@ -32,7 +34,8 @@ fn rewrite_methods(model: &AggregateImpl, events: &EventEnum) -> syn::ItemImpl {
     let mut item = model.item.clone();
     let mut hidden = Vec::new();
     for (method, &slot) in model.methods.iter().zip(&model.method_slots) {
-        let (public, extra) = trigger_methods(method, &events.ident, &model.krate);
+        let public = trigger_methods(method, &events.ident, &model.krate);
+        let extra = hidden_method(method, &model.self_ident);
         item.items[slot] = ImplItem::Verbatim(public);
         hidden.push(ImplItem::Verbatim(extra));
     }
@@ -40,12 +43,8 @@ fn rewrite_methods(model: &AggregateImpl, events: &EventEnum) -> syn::ItemImpl {
     item
 }
 
-/// The public method(s) replacing one event method, and the hidden body.
-fn trigger_methods(
-    method: &EventMethod,
-    enum_ident: &syn::Ident,
-    krate: &Path,
-) -> (TokenStream, TokenStream) {
+/// The public method(s) replacing one event method.
+fn trigger_methods(method: &EventMethod, enum_ident: &syn::Ident, krate: &Path) -> TokenStream {
     let private = quote!(#krate::__private);
     let func = &method.func;
     let attrs = &func.attrs;
@@ -63,7 +62,7 @@ fn trigger_methods(
         })
         .collect();
     let event = quote!(#enum_ident::#variant { #(#fields),* });
-    let public = match (method.kind, &method.checked) {
+    match (method.kind, &method.checked) {
         (MethodKind::Event, None) => quote! {
             #(#attrs)*
             #vis fn #name(&mut self, #(#params),*) {
@@ -93,23 +92,53 @@ fn trigger_methods(
             let doc = format!(
                 "Like `{name}`, but the new aggregate gets the given id instead of a random one."
             );
+            let start_with_id = if method.constructor {
+                build_created(method, &private)
+            } else {
+                // Spanned at the method, so that a missing `Default` is
+                // reported there, with what to do about it.
+                quote_spanned!(name.span()=> #private::start_with_id::<Self>(__es_id, #event))
+            };
             quote! {
                 #(#attrs)*
                 #[must_use]
                 #vis fn #name(#(#params),*) -> Self {
-                    #private::start::<Self>(#event)
+                    Self::#with_id(#private::Uuid::new_v4(), #(#fields),*)
                 }
 
                 #[doc = #doc]
                 #[must_use]
                 #[allow(dead_code)]
                 #vis fn #with_id(__es_id: #private::Uuid, #(#params),*) -> Self {
-                    #private::start_with_id::<Self>(__es_id, #event)
+                    #start_with_id
                 }
             }
         }
-    };
-    (public, hidden_method(method))
+    }
+}
+
+/// The body of a creation method that builds the aggregate (`__es_id` in
+/// scope): records the creation event from the parameters, then lets the
+/// user's body build the aggregate from them, and gives it the bookkeeping.
+fn build_created(method: &EventMethod, private: &TokenStream) -> TokenStream {
+    let build = &method.apply_ident;
+    let fields: Vec<_> = method.fields.iter().map(|f| &f.ident).collect();
+    let topic = versioned_topic(
+        &method.topic.value(),
+        method.version.as_ref().map_or(1, |v| v.value),
+    );
+    let write = write_object(private, &method.fields, |name| quote!(&#name));
+    quote! {
+        let __es_meta = #private::record_created::<Self>(__es_id, #topic, |__es_out| {
+            #[allow(unused_imports)]
+            use #private::{WriteField as _, WriteFieldFallback as _};
+            #write
+            #private::Ok(())
+        });
+        let mut __es_built = Self::#build(#(#fields),*);
+        #private::attach::<Self>(&mut __es_built, __es_meta);
+        __es_built
+    }
 }
 
 /// The hidden method that holds the user's event body: the method as
@@ -120,11 +149,17 @@ fn trigger_methods(
 /// A command with checks has two: its checks, taking `&self` (so they
 /// cannot change the aggregate) and handing the event's fields back once
 /// they pass, and its `apply!` block as the event's body.
-pub(super) fn hidden_method(method: &EventMethod) -> TokenStream {
+pub(super) fn hidden_method(method: &EventMethod, self_ident: &syn::Ident) -> TokenStream {
     if let Some(checked) = &method.checked {
         return checked_methods(method, checked);
     }
     let mut func = method.func.clone();
+    if method.constructor {
+        // The user writes `Self { ... }` with the state's fields; the
+        // struct also has the bookkeeping field, which starts empty.
+        let body = with_bookkeeping(func.block.to_token_stream(), self_ident);
+        func.block = syn::parse_quote!(#body);
+    }
     let misplaced_apply = has_apply(&func);
     if misplaced_apply {
         // A misplaced `apply!` (already an error): keep the body out, or it
@@ -142,6 +177,40 @@ pub(super) fn hidden_method(method: &EventMethod) -> TokenStream {
         #unused
         #func
     }
+}
+
+/// `tokens` with the bookkeeping field added to every struct expression of
+/// the aggregate (`Self { .. }` or `<Name> { .. }`), at any depth. It
+/// starts empty: the creation event's bookkeeping is attached afterwards.
+fn with_bookkeeping(tokens: TokenStream, self_ident: &syn::Ident) -> TokenStream {
+    let meta_field = format_ident!("{}", META_FIELD);
+    let mut out = TokenStream::new();
+    let mut after_name = false;
+    for tree in tokens {
+        match tree {
+            TokenTree::Group(group) => {
+                let inner = with_bookkeeping(group.stream(), self_ident);
+                let stream = if after_name && group.delimiter() == Delimiter::Brace {
+                    quote!(#meta_field: ::core::default::Default::default(), #inner)
+                } else {
+                    inner
+                };
+                let mut rebuilt = Group::new(group.delimiter(), stream);
+                rebuilt.set_span(group.span());
+                out.extend([TokenTree::Group(rebuilt)]);
+                after_name = false;
+            }
+            TokenTree::Ident(ident) => {
+                after_name = ident == "Self" || ident == *self_ident;
+                out.extend([TokenTree::Ident(ident)]);
+            }
+            other => {
+                after_name = false;
+                out.extend([other]);
+            }
+        }
+    }
+    out
 }
 
 /// The checks and the body of a command with checks, as hidden methods.
@@ -186,7 +255,33 @@ fn apply_impl(model: &AggregateImpl, events: &EventEnum) -> TokenStream {
         let variant = &m.name;
         let apply_ident = &m.apply_ident;
         let fields: Vec<_> = m.fields.iter().map(|f| &f.ident).collect();
-        quote!(#enum_ident::#variant { #(#fields),* } => Self::#apply_ident(self, #(#fields),*))
+        if m.constructor {
+            // Applied to an aggregate that exists (started from `Default`):
+            // what the creation method builds replaces its state.
+            quote! {
+                #enum_ident::#variant { #(#fields),* } =>
+                    #private::replace_state::<Self>(self, Self::#apply_ident(#(#fields),*))
+            }
+        } else {
+            quote!(#enum_ident::#variant { #(#fields),* } => Self::#apply_ident(self, #(#fields),*))
+        }
+    });
+    let construct = model.methods.iter().find(|m| m.constructor).map(|m| {
+        let variant = &m.name;
+        let apply_ident = &m.apply_ident;
+        let fields: Vec<_> = m.fields.iter().map(|f| &f.ident).collect();
+        quote! {
+            fn __new(
+                __es_event: #enum_ident,
+            ) -> ::core::result::Result<Self, #enum_ident> {
+                #[allow(unreachable_patterns)]
+                match __es_event {
+                    #enum_ident::#variant { #(#fields),* } =>
+                        ::core::result::Result::Ok(Self::#apply_ident(#(#fields),*)),
+                    __es_other => ::core::result::Result::Err(__es_other),
+                }
+            }
+        }
     });
     let state_upcasters = model.upcasters_of(STATE);
     let declared: Vec<u32> = state_upcasters.iter().map(|u| u.from.value).collect();
@@ -249,6 +344,7 @@ fn apply_impl(model: &AggregateImpl, events: &EventEnum) -> TokenStream {
             }
 
             #upcast_state
+            #construct
         }
 
         #(#exists)*

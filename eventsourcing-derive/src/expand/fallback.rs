@@ -98,7 +98,7 @@ fn impl_block(errors: &TokenStream, model: &AggregateImpl) -> TokenStream {
     let mut hidden = Vec::new();
     for (method, &slot) in model.methods.iter().zip(&model.method_slots) {
         item.items[slot] = ImplItem::Verbatim(stub_methods(method, &model.krate, &taken));
-        hidden.push(ImplItem::Verbatim(hidden_method(method)));
+        hidden.push(ImplItem::Verbatim(hidden_method(method, &model.self_ident)));
     }
     item.items.extend(hidden);
     // A method that clashes with a generated one is already an error; keeping

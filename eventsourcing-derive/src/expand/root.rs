@@ -103,6 +103,12 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
             fn meta_mut(&mut self) -> &mut #private::Meta {
                 #meta_mut
             }
+            #[inline]
+            fn blank() -> #private::Option<Self> {
+                #[allow(unused_imports)]
+                use #private::{BlankDefault as _, BlankNone as _};
+                (&#private::Blank::<Self>::NEW).__es_blank()
+            }
         }
 
         #[automatically_derived]

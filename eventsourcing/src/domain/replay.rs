@@ -6,16 +6,100 @@ use std::cmp::Ordering;
 
 use uuid::Uuid;
 
-use crate::domain::{Aggregate, Chain, Event, JsonObject, Meta, RecordedEvent, Root, Snapshot};
+use crate::domain::{
+    Aggregate, Bookkeeping, Chain, Event, JsonObject, Meta, RecordedEvent, Snapshot,
+};
 use crate::error::{Error, Result};
 use crate::format::split_topic;
 
-/// The state before the first event is replayed: the default state, with
-/// the given id.
-pub(crate) fn blank<A: Root>(id: Uuid) -> A {
-    let mut aggregate = A::default();
-    *aggregate.meta_mut() = Meta::started(Chain::new(id));
-    aggregate
+/// Rebuilds an aggregate from its first recorded event: checks that it
+/// starts the chain of `id`, then builds the aggregate from it (its
+/// creation method returning `Self`), or applies it to the blank state.
+/// [`Error::Unconstructible`] when the type has neither.
+pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &RecordedEvent) -> Result<A> {
+    let mut chain = Chain::new(id);
+    chain.check_next(recorded)?;
+    if recorded.topic == A::DISCARDED_TOPIC {
+        // A history cannot begin with its end: no creation event.
+        return Err(Error::UnknownTopic {
+            aggregate: A::NAME,
+            topic: recorded.topic.to_string(),
+            id,
+            version: recorded.originator_version,
+        });
+    }
+    let event = decode::<A>(recorded)?;
+    let topic = event.topic();
+    match A::__new(event) {
+        Ok(mut aggregate) => {
+            *aggregate.meta_mut() = Meta::started(chain);
+            Ok(aggregate)
+        }
+        Err(event) => {
+            let Some(mut aggregate) = <A as Bookkeeping>::blank() else {
+                return Err(Error::Unconstructible {
+                    aggregate: A::NAME,
+                    id,
+                });
+            };
+            let meta = aggregate.meta_mut();
+            *meta = Meta::started(chain);
+            meta.applying(topic, true);
+            aggregate.apply(event);
+            aggregate.meta_mut().applied();
+            Ok(aggregate)
+        }
+    }
+}
+
+/// Starts a new aggregate from its creation event, as a live trigger does:
+/// records the event, then builds the aggregate from it or applies it to
+/// the blank state. [`Error::Unconstructible`] when the type has neither.
+pub(crate) fn start<A: Aggregate>(id: Uuid, event: A::Event) -> Result<A> {
+    let topic = event.topic();
+    let mut meta = Meta::started(Chain::new(id));
+    let recorded = record_event::<A>(&mut meta, topic, &event);
+    match A::__new(event) {
+        Ok(mut aggregate) => {
+            *aggregate.meta_mut() = meta;
+            Ok(aggregate)
+        }
+        Err(event) => {
+            let Some(mut aggregate) = <A as Bookkeeping>::blank() else {
+                return Err(Error::Unconstructible {
+                    aggregate: A::NAME,
+                    id,
+                });
+            };
+            *aggregate.meta_mut() = meta;
+            if recorded {
+                aggregate.meta_mut().applying(topic, false);
+                aggregate.apply(event);
+                aggregate.meta_mut().applied();
+            }
+            Ok(aggregate)
+        }
+    }
+}
+
+/// Records `event` in `meta` (serialised, stamped, linked, hashed), unless
+/// it is refused or cannot be encoded (then `meta` remembers why). Returns
+/// whether it was recorded.
+pub(crate) fn record_event<A: Aggregate>(
+    meta: &mut Meta,
+    topic: &'static str,
+    event: &A::Event,
+) -> bool {
+    let encode = |out: &mut Vec<u8>| {
+        if topic == A::DISCARDED_TOPIC {
+            return Err(json_error(
+                "the topic is reserved for the event that `discard()` records",
+            ));
+        }
+        event.encode(out)?;
+        check_decodes::<A::Event>(topic, out)
+    };
+    meta.admit(topic) && meta.record(topic, encode)
 }
 
 /// Checks that `recorded` is the next link of the aggregate's chain, then

@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use uuid::Uuid;
 
 use super::EventStore;
-use crate::domain::replay::{blank, replay_next, restore};
+use crate::domain::replay::{replay_first, replay_next, restore};
 use crate::domain::{Aggregate, Chain, RecordedEvent, Snapshot};
 use crate::error::{Error, IntegrityFault, Result};
 use crate::mapper::StoredEvent;
@@ -137,7 +137,10 @@ impl EventStore {
             {
                 return Ok(ControlFlow::Break(()));
             }
-            replay_next(aggregate.get_or_insert_with(|| blank(id)), &recorded)?;
+            match &mut aggregate {
+                Some(aggregate) => replay_next(aggregate, &recorded)?,
+                None => aggregate = Some(replay_first(id, &recorded)?),
+            }
             Ok(ControlFlow::Continue(()))
         })?;
         if let Some(chain) = link {

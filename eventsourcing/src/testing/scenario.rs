@@ -102,7 +102,13 @@ impl<A: Aggregate> Scenario<A> {
                 A::NAME
             );
         };
-        let mut aggregate = A::start_with_id(id, first);
+        let mut aggregate = match crate::domain::replay::start::<A>(id, first) {
+            Ok(aggregate) => aggregate,
+            Err(error) => panic!(
+                "{}: the creation event cannot start the aggregate: {error}",
+                A::NAME
+            ),
+        };
         for event in events {
             aggregate.trigger(event);
         }
@@ -129,10 +135,23 @@ impl<A: Aggregate> Scenario<A> {
     ///     .when_created(|| Account::open("Alice".into()))
     ///     .then_events([AccountEvent::Opened { owner: "Alice".into() }]);
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// If `A` has no `Default` (its creation method returns `Self`): there
+    /// is no never-created aggregate to stand for nothing. Test its creation
+    /// with [`Scenario::given_aggregate`] of the created aggregate.
     #[must_use]
+    #[track_caller]
     pub fn given_nothing() -> Self {
+        let Some(aggregate) = <A as crate::domain::Bookkeeping>::blank() else {
+            panic!(
+                "{}: `given_nothing` stands for the never-created `Default::default()`, which this aggregate does not have; start from `given_aggregate` of a created one",
+                A::NAME
+            );
+        };
         Scenario {
-            aggregate: A::default(),
+            aggregate,
             history: Vec::new(),
         }
     }

@@ -105,7 +105,17 @@ impl<A: Aggregate, T, E> Then<A, T, E> {
         let events = this.all_events().cloned().map(Ok);
         let replayed = match A::replay(id, events) {
             Ok(Some(replayed)) => replayed,
-            Ok(None) => A::default(),
+            Ok(None) => {
+                // No events: there is nothing to rebuild, and the live
+                // aggregate must not have been created either.
+                assert!(
+                    this.aggregate.version() == 0,
+                    "{}: the aggregate is at version {} but has no events",
+                    A::NAME,
+                    this.aggregate.version()
+                );
+                return this;
+            }
             Err(error) => panic!("{}: replaying the events failed: {error}", A::NAME),
         };
         assert!(
