@@ -71,7 +71,7 @@ impl Aggregate for Tally {
 }
 
 /// What the tests need of an aggregate type.
-trait Model: Aggregate + Clone + PartialEq + Debug {
+trait Model: Aggregate<Id = Uuid> + Clone + PartialEq + Debug {
     /// A new aggregate (version 1).
     fn make() -> Self;
     /// Records the `i`th event after the first.

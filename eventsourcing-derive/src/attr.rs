@@ -5,7 +5,7 @@ use syn::meta::ParseNestedMeta;
 use syn::{Ident, LitInt, LitStr, Path};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::{CRATE, FROM, PREFIX, STATE, TOPIC, UPCASTERS, VERSION};
+use crate::symbol::{CRATE, CREATED, FROM, ID, PREFIX, STATE, TOPIC, UPCASTERS, VERSION};
 
 /// The runtime crate's path, `::eventsourcing` unless `crate = "..."` says otherwise.
 pub(crate) fn default_crate_path() -> Path {
@@ -17,6 +17,8 @@ pub(crate) struct AggregateArgs {
     pub(crate) krate: Path,
     /// The state's schema version (`version = N`, on the struct).
     pub(crate) version: Option<SchemaVersion>,
+    /// The aggregate's id type (`id = T`, on the struct), if not `Uuid`.
+    pub(crate) id: Option<syn::Type>,
 }
 
 /// A schema version as written (`version = 2`): its value and its token.
@@ -43,6 +45,7 @@ impl AggregateArgs {
     pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Self {
         let mut krate = None;
         let mut version = None;
+        let mut id = None;
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident(CRATE) {
                 krate = Some(parse_crate_path(&meta)?);
@@ -50,8 +53,16 @@ impl AggregateArgs {
             } else if meta.path.is_ident(VERSION) {
                 version = Some(parse_version(&meta)?);
                 Ok(())
+            } else if meta.path.is_ident(ID) {
+                id = Some(meta.value()?.parse()?);
+                Ok(())
             } else {
-                Err(unknown_key(&meta, "#[aggregate]", &[CRATE, VERSION], None))
+                Err(unknown_key(
+                    &meta,
+                    "#[aggregate]",
+                    &[CRATE, VERSION, ID],
+                    None,
+                ))
             }
         });
         if let Err(e) = syn::parse::Parser::parse2(parser, args) {
@@ -60,6 +71,7 @@ impl AggregateArgs {
         AggregateArgs {
             krate: krate.unwrap_or_else(default_crate_path),
             version,
+            id,
         }
     }
 }
@@ -72,6 +84,9 @@ pub(crate) struct EventArgs {
     pub(crate) topic: Option<LitStr>,
     /// The schema version, if declared (`version = N`).
     pub(crate) version: Option<SchemaVersion>,
+    /// How a creation method derives the new aggregate's id from its
+    /// parameters (`id = expr`), instead of a random one.
+    pub(crate) id: Option<syn::Expr>,
 }
 
 impl EventArgs {
@@ -82,6 +97,7 @@ impl EventArgs {
             name: None,
             topic: None,
             version: None,
+            id: None,
         };
         if matches!(attr.meta, syn::Meta::Path(_)) {
             return args;
@@ -96,8 +112,20 @@ impl EventArgs {
                     args.version = Some(parse_version(&meta)?);
                     return Ok(());
                 }
+                if meta.path.is_ident(ID) && meta.input.peek(syn::Token![=]) && kind == CREATED {
+                    args.id = Some(meta.value()?.parse()?);
+                    return Ok(());
+                }
                 if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
-                    return Err(unknown_key(&meta, &label, &[TOPIC, VERSION], None));
+                    let keys: &[&str] = if kind == CREATED {
+                        &[TOPIC, VERSION, ID]
+                    } else {
+                        &[TOPIC, VERSION]
+                    };
+                    let hint = (meta.path.is_ident(ID)).then_some(
+                        "`id = ...` derives a new aggregate's id, so it goes on `#[created]`",
+                    );
+                    return Err(unknown_key(&meta, &label, keys, hint));
                 }
                 match meta.path.get_ident() {
                     Some(ident) if args.name.is_none() => {

@@ -16,6 +16,7 @@ mod symbol;
 mod valid;
 
 use proc_macro::TokenStream;
+use proc_macro2::TokenStream as TokenStream2;
 use syn::parse_macro_input;
 
 use crate::ast::{AggregateItem, EventEnum};
@@ -79,6 +80,27 @@ pub fn derive_event(input: TokenStream) -> TokenStream {
     match cx.check() {
         Ok(()) => expand::derive_event(&events),
         Err(errors) => expand::fallback::derive_event(&errors, &input, &events),
+    }
+    .into()
+}
+
+/// Makes a newtype of `Uuid` an aggregate id type: `From<Uuid>` and
+/// `From<Self> for Uuid`, and `AggregateId`, so that
+/// `#[aggregate(id = TrackingId)]` can name it.
+///
+/// ```ignore
+/// #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, AggregateId)]
+/// pub struct TrackingId(Uuid);
+/// ```
+#[proc_macro_derive(AggregateId, attributes(es))]
+pub fn derive_aggregate_id(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as syn::DeriveInput);
+    let cx = Ctxt::default();
+    let model = ast::IdNewtype::from_derive(&cx, &input);
+    match (cx.check(), model) {
+        (Ok(()), Some(model)) => expand::derive_aggregate_id(&model),
+        (Err(errors), _) => errors,
+        (Ok(()), None) => TokenStream2::new(),
     }
     .into()
 }

@@ -15,6 +15,9 @@ pub(crate) const TOPIC: &str = "topic";
 pub(crate) const PREFIX: &str = "prefix";
 /// `version = N`: the schema version of an event, or of the aggregate's state.
 pub(crate) const VERSION: &str = "version";
+/// `id = T` on the struct (the id type), or `id = expr` on `#[created]`
+/// (the new aggregate's id, from the creation method's parameters).
+pub(crate) const ID: &str = "id";
 /// `from = N`: the schema version an upcaster reads.
 pub(crate) const FROM: &str = "from";
 /// `upcasters = [...]`: a derived event variant's upcasters, oldest first.

@@ -21,7 +21,8 @@ pub use crate::bounds::{
     EventField, StartsFromDefault, StateField, assert_field, assert_state_field,
 };
 pub use crate::domain::{
-    Aggregate, AggregateExt, Bookkeeping, Chain, Event, EventSchema, JsonObject, Meta, Root,
+    Aggregate, AggregateExt, AggregateId, Bookkeeping, Chain, Event, EventSchema, JsonObject, Meta,
+    Root,
 };
 pub use crate::format::Hash;
 pub use core::option::Option::{self, None, Some};
@@ -34,7 +35,7 @@ pub use uuid::Uuid;
 /// [`Root::id`], for the generated inherent `id()`.
 #[inline]
 #[must_use]
-pub fn id<R: Root>(root: &R) -> Uuid {
+pub fn id<R: Root>(root: &R) -> R::Id {
     <R as Root>::id(root)
 }
 

@@ -77,8 +77,8 @@ pub use crate::application::{Application, ApplicationBuilder, Unsaved};
 pub use crate::cipher::{Cipher, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{
-    Aggregate, AggregateExt, Chain, Event, EventSchema, JsonObject, Metadata, Recorded,
-    RecordedEvent, Root, Snapshot, with_metadata,
+    Aggregate, AggregateExt, AggregateId, Chain, Event, EventSchema, JsonObject, Metadata,
+    Recorded, RecordedEvent, Root, Snapshot, with_metadata,
 };
 pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::format::Hash;
@@ -88,7 +88,7 @@ pub use crate::recorder::Notification;
 pub use crate::repository::Repository;
 pub use crate::store::{CommitHook, EventStore};
 #[cfg(feature = "derive")]
-pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
+pub use eventsourcing_derive::{AggregateId, Event, aggregate, created, event, upcast};
 /// The JSON library events and snapshots are encoded with, for upcasters.
 pub use serde_json as json;
 pub use uuid::Uuid;
@@ -157,11 +157,11 @@ macro_rules! apply {
 pub mod prelude {
     pub use crate::application::Application;
     pub use crate::apply;
-    pub use crate::domain::{Aggregate, AggregateExt, Event, JsonObject, Root};
+    pub use crate::domain::{Aggregate, AggregateExt, AggregateId, Event, JsonObject, Root};
     pub use crate::error::{Error, Result};
     pub use crate::format::Hash;
     #[cfg(feature = "derive")]
-    pub use eventsourcing_derive::{Event, aggregate, created, event, upcast};
+    pub use eventsourcing_derive::{AggregateId, Event, aggregate, created, event, upcast};
     pub use uuid::Uuid;
 }
 

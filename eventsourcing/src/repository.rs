@@ -3,7 +3,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::{Aggregate, Chain, Recorded, Root};
+use crate::domain::{Aggregate, AggregateId, Chain, Recorded, Root};
 use crate::error::{Error, Result};
 use crate::format::DISCARDED_SUFFIX;
 use crate::recorder::EventQuery;
@@ -21,7 +21,8 @@ impl<'a> Repository<'a> {
     }
 
     /// Whether an aggregate with this id has events and was not discarded.
-    pub fn contains(&self, id: Uuid) -> Result<bool> {
+    pub fn contains(&self, id: impl Into<Uuid>) -> Result<bool> {
+        let id = id.into();
         let last = self
             .store
             .recorder()
@@ -39,8 +40,34 @@ impl<'a> Repository<'a> {
     /// aggregate; [`Error::Integrity`] when a hash or link does not check,
     /// the snapshot's included (its head must be the hash of the event at
     /// its version).
-    pub fn get<A: Aggregate>(&self, id: Uuid) -> Result<A> {
+    pub fn get<A: Aggregate>(&self, id: A::Id) -> Result<A> {
+        let id = id.to_uuid();
         found(id, self.store.load::<A>(id, Until::End)?)
+    }
+
+    /// The aggregate, or `None` when it has no events or was discarded:
+    /// [`Repository::get`] without the not-found error, for loading or
+    /// creating.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Page { title: String }
+    /// # #[aggregate] impl Page { #[created(Created)] fn create(&mut self, title: String) { self.title = title } }
+    /// let app = Application::builder().build()?;
+    /// let id = Uuid::new_v5(&Uuid::NAMESPACE_URL, b"/pages/welcome");
+    /// let page = match app.repository().find::<Page>(id)? {
+    ///     Some(page) => page,
+    ///     None => Page::create_with_id(id, "Welcome".into()),
+    /// };
+    /// assert_eq!(page.title, "Welcome");
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn find<A: Aggregate>(&self, id: A::Id) -> Result<Option<A>> {
+        match self.get::<A>(id) {
+            Ok(aggregate) => Ok(Some(aggregate)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
     }
 
     /// The aggregate as it was at `version` (time travel): rebuilt from its
@@ -50,7 +77,8 @@ impl<'a> Repository<'a> {
     ///
     /// [`Error::NotFound`] when the aggregate has no such version, or was
     /// discarded at or before it.
-    pub fn get_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<A> {
+    pub fn get_at<A: Aggregate>(&self, id: A::Id, version: u64) -> Result<A> {
+        let id = id.to_uuid();
         match self.store.load::<A>(id, Until::Version(version))? {
             Some(aggregate) if aggregate.version() == version => found(id, Some(aggregate)),
             _ => Err(Error::NotFound { id }),
@@ -89,7 +117,8 @@ impl<'a> Repository<'a> {
     /// assert!(matches!(before, Err(Error::NotFound { .. })));
     /// # Ok::<(), eventsourcing::Error>(())
     /// ```
-    pub fn get_as_of<A: Aggregate>(&self, id: Uuid, timestamp_micros: i64) -> Result<A> {
+    pub fn get_as_of<A: Aggregate>(&self, id: A::Id, timestamp_micros: i64) -> Result<A> {
+        let id = id.to_uuid();
         found(id, self.store.load::<A>(id, Until::Time(timestamp_micros))?)
     }
 }
@@ -121,7 +150,8 @@ impl Repository<'_> {
     /// assert_eq!(history[1].originator_version, 2);
     /// # Ok::<(), eventsourcing::Error>(())
     /// ```
-    pub fn events<A: Aggregate>(&self, id: Uuid) -> Result<Vec<Recorded<A::Event>>> {
+    pub fn events<A: Aggregate>(&self, id: A::Id) -> Result<Vec<Recorded<A::Event>>> {
+        let id = id.to_uuid();
         let mut chain = Chain::new(id);
         let mut history = Vec::new();
         for event in self.store.recorded_events(id)? {

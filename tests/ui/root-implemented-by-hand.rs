@@ -8,6 +8,7 @@ pub struct Counter {
 }
 
 impl Root for Counter {
+    type Id = Uuid;
     const NAME: &'static str = "Counter";
     const DISCARDED_TOPIC: &'static str = "Counter.Discarded";
 }

@@ -43,6 +43,9 @@ pub(crate) struct EventMethod {
     /// Set when the method is a command with checks: it returns a `Result`
     /// and its body ends with `apply! { ... }`.
     pub(crate) checked: Option<Checked>,
+    /// How a creation method derives the new aggregate's id from its
+    /// parameters (`#[created(Name, id = expr)]`).
+    pub(crate) id: Option<syn::Expr>,
     /// Set when the method is a creation method that builds the aggregate:
     /// no `self`, and it returns `Self` (so the struct needs no `Default`).
     pub(crate) constructor: bool,
@@ -277,6 +280,7 @@ impl EventMethod {
             params,
             checked,
             constructor,
+            id: args.id,
         })
     }
 }

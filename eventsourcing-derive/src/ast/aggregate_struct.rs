@@ -15,6 +15,8 @@ pub(crate) struct AggregateStruct {
     pub(crate) item: syn::ItemStruct,
     /// The state's schema version (`version = N`; 1 unless declared).
     pub(crate) version: u32,
+    /// The id type (`id = T`), when it is not `Uuid`.
+    pub(crate) id: Option<syn::Type>,
     /// Whether the struct derives serde's `Serialize` or `Deserialize`: the
     /// bookkeeping field must then be skipped, and `#[serde]` on a field is
     /// serde's as well as ours.
@@ -36,6 +38,7 @@ impl AggregateStruct {
         let mut model = AggregateStruct {
             krate: args.krate,
             version: args.version.as_ref().map_or(1, |v| v.value),
+            id: args.id.clone(),
             derives_serde: derives_serde(&item.attrs),
             state_fields: Vec::new(),
             skipped_fields: Vec::new(),

@@ -6,12 +6,14 @@
 mod aggregate_impl;
 mod aggregate_struct;
 mod event_enum;
+mod id_newtype;
 
 pub(crate) use aggregate_impl::{
     AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, has_apply, method_kind,
 };
 pub(crate) use aggregate_struct::AggregateStruct;
 pub(crate) use event_enum::{EventEnum, Upcaster, Variant, versioned_topic};
+pub(crate) use id_newtype::IdNewtype;
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};

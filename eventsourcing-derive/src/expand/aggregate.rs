@@ -92,6 +92,10 @@ fn trigger_methods(method: &EventMethod, enum_ident: &syn::Ident, krate: &Path) 
             let doc = format!(
                 "Like `{name}`, but the new aggregate gets the given id instead of a random one."
             );
+            let new_id = method.id.as_ref().map_or_else(
+                || quote!(#private::Uuid::new_v4()),
+                |expr| quote_spanned!(expr.span()=> #expr),
+            );
             let start_with_id = if method.constructor {
                 build_created(method, &private)
             } else {
@@ -103,13 +107,18 @@ fn trigger_methods(method: &EventMethod, enum_ident: &syn::Ident, krate: &Path) 
                 #(#attrs)*
                 #[must_use]
                 #vis fn #name(#(#params),*) -> Self {
-                    Self::#with_id(#private::Uuid::new_v4(), #(#fields),*)
+                    let __es_id = #new_id;
+                    Self::#with_id(__es_id, #(#fields),*)
                 }
 
                 #[doc = #doc]
                 #[must_use]
                 #[allow(dead_code)]
-                #vis fn #with_id(__es_id: #private::Uuid, #(#params),*) -> Self {
+                #vis fn #with_id(
+                    __es_id: impl ::core::convert::Into<#private::Uuid>,
+                    #(#params),*
+                ) -> Self {
+                    let __es_id: #private::Uuid = ::core::convert::Into::into(__es_id);
                     #start_with_id
                 }
             }

@@ -177,7 +177,7 @@ fn stub_methods(method: &EventMethod, krate: &Path, taken: &[String]) -> TokenSt
             } else {
                 let mut twin = sig.clone();
                 twin.ident = with_id;
-                twin.inputs = syn::parse_quote!(_: #krate::__private::Uuid, #(#args),*);
+                twin.inputs = syn::parse_quote!(_: impl ::core::convert::Into<#krate::__private::Uuid>, #(#args),*);
                 quote!(#allow #[allow(dead_code)] #vis #twin #unreachable)
             };
             quote!(#(#attrs)* #allow #vis #sig #unreachable #twin)

@@ -19,6 +19,8 @@ mod root;
 
 use proc_macro2::TokenStream;
 use quote::ToTokens;
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
 
 use crate::ast::{AggregateItem, EventEnum};
 
@@ -36,4 +38,45 @@ pub(crate) fn aggregate(model: &AggregateItem) -> TokenStream {
 /// `#[derive(Event)]` on a user's enum.
 pub(crate) fn derive_event(events: &EventEnum) -> TokenStream {
     event::event_impl(events)
+}
+
+/// `#[derive(AggregateId)]`: `AggregateId`, and the conversions to and
+/// from `Uuid` for users. The wrapped type must be `Uuid` (the conversions say so
+/// otherwise, at the field).
+pub(crate) fn derive_aggregate_id(model: &crate::ast::IdNewtype) -> TokenStream {
+    let krate = &model.krate;
+    let private = quote!(#krate::__private);
+    let ident = &model.ident;
+    let inner = &model.inner;
+    let uuid = quote_spanned!(inner.span()=> #private::Uuid);
+    quote! {
+        #[automatically_derived]
+        impl ::core::convert::From<#uuid> for #ident {
+            #[inline]
+            fn from(__es_id: #uuid) -> Self {
+                #ident(__es_id)
+            }
+        }
+
+        #[automatically_derived]
+        impl ::core::convert::From<#ident> for #private::Uuid {
+            #[inline]
+            fn from(__es_id: #ident) -> Self {
+                __es_id.0
+            }
+        }
+
+        #[automatically_derived]
+        impl #private::AggregateId for #ident {
+            #[inline]
+            fn from_uuid(__es_id: #private::Uuid) -> Self {
+                #ident(__es_id)
+            }
+
+            #[inline]
+            fn to_uuid(self) -> #private::Uuid {
+                self.0
+            }
+        }
+    }
 }

@@ -90,6 +90,10 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
     let ident = &model.item.ident;
     let vis = &model.item.vis;
     let name = ident.to_string();
+    let id_type = model
+        .id
+        .as_ref()
+        .map_or_else(|| quote!(#private::Uuid), quote::ToTokens::to_token_stream);
     let discarded = format!("{name}.{DISCARDED}");
     quote! {
         #[automatically_derived]
@@ -113,6 +117,7 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
 
         #[automatically_derived]
         impl #private::Root for #ident {
+            type Id = #id_type;
             const NAME: &'static ::core::primitive::str = #name;
             const DISCARDED_TOPIC: &'static ::core::primitive::str = #discarded;
             #state_consts
@@ -124,7 +129,7 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
             /// The aggregate's id (nil before it is created).
             #[must_use]
             #[inline]
-            #vis fn id(&self) -> #private::Uuid {
+            #vis fn id(&self) -> <Self as #private::Root>::Id {
                 #private::id::<Self>(self)
             }
 

@@ -9,8 +9,6 @@ mod unsaved;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use uuid::Uuid;
-
 pub use self::builder::ApplicationBuilder;
 use self::unsaved::Pending;
 pub use self::unsaved::Unsaved;
@@ -283,7 +281,7 @@ impl Application {
     /// assert_eq!(copy.lives, 8);
     /// # Ok::<(), eventsourcing::Error>(())
     /// ```
-    pub fn save_snapshot<A: Aggregate>(&self, id: Uuid) -> Result<u64> {
+    pub fn save_snapshot<A: Aggregate>(&self, id: A::Id) -> Result<u64> {
         let aggregate: A = self.repository().get(id)?;
         self.store_snapshot(&aggregate)
     }
@@ -291,7 +289,7 @@ impl Application {
     /// Stores a snapshot of the aggregate as it was at `version`, and
     /// returns `version`. [`Error::NotFound`] when the aggregate has no such
     /// version, or was discarded at or before it.
-    pub fn save_snapshot_at<A: Aggregate>(&self, id: Uuid, version: u64) -> Result<u64> {
+    pub fn save_snapshot_at<A: Aggregate>(&self, id: A::Id, version: u64) -> Result<u64> {
         let aggregate: A = self.repository().get_at(id, version)?;
         self.store_snapshot(&aggregate)
     }

@@ -13,7 +13,7 @@ mod metadata;
 mod recorded;
 pub(crate) mod replay;
 
-pub use self::aggregate::{Aggregate, AggregateExt, Bookkeeping, Root};
+pub use self::aggregate::{Aggregate, AggregateExt, AggregateId, Bookkeeping, Root};
 pub use self::chain::Chain;
 pub use self::event::{Event, EventSchema, JsonObject};
 pub use self::meta::Meta;

@@ -65,7 +65,8 @@ impl EventStore {
 
     /// The recorded events of an aggregate, decoded but not checked: see
     /// [`EventStore::verify`] for the check.
-    pub fn recorded_events(&self, id: Uuid) -> Result<Vec<RecordedEvent>> {
+    pub fn recorded_events(&self, id: impl Into<Uuid>) -> Result<Vec<RecordedEvent>> {
+        let id = id.into();
         let mut events = Vec::new();
         self.each_event(&EventQuery::new(id), |event| {
             events.push(event);
@@ -95,7 +96,8 @@ impl EventStore {
     /// assert_eq!(app.event_store().verify(cat.id())?, cat.head());
     /// # Ok::<(), eventsourcing::Error>(())
     /// ```
-    pub fn verify(&self, id: Uuid) -> Result<Hash> {
+    pub fn verify(&self, id: impl Into<Uuid>) -> Result<Hash> {
+        let id = id.into();
         let mut chain = Chain::new(id);
         self.each_event(&EventQuery::new(id), |event| {
             chain.check_next(&event)?;
@@ -110,7 +112,12 @@ impl EventStore {
     /// The aggregate's latest snapshot, or its latest at or before
     /// `to_version`, decoded but not checked (loading an aggregate checks
     /// its hash, and that it is the head of the event at its version).
-    pub fn latest_snapshot(&self, id: Uuid, to_version: Option<u64>) -> Result<Option<Snapshot>> {
+    pub fn latest_snapshot(
+        &self,
+        id: impl Into<Uuid>,
+        to_version: Option<u64>,
+    ) -> Result<Option<Snapshot>> {
+        let id = id.into();
         self.recorder
             .select_snapshot(id, to_version)?
             .map(|row| self.mapper.decode_snapshot(row))

@@ -3,6 +3,7 @@
 use uuid::Uuid;
 
 use super::{CommandOutcome, CreationOutcome, Then};
+use crate::domain::AggregateId as _;
 use crate::domain::{Aggregate, AggregateExt, RecordedEvent, Root};
 
 /// The *given* part of a test: an aggregate and the events that made it.
@@ -68,7 +69,7 @@ impl<A: Aggregate> Scenario<A> {
     #[must_use]
     #[track_caller]
     pub fn given(events: impl IntoIterator<Item = A::Event>) -> Self {
-        Self::given_with_id(Uuid::new_v4(), events)
+        Self::given_with_id(A::Id::from_uuid(Uuid::new_v4()), events)
     }
 
     /// Like [`Scenario::given`], with the aggregate id chosen by the test.
@@ -94,7 +95,7 @@ impl<A: Aggregate> Scenario<A> {
     /// ```
     #[must_use]
     #[track_caller]
-    pub fn given_with_id(id: Uuid, events: impl IntoIterator<Item = A::Event>) -> Self {
+    pub fn given_with_id(id: A::Id, events: impl IntoIterator<Item = A::Event>) -> Self {
         let mut events = events.into_iter();
         let Some(first) = events.next() else {
             panic!(
@@ -102,7 +103,7 @@ impl<A: Aggregate> Scenario<A> {
                 A::NAME
             );
         };
-        let mut aggregate = match crate::domain::replay::start::<A>(id, first) {
+        let mut aggregate = match crate::domain::replay::start::<A>(id.to_uuid(), first) {
             Ok(aggregate) => aggregate,
             Err(error) => panic!(
                 "{}: the creation event cannot start the aggregate: {error}",

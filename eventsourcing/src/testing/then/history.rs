@@ -40,7 +40,7 @@ impl<A: Aggregate, T, E> Then<A, T, E> {
     /// ```
     #[track_caller]
     pub fn then_chain_intact(self) -> Self {
-        let mut chain = Chain::new(self.aggregate.id());
+        let mut chain = Chain::new(crate::domain::AggregateId::to_uuid(self.aggregate.id()));
         for event in self.all_events() {
             if let Err(error) = chain.check_next(event) {
                 panic!(
