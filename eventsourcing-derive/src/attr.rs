@@ -5,7 +5,9 @@ use syn::meta::ParseNestedMeta;
 use syn::{Ident, LitInt, LitStr, Path};
 
 use crate::ctxt::Ctxt;
-use crate::symbol::{CRATE, CREATED, FROM, ID, PREFIX, STATE, TOPIC, UPCASTERS, VERSION};
+use crate::symbol::{
+    CHECK_REPLAY, CRATE, CREATED, FROM, ID, PREFIX, STATE, TOPIC, UPCASTERS, VERSION,
+};
 
 /// The runtime crate's path, `::eventsourcing` unless `crate = "..."` says otherwise.
 pub(crate) fn default_crate_path() -> Path {
@@ -19,6 +21,9 @@ pub(crate) struct AggregateArgs {
     pub(crate) version: Option<SchemaVersion>,
     /// The aggregate's id type (`id = T`, on the struct), if not `Uuid`.
     pub(crate) id: Option<syn::Type>,
+    /// Whether to check, in debug builds, that each event triggered live
+    /// replays to the same state (`check_replay`, on the struct).
+    pub(crate) check_replay: bool,
 }
 
 /// A schema version as written (`version = 2`): its value and its token.
@@ -46,6 +51,7 @@ impl AggregateArgs {
         let mut krate = None;
         let mut version = None;
         let mut id = None;
+        let mut check_replay = false;
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident(CRATE) {
                 krate = Some(parse_crate_path(&meta)?);
@@ -56,11 +62,19 @@ impl AggregateArgs {
             } else if meta.path.is_ident(ID) {
                 id = Some(meta.value()?.parse()?);
                 Ok(())
+            } else if meta.path.is_ident(CHECK_REPLAY) {
+                if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+                    return Err(meta.error(
+                        "`check_replay` takes no value: write `#[aggregate(check_replay)]`",
+                    ));
+                }
+                check_replay = true;
+                Ok(())
             } else {
                 Err(unknown_key(
                     &meta,
                     "#[aggregate]",
-                    &[CRATE, VERSION, ID],
+                    &[CRATE, VERSION, ID, CHECK_REPLAY],
                     None,
                 ))
             }
@@ -72,6 +86,7 @@ impl AggregateArgs {
             krate: krate.unwrap_or_else(default_crate_path),
             version,
             id,
+            check_replay,
         }
     }
 }

@@ -18,6 +18,9 @@ pub(crate) const VERSION: &str = "version";
 /// `id = T` on the struct (the id type), or `id = expr` on `#[created]`
 /// (the new aggregate's id, from the creation method's parameters).
 pub(crate) const ID: &str = "id";
+/// `check_replay` on the struct: check, in debug builds, that each event
+/// replays to the state it left live.
+pub(crate) const CHECK_REPLAY: &str = "check_replay";
 /// `from = N`: the schema version an upcaster reads.
 pub(crate) const FROM: &str = "from";
 /// `upcasters = [...]`: a derived event variant's upcasters, oldest first.

@@ -191,6 +191,25 @@ pub enum Error {
         id: Uuid,
     },
 
+    /// With the replay check on (`#[aggregate(check_replay)]`, in debug
+    /// builds), applying an event to a fresh copy of the aggregate gave
+    /// another state than applying it live: its body depends on something
+    /// other than the aggregate and the event (a clock, randomness, I/O), so
+    /// replay would not rebuild what was saved. Compute such values in the
+    /// command and pass them as event fields. Saving the aggregate fails with
+    /// this error.
+    #[error(
+        "event `{topic}` of aggregate {id} (version {version}) applied to a copy gave another state than applied live: its body is not deterministic; pass computed values (times, random numbers) as event fields"
+    )]
+    NonDeterministic {
+        /// The event's topic.
+        topic: &'static str,
+        /// The aggregate.
+        id: Uuid,
+        /// The event's version.
+        version: u64,
+    },
+
     /// An aggregate type can be neither built from its creation event nor
     /// started from `Default`: its `Aggregate` impl is written by hand for a
     /// struct without `Default`. Give the struct `Default`.

@@ -17,6 +17,8 @@ pub(crate) struct AggregateStruct {
     pub(crate) version: u32,
     /// The id type (`id = T`), when it is not `Uuid`.
     pub(crate) id: Option<syn::Type>,
+    /// Whether events are checked to replay as they ran (`check_replay`).
+    pub(crate) check_replay: bool,
     /// Whether the struct derives serde's `Serialize` or `Deserialize`: the
     /// bookkeeping field must then be skipped, and `#[serde]` on a field is
     /// serde's as well as ours.
@@ -39,6 +41,7 @@ impl AggregateStruct {
             krate: args.krate,
             version: args.version.as_ref().map_or(1, |v| v.value),
             id: args.id.clone(),
+            check_replay: args.check_replay,
             derives_serde: derives_serde(&item.attrs),
             state_fields: Vec::new(),
             skipped_fields: Vec::new(),

@@ -90,6 +90,11 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
     let ident = &model.item.ident;
     let vis = &model.item.vis;
     let name = ident.to_string();
+    let check_replay = model.check_replay.then(|| {
+        quote!(
+            const CHECK_REPLAY: ::core::primitive::bool = ::core::cfg!(debug_assertions);
+        )
+    });
     let id_type = model
         .id
         .as_ref()
@@ -118,6 +123,7 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
         #[automatically_derived]
         impl #private::Root for #ident {
             type Id = #id_type;
+            #check_replay
             const NAME: &'static ::core::primitive::str = #name;
             const DISCARDED_TOPIC: &'static ::core::primitive::str = #discarded;
             #state_consts

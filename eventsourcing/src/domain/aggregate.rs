@@ -141,6 +141,12 @@ pub trait Root: Bookkeeping + Send + 'static {
     /// The state's fields and their types, as written in the source.
     const STATE_SCHEMA: &'static [(&'static str, &'static str)] = &[];
 
+    /// Whether each event triggered live is also applied to a fresh copy
+    /// of the state and the two compared (`#[aggregate(check_replay)]`, in
+    /// debug builds): a body that does not replay as it ran live fails the
+    /// save with [`Error::NonDeterministic`].
+    const CHECK_REPLAY: bool = false;
+
     /// The aggregate's id (nil before it is created).
     fn id(&self) -> Self::Id {
         Self::Id::from_uuid(self.meta().id())
@@ -154,6 +160,14 @@ pub trait Root: Bookkeeping + Send + 'static {
     /// The hash of the aggregate's last event: the head of its hash chain.
     fn head(&self) -> Hash {
         self.meta().head()
+    }
+
+    /// When the aggregate's last event was recorded, in microseconds since
+    /// the Unix epoch; inside an event's body, when that event was. So a
+    /// body can keep `created_on` or `modified_on` without asking the
+    /// clock, which would differ on replay.
+    fn recorded_at(&self) -> i64 {
+        self.meta().recorded_at()
     }
 
     /// Whether the aggregate has been discarded.
@@ -361,8 +375,12 @@ impl<A: Aggregate> AggregateExt for A {
         let meta = self.meta_mut();
         if replay::record_event::<A>(meta, topic, &event) {
             meta.applying(topic, false);
-            self.apply(event);
-            self.meta_mut().applied();
+            if A::CHECK_REPLAY {
+                replay::apply_checked(self, topic, event);
+            } else {
+                self.apply(event);
+                self.meta_mut().applied();
+            }
         }
     }
 

@@ -30,6 +30,9 @@ pub struct Meta {
     /// Whether that body runs to replay a stored event (else it runs for an
     /// event just triggered).
     replaying: bool,
+    /// When the last event was recorded (the one being applied, during its
+    /// body), in microseconds since the Unix epoch.
+    recorded_at: i64,
 }
 
 /// Why an event was dropped at trigger time; reported by the next save.
@@ -46,6 +49,10 @@ enum Fault {
     Reentrant {
         topic: &'static str,
         during: &'static str,
+    },
+    NonDeterministic {
+        topic: &'static str,
+        version: u64,
     },
 }
 
@@ -76,8 +83,32 @@ impl Meta {
         self.discarded
     }
 
-    pub(crate) fn chain_mut(&mut self) -> &mut Chain {
-        &mut self.chain
+    /// Where the aggregate's chain stands.
+    pub(crate) fn chain(&self) -> Chain {
+        self.chain
+    }
+
+    pub(crate) fn recorded_at(&self) -> i64 {
+        self.recorded_at
+    }
+
+    /// Moves the bookkeeping on to a replayed event: `chain` has checked
+    /// it, and it was recorded at `timestamp`.
+    pub(crate) fn replayed(&mut self, chain: Chain, timestamp: i64) {
+        self.chain = chain;
+        self.recorded_at = timestamp;
+    }
+
+    pub(crate) fn set_recorded_at(&mut self, timestamp: i64) {
+        self.recorded_at = timestamp;
+    }
+
+    /// Remembers that replaying the event at `version` gave another state
+    /// than applying it live; the next save reports it.
+    pub(crate) fn non_deterministic(&mut self, topic: &'static str, version: u64) {
+        if self.fault.is_none() {
+            self.fault = Some(Fault::NonDeterministic { topic, version });
+        }
     }
 
     pub(crate) fn mark_discarded(&mut self) {
@@ -139,6 +170,7 @@ impl Meta {
             data,
         );
         self.chain.advance(&recorded);
+        self.recorded_at = recorded.timestamp;
         self.pending.push(recorded);
         true
     }
@@ -174,6 +206,11 @@ impl Meta {
                 topic,
                 during,
                 id: self.chain.id(),
+            }),
+            Some(Fault::NonDeterministic { topic, version }) => Err(Error::NonDeterministic {
+                topic,
+                id: self.chain.id(),
+                version: *version,
             }),
         }
     }

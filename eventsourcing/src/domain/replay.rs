@@ -30,9 +30,11 @@ pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &RecordedEvent) -> 
     }
     let event = decode::<A>(recorded)?;
     let topic = event.topic();
+    let mut meta = Meta::started(Chain::new(id));
+    meta.replayed(chain, recorded.timestamp);
     match A::__new(event) {
         Ok(mut aggregate) => {
-            *aggregate.meta_mut() = Meta::started(chain);
+            *aggregate.meta_mut() = meta;
             Ok(aggregate)
         }
         Err(event) => {
@@ -42,9 +44,9 @@ pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &RecordedEvent) -> 
                     id,
                 });
             };
-            let meta = aggregate.meta_mut();
-            *meta = Meta::started(chain);
-            meta.applying(topic, true);
+            let meta_slot = aggregate.meta_mut();
+            *meta_slot = meta;
+            meta_slot.applying(topic, true);
             aggregate.apply(event);
             aggregate.meta_mut().applied();
             Ok(aggregate)
@@ -82,6 +84,77 @@ pub(crate) fn start<A: Aggregate>(id: Uuid, event: A::Event) -> Result<A> {
     }
 }
 
+/// Applies an event just recorded on `aggregate` (its last pending event)
+/// as replay would, to a fresh copy of the state before it, as well as
+/// live; when the two states differ, the aggregate remembers that its
+/// body is not deterministic, and its next save fails. The copy is made
+/// through the state's snapshot codec, so what is compared is the state
+/// that snapshots store (a list compared regardless of order, since a
+/// hash set's order differs between two equal sets).
+pub(crate) fn apply_checked<A: Aggregate>(aggregate: &mut A, topic: &'static str, event: A::Event) {
+    let copy = check_copy(aggregate);
+    aggregate.apply(event);
+    aggregate.meta_mut().applied();
+    let Some((mut copy, recorded)) = copy else {
+        return;
+    };
+    let Ok(Some(again)) = A::Event::decode(&recorded.topic, &recorded.data) else {
+        return;
+    };
+    copy.apply(again);
+    copy.meta_mut().applied();
+    if !same_state(aggregate, &copy) {
+        let version = recorded.originator_version;
+        aggregate.meta_mut().non_deterministic(topic, version);
+    }
+}
+
+/// A copy of `aggregate`'s state before its last pending event, with its
+/// bookkeeping as that event's body sees it, and that event; `None` when
+/// the state cannot be encoded and decoded.
+fn check_copy<A: Aggregate>(aggregate: &A) -> Option<(A, RecordedEvent)> {
+    let mut state = Vec::new();
+    aggregate.encode_state(&mut state).ok()?;
+    let mut copy = A::decode_state(&state).ok()?;
+    *copy.meta_mut() = aggregate.meta().clone();
+    let recorded = aggregate.meta().pending().last()?.clone();
+    Some((copy, recorded))
+}
+
+/// Whether two aggregates' states, as snapshots store them, are equal,
+/// lists compared as multisets.
+fn same_state<A: Aggregate>(one: &A, other: &A) -> bool {
+    let encode = |aggregate: &A| {
+        let mut out = Vec::new();
+        aggregate.encode_state(&mut out).ok()?;
+        serde_json::from_slice::<serde_json::Value>(&out).ok()
+    };
+    match (encode(one), encode(other)) {
+        (Some(a), Some(b)) => canonical(a) == canonical(b),
+        _ => true,
+    }
+}
+
+/// `value` with every list sorted (by its JSON text), for comparing
+/// regardless of order.
+fn canonical(value: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match value {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.into_iter().map(canonical).collect();
+            items.sort_by_cached_key(Value::to_string);
+            Value::Array(items)
+        }
+        Value::Object(members) => Value::Object(
+            members
+                .into_iter()
+                .map(|(k, v)| (k, canonical(v)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
 /// Records `event` in `meta` (serialised, stamped, linked, hashed), unless
 /// it is refused or cannot be encoded (then `meta` remembers why). Returns
 /// whether it was recorded.
@@ -108,17 +181,17 @@ pub(crate) fn replay_next<A: Aggregate>(aggregate: &mut A, recorded: &RecordedEv
     let meta = aggregate.meta_mut();
     // Checked against a copy: the chain moves only once the event is known
     // to decode, so a failed replay leaves the aggregate as it was.
-    let mut chain = *meta.chain_mut();
+    let mut chain = meta.chain();
     chain.check_next(recorded)?;
     if recorded.topic == A::DISCARDED_TOPIC {
-        *meta.chain_mut() = chain;
+        meta.replayed(chain, recorded.timestamp);
         meta.mark_discarded();
         return Ok(());
     }
     let event = decode::<A>(recorded)?;
     let topic = event.topic();
     let meta = aggregate.meta_mut();
-    *meta.chain_mut() = chain;
+    meta.replayed(chain, recorded.timestamp);
     meta.applying(topic, true);
     aggregate.apply(event);
     aggregate.meta_mut().applied();
@@ -188,7 +261,11 @@ pub(crate) fn restore<A: Aggregate>(snapshot: &Snapshot) -> Result<A> {
         Ordering::Greater => return Err(unknown()),
     };
     // FORMAT.md: a snapshot's previous_hash is the head at its version.
-    *aggregate.meta_mut() = Meta::started(Chain::resume(id, version, snapshot.head));
+    // When its event was recorded is not in the snapshot: loading reads that
+    // event again, and says.
+    let meta = aggregate.meta_mut();
+    *meta = Meta::started(Chain::resume(id, version, snapshot.head));
+    meta.set_recorded_at(snapshot.timestamp);
     Ok(aggregate)
 }
 

@@ -130,6 +130,9 @@ impl EventStore {
             if let Some(chain) = link.take() {
                 chain.check_head(&recorded)?;
                 discarded = recorded.topic == A::DISCARDED_TOPIC;
+                if let Some(restored) = &mut aggregate {
+                    restored.meta_mut().set_recorded_at(recorded.timestamp);
+                }
                 return Ok(ControlFlow::Continue(()));
             }
             if let Until::Time(time) = until
