@@ -197,3 +197,57 @@ fn a_history_recorded_before_the_rule_still_replays() {
     let mut order = order;
     assert!(order.take_pending_events().unwrap().is_empty());
 }
+
+/// A key type that serde writes as a struct: the macros cannot see that a
+/// map of them has no JSON form, so it fails when the event is encoded.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+struct Cell {
+    row: u8,
+    column: u8,
+}
+
+#[aggregate]
+#[derive(Debug, Default)]
+struct Board {
+    marks: u32,
+}
+
+#[aggregate]
+impl Board {
+    #[created(Started)]
+    fn start(&mut self) {}
+
+    #[event(Marked)]
+    fn mark(&mut self, cells: std::collections::BTreeMap<Cell, char>) {
+        self.marks += u32::try_from(cells.len()).unwrap_or(u32::MAX);
+    }
+
+    #[event(Noted)]
+    fn note(&mut self, text: String) {
+        let _ = text;
+        self.marks += 1000;
+    }
+}
+
+#[test]
+fn an_event_that_cannot_be_encoded_stops_the_aggregate_and_fails_the_save() {
+    let app = Application::builder().build().unwrap();
+    let mut board = Board::start();
+    // Empty, the map encodes; with a key, it cannot.
+    board.mark(std::collections::BTreeMap::new());
+    board.mark([(Cell { row: 1, column: 2 }, 'x')].into());
+    // Nothing more is recorded on top of the dropped event.
+    board.note("later".into());
+    assert_eq!((board.marks, board.version()), (0, 2));
+    match app.save(&mut board) {
+        Err(Error::Encode { topic, id, source }) => {
+            assert_eq!((topic, id), ("Board.Marked", board.id()));
+            assert!(
+                source.to_string().contains("key must be a string"),
+                "{source}"
+            );
+        }
+        other => panic!("expected an encoding error, got {other:?}"),
+    }
+    assert!(!app.repository().contains(board.id()).unwrap());
+}

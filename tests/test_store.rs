@@ -301,3 +301,32 @@ fn several_hooks_each_hear_a_commit_and_a_hook_may_add_another() {
     assert_eq!(*second.lock().unwrap(), [vec![1], vec![2]]);
     assert_eq!(added.lock().unwrap().len(), 2);
 }
+
+// ---------------------------------------------------------------------------
+// Listing snapshots
+// ---------------------------------------------------------------------------
+
+#[test]
+fn every_snapshot_of_an_aggregate_is_listed_oldest_first_on_every_store() {
+    support::stores::each_store(
+        |builder| builder.snapshot_every::<World>(3),
+        |store, app| {
+            let mut world = World::create();
+            app.save(&mut world).unwrap();
+            assert!(app.event_store().snapshots(world.id()).unwrap().is_empty());
+            for i in 0..10 {
+                world.make_it_so(format!("thing {i}"));
+                app.save(&mut world).unwrap();
+            }
+            let snapshots = app.event_store().snapshots(world.id()).unwrap();
+            let versions: Vec<u64> = snapshots.iter().map(|s| s.originator_version).collect();
+            assert_eq!(versions, [3, 6, 9], "{store}");
+            for snapshot in &snapshots {
+                snapshot.check_hash().unwrap();
+                assert_eq!(snapshot.originator_id, world.id());
+            }
+            let other = World::create();
+            assert!(app.event_store().snapshots(other.id()).unwrap().is_empty());
+        },
+    );
+}

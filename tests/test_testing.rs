@@ -618,6 +618,11 @@ fn a_replay_that_differs_from_the_live_aggregate_panics() {
 
 // ---- events that cannot be encoded ---------------------------------------
 
+/// A map key that serde writes as a list: a map of them has no JSON form,
+/// which the macros cannot see from the type's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+struct Cell(u8, u8);
+
 /// An event field that JSON cannot hold: a map with non-string keys.
 #[aggregate]
 #[derive(Debug, Default, PartialEq)]
@@ -631,14 +636,14 @@ impl Grid {
     fn make(&mut self) {}
 
     #[event(Painted)]
-    fn paint(&mut self, cells: HashMap<(u8, u8), u8>) {
+    fn paint(&mut self, cells: HashMap<Cell, u8>) {
         self.cells += cells.len();
     }
 }
 
 #[test]
 fn an_event_that_cannot_be_encoded_is_a_fault() {
-    let cells = HashMap::from([((1, 2), 3)]);
+    let cells = HashMap::from([(Cell(1, 2), 3)]);
     Scenario::<Grid>::given([GridEvent::Made {}])
         .when(|grid| grid.paint(cells))
         .then_fault(|e| {
@@ -658,7 +663,7 @@ fn an_event_that_cannot_be_encoded_is_a_fault() {
     expected = "then_events: an event the command triggered was dropped: cannot encode event `Grid.Painted`"
 )]
 fn an_unencodable_event_fails_then_events() {
-    let cells = HashMap::from([((1, 2), 3)]);
+    let cells = HashMap::from([(Cell(1, 2), 3)]);
     Scenario::<Grid>::given([GridEvent::Made {}])
         .when(|grid| grid.paint(cells.clone()))
         .then_events([GridEvent::Painted { cells }]);
@@ -668,6 +673,6 @@ fn an_unencodable_event_fails_then_events() {
 #[should_panic(expected = "into_given: an event the command triggered was dropped")]
 fn a_dropped_event_cannot_be_continued_from() {
     let _ = Scenario::<Grid>::given([GridEvent::Made {}])
-        .when(|grid| grid.paint(HashMap::from([((0, 0), 0)])))
+        .when(|grid| grid.paint(HashMap::from([(Cell(0, 0), 0)])))
         .into_given();
 }

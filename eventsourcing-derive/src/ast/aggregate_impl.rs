@@ -495,6 +495,7 @@ fn check_signature(
             ),
             None => {}
         }
+        reject_unkeyable_maps(cx, &pat_type.ty, "event field");
         fields.push(Field {
             ident,
             ty: (*pat_type.ty).clone(),
@@ -568,6 +569,70 @@ fn unstorable(ty: &Type) -> Option<Unstorable<'_>> {
                     })
             }),
         _ => None,
+    }
+}
+
+/// The maps whose type shows keys that JSON cannot hold, anywhere in `ty`
+/// (`HashMap<(u32, u32), V>`, `BTreeMap<Vec<u8>, V>`): a JSON object's keys
+/// are strings, and serde's JSON writer takes only keys that are strings,
+/// numbers, `bool`, `char` or newtypes and unit variants of them. Such a
+/// map fails to encode once it holds a key, so it is refused here.
+pub(crate) fn reject_unkeyable_maps(cx: &Ctxt, ty: &Type, what: &str) {
+    const MAPS: &[&str] = &["HashMap", "BTreeMap", "IndexMap"];
+    const COLLECTIONS: &[&str] = &[
+        "Vec", "VecDeque", "HashSet", "BTreeSet", "HashMap", "BTreeMap", "IndexMap", "IndexSet",
+    ];
+    let Type::Path(path) = ty else {
+        match ty {
+            Type::Array(a) => reject_unkeyable_maps(cx, &a.elem, what),
+            Type::Slice(s) => reject_unkeyable_maps(cx, &s.elem, what),
+            Type::Paren(p) => reject_unkeyable_maps(cx, &p.elem, what),
+            Type::Group(g) => reject_unkeyable_maps(cx, &g.elem, what),
+            Type::Tuple(t) => t
+                .elems
+                .iter()
+                .for_each(|e| reject_unkeyable_maps(cx, e, what)),
+            _ => {}
+        }
+        return;
+    };
+    for segment in &path.path.segments {
+        let syn::PathArguments::AngleBracketed(args) = &segment.arguments else {
+            continue;
+        };
+        let types: Vec<&Type> = args
+            .args
+            .iter()
+            .filter_map(|arg| match arg {
+                syn::GenericArgument::Type(t) => Some(t),
+                _ => None,
+            })
+            .collect();
+        if MAPS.iter().any(|m| segment.ident == m)
+            && let Some(key) = types.first()
+        {
+            let unkeyable = match key {
+                Type::Tuple(_) | Type::Array(_) | Type::Slice(_) => true,
+                Type::Path(p) => p
+                    .path
+                    .segments
+                    .last()
+                    .is_some_and(|s| COLLECTIONS.iter().any(|c| s.ident == c)),
+                _ => false,
+            };
+            if unkeyable {
+                cx.error_spanned_by(
+                    key,
+                    format!(
+                        "this {what} is a map with keys of type `{}`, which JSON cannot hold (an object's keys are strings): use keys that are strings, numbers, `bool`, `char`, or newtypes or unit variants of them, or a `Vec` of pairs",
+                        tokens_to_string(key)
+                    ),
+                );
+            }
+        }
+        for inner in types {
+            reject_unkeyable_maps(cx, inner, what);
+        }
     }
 }
 

@@ -63,6 +63,7 @@ impl AggregateStruct {
                     if serde_skips(&field.attrs) {
                         model.skipped_fields.push(ident.clone());
                     } else {
+                        super::reject_unkeyable_maps(cx, &field.ty, "state field");
                         model.state_fields.push(Field {
                             ident: ident.clone(),
                             ty: field.ty.clone(),

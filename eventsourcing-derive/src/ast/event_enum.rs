@@ -141,6 +141,7 @@ impl EventEnum {
             };
             for field in &fields {
                 reject_reserved_ident(cx, &field.ident, "field");
+                super::reject_unkeyable_maps(cx, &field.ty, "event field");
             }
             variants.push(Variant {
                 ident: variant.ident.clone(),

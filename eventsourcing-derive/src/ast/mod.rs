@@ -10,6 +10,7 @@ mod id_newtype;
 
 pub(crate) use aggregate_impl::{
     AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, has_apply, method_kind,
+    reject_unkeyable_maps,
 };
 pub(crate) use aggregate_struct::AggregateStruct;
 pub(crate) use event_enum::{EventEnum, Upcaster, Variant, versioned_topic};

@@ -124,11 +124,19 @@ impl Meta {
     /// the next save ([`Error::Reentrant`]); triggered while a stored event
     /// is replayed (a history written before this rule), it is passed over,
     /// because the stored history holds it as an event of its own.
+    ///
+    /// Once an event was refused or could not be encoded, no later event is
+    /// recorded either: the aggregate stays as it was when that happened,
+    /// and the next save reports the first fault, rather than later events
+    /// being applied on top of one that was dropped.
     pub(crate) fn admit(&mut self, topic: &'static str) -> bool {
         if let Some(during) = self.applying {
             if !self.replaying && self.fault.is_none() {
                 self.fault = Some(Fault::Reentrant { topic, during });
             }
+            return false;
+        }
+        if self.fault.is_some() {
             return false;
         }
         let state = if self.discarded {

@@ -124,6 +124,47 @@ impl EventStore {
             .transpose()
     }
 
+    /// Every snapshot of the aggregate, oldest first, decoded but not
+    /// checked.
+    ///
+    /// ```
+    /// # use eventsourcing::prelude::*;
+    /// # #[aggregate] #[derive(Default)] struct Cat { lives: u8 }
+    /// # #[aggregate] impl Cat {
+    /// #     #[created(Born)] fn born(&mut self) { self.lives = 9 }
+    /// #     #[event(LostOne)] fn lose_one(&mut self) { self.lives -= 1 }
+    /// # }
+    /// let app = Application::builder().snapshot_every::<Cat>(2).build()?;
+    /// let mut cat = Cat::born();
+    /// for _ in 0..4 {
+    ///     cat.lose_one();
+    ///     app.save(&mut cat)?;
+    /// }
+    /// let versions: Vec<u64> = app
+    ///     .event_store()
+    ///     .snapshots(cat.id())?
+    ///     .iter()
+    ///     .map(|s| s.originator_version)
+    ///     .collect();
+    /// assert_eq!(versions, [2, 4]);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn snapshots(&self, id: impl Into<Uuid>) -> Result<Vec<Snapshot>> {
+        let id = id.into();
+        let mut snapshots = Vec::new();
+        let mut below = None;
+        while let Some(row) = self.recorder.select_snapshot(id, below)? {
+            let version = row.originator_version;
+            snapshots.push(self.mapper.decode_snapshot(row)?);
+            match version.checked_sub(1) {
+                Some(next) if Some(next) != below => below = Some(next),
+                _ => break,
+            }
+        }
+        snapshots.reverse();
+        Ok(snapshots)
+    }
+
     /// Writes encoded events in one transaction, then tells the commit
     /// hooks. Returns the events' notification ids.
     pub(crate) fn write(&self, rows: &[StoredEvent]) -> Result<Vec<u64>> {
