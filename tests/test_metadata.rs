@@ -167,3 +167,88 @@ fn stamping_re_links_every_event_of_the_save() {
     app.save(&mut world).unwrap();
     assert_eq!(app.event_store().verify(world.id()).unwrap(), world.head());
 }
+
+/// A `Parcel` written by older code: `Weighed` in grams.
+mod v1 {
+    use eventsourcing::prelude::*;
+
+    #[aggregate]
+    #[derive(Debug, Default, Clone, PartialEq)]
+    pub(crate) struct Parcel {
+        pub(crate) grams: u32,
+    }
+
+    #[aggregate]
+    impl Parcel {
+        #[created(Registered)]
+        pub(crate) fn register(&mut self) {}
+
+        #[event(Weighed)]
+        pub(crate) fn weigh(&mut self, grams: u32) {
+            self.grams = grams;
+        }
+    }
+}
+
+/// Today's `Parcel`: `Weighed` in kilograms, version 2.
+mod v2 {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use eventsourcing::prelude::*;
+
+    /// Set if an upcaster ever sees metadata among the event's fields.
+    pub(crate) static SAW_META: AtomicBool = AtomicBool::new(false);
+
+    #[aggregate]
+    #[derive(Debug, Default, Clone, PartialEq)]
+    pub(crate) struct Parcel {
+        pub(crate) kilograms: f64,
+    }
+
+    #[aggregate]
+    impl Parcel {
+        #[created(Registered)]
+        pub(crate) fn register(&mut self) {}
+
+        #[event(Weighed, version = 2)]
+        pub(crate) fn weigh(&mut self, kilograms: f64) {
+            self.kilograms = kilograms;
+        }
+
+        #[upcast(Weighed, from = 1)]
+        fn grams_to_kilograms(data: &mut JsonObject) {
+            if data.contains_key("$meta") {
+                SAW_META.store(true, Ordering::SeqCst);
+            }
+            let grams = data.remove("grams").and_then(|g| g.as_f64()).unwrap_or(0.0);
+            data.insert("kilograms".into(), (grams / 1000.0).into());
+        }
+    }
+}
+
+#[test]
+fn metadata_stays_with_events_that_are_upcast() {
+    each_store(
+        |builder| builder,
+        |store, app| {
+            let mut old = v1::Parcel::register();
+            old.weigh(2500);
+            app.save_with(&Metadata::new().with_user("scales"), &mut old)
+                .unwrap();
+
+            let parcel: v2::Parcel = app.repository().get(old.id()).unwrap();
+            assert!((parcel.kilograms - 2.5).abs() < f64::EPSILON, "{store}");
+            assert!(
+                !v2::SAW_META.load(std::sync::atomic::Ordering::SeqCst),
+                "{store}: an upcaster saw the metadata"
+            );
+            let history = app.repository().events::<v2::Parcel>(old.id()).unwrap();
+            assert_eq!(history[1].metadata.user(), Some("scales"), "{store}");
+            assert_eq!(
+                history[1].event,
+                v2::ParcelEvent::Weighed { kilograms: 2.5 },
+                "{store}"
+            );
+        },
+    );
+}

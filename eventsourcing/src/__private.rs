@@ -25,6 +25,8 @@ pub use crate::domain::{
     Root,
 };
 pub use crate::format::Hash;
+/// The reserved member of an event's data that holds its metadata.
+pub const META_KEY: &str = "$meta";
 pub use core::option::Option::{self, None, Some};
 pub use core::result::Result::{self, Err, Ok};
 pub use serde;

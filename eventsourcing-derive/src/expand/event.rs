@@ -237,6 +237,9 @@ fn decode_arms(private: &TokenStream, serde_path: &str, variant: &Variant) -> Ve
             #topic => {
                 let mut __es_object: #private::JsonObject =
                     #private::serde_json::from_slice(__es_data)?;
+                // Upcasters see the event's fields alone: its metadata is
+                // read from the record, never from the decoded event.
+                __es_object.remove(#private::META_KEY);
                 #(#calls)*
                 let __es_upcast = #private::serde_json::to_vec(&__es_object)?;
                 let __es_data: &[::core::primitive::u8] = &__es_upcast;
