@@ -29,59 +29,63 @@ pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &RecordedEvent) -> 
         });
     }
     let event = decode::<A>(recorded)?;
-    let topic = event.topic();
     let mut meta = Meta::started(Chain::new(id));
     meta.replayed(chain, recorded.timestamp);
-    match A::__new(event) {
-        Ok(mut aggregate) => {
-            *aggregate.meta_mut() = meta;
-            Ok(aggregate)
-        }
-        Err(event) => {
-            let Some(mut aggregate) = <A as Bookkeeping>::blank() else {
-                return Err(Error::Unconstructible {
-                    aggregate: A::NAME,
-                    id,
-                });
-            };
-            let meta_slot = aggregate.meta_mut();
-            *meta_slot = meta;
-            meta_slot.applying(topic, true);
-            aggregate.apply(event);
-            aggregate.meta_mut().applied();
-            Ok(aggregate)
-        }
-    }
+    first::<A>(meta, event, Apply::Replaying)
 }
 
 /// Starts a new aggregate from its creation event, as a live trigger does:
 /// records the event, then builds the aggregate from it or applies it to
 /// the blank state. [`Error::Unconstructible`] when the type has neither.
 pub(crate) fn start<A: Aggregate>(id: Uuid, event: A::Event) -> Result<A> {
-    let topic = event.topic();
     let mut meta = Meta::started(Chain::new(id));
-    let recorded = record_event::<A>(&mut meta, topic, &event);
-    match A::__new(event) {
+    let apply = if record_event::<A>(&mut meta, event.topic(), &event) {
+        Apply::Live
+    } else {
+        Apply::Not
+    };
+    first::<A>(meta, event, apply)
+}
+
+/// Whether, and how, the creation event's body runs on the blank state.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Apply {
+    /// Live: the event was just recorded.
+    Live,
+    /// To replay a stored event.
+    Replaying,
+    /// Not at all: the event was refused at trigger time.
+    Not,
+}
+
+/// The aggregate of the creation event `event`, with bookkeeping `meta`:
+/// built from the event (a creation method returning `Self`), or the blank
+/// state with the event applied to it.
+fn first<A: Aggregate>(meta: Meta, event: A::Event, apply: Apply) -> Result<A> {
+    let topic = event.topic();
+    let event = match A::__new(event) {
         Ok(mut aggregate) => {
             *aggregate.meta_mut() = meta;
-            Ok(aggregate)
+            return Ok(aggregate);
         }
-        Err(event) => {
-            let Some(mut aggregate) = <A as Bookkeeping>::blank() else {
-                return Err(Error::Unconstructible {
-                    aggregate: A::NAME,
-                    id,
-                });
-            };
-            *aggregate.meta_mut() = meta;
-            if recorded {
-                aggregate.meta_mut().applying(topic, false);
-                aggregate.apply(event);
-                aggregate.meta_mut().applied();
-            }
-            Ok(aggregate)
-        }
+        Err(event) => event,
+    };
+    let id = meta.id();
+    let Some(mut aggregate) = <A as Bookkeeping>::blank() else {
+        return Err(Error::Unconstructible {
+            aggregate: A::NAME,
+            id,
+        });
+    };
+    *aggregate.meta_mut() = meta;
+    if apply != Apply::Not {
+        aggregate
+            .meta_mut()
+            .applying(topic, apply == Apply::Replaying);
+        aggregate.apply(event);
+        aggregate.meta_mut().applied();
     }
+    Ok(aggregate)
 }
 
 /// Applies an event just recorded on `aggregate` (its last pending event)
