@@ -717,6 +717,9 @@ fn run(plan: &Plan) -> Result<()> {
         ),
     );
     line("scratch", scratch.display());
+    if let Some(load) = load_average() {
+        line("load_start", load);
+    }
     let started = Instant::now();
     let crates = Crates::new(&scratch, plan);
     for krate in crates.all() {
@@ -728,7 +731,18 @@ fn run(plan: &Plan) -> Result<()> {
         "elapsed_s",
         format_args!("{:.1}", started.elapsed().as_secs_f64()),
     );
+    if let Some(load) = load_average() {
+        line("load_end", load);
+    }
     Ok(())
+}
+
+/// The machine's load averages over 1, 5 and 15 minutes, where Linux
+/// tells them: the times are only as good as the machine was quiet.
+fn load_average() -> Option<String> {
+    let text = std::fs::read_to_string("/proc/loadavg").ok()?;
+    let fields: Vec<&str> = text.split_whitespace().take(3).collect();
+    (fields.len() == 3).then(|| fields.join(" "))
 }
 
 // ---------------------------------------------------------------- main
