@@ -11,7 +11,10 @@
 //! ```
 //!
 //! Every figure is one `name: value` line; `BENCH_SAMPLES=1` adds the
-//! samples behind each median. The crates go to `compile_cost/` in
+//! samples behind each median. Times are wall-clock (`compile_time_*`),
+//! with the processor time of the same builds next to them
+//! (`compile_cpu_*`, Linux only), which other work on the machine disturbs
+//! less. The crates go to `compile_cost/` in
 //! cargo's scratch directory for benchmarks (`target/tmp/`), next to the
 //! target directories they share, so that their dependencies are built
 //! once (once for builds and once for expansions: the first run takes a
@@ -315,7 +318,7 @@ impl Cargo {
     /// Runs `cargo <args>` in `krate`'s directory and returns its output and
     /// how long it took; a failure is an error carrying cargo's stderr.
     /// `unstable` lets the stable toolchain accept `-Z` flags.
-    fn run(&self, krate: &Crate, args: &[&str], unstable: bool) -> Result<(Output, Duration)> {
+    fn run(&self, krate: &Crate, args: &[&str], unstable: bool) -> Result<(Output, Timing)> {
         let mut command = Command::new(&self.program);
         command
             .args(args)
@@ -338,6 +341,7 @@ impl Cargo {
                 .env("CARGO_TARGET_DIR", &self.target_dir)
                 .env_remove("RUSTC_BOOTSTRAP");
         }
+        let cpu_before = children_cpu();
         let start = Instant::now();
         let output = command.output().map_err(|e| {
             format!(
@@ -346,7 +350,12 @@ impl Cargo {
                 krate.dir.display()
             )
         })?;
-        let elapsed = start.elapsed();
+        let timing = Timing {
+            wall: start.elapsed(),
+            cpu: children_cpu()
+                .zip(cpu_before)
+                .map(|(after, before)| after.saturating_sub(before)),
+        };
         if !output.status.success() {
             return Err(format!(
                 "`cargo {}` failed in {} ({}):\n{}",
@@ -357,7 +366,7 @@ impl Cargo {
             )
             .into());
         }
-        Ok((output, elapsed))
+        Ok((output, timing))
     }
 
     /// The non-empty lines of the crate's expansion (which is also kept,
@@ -380,9 +389,9 @@ impl Cargo {
 
     /// Compiles the crate again with `cargo <step> --lib` (`build` or
     /// `check`) and times it; it is an error if cargo did not compile it.
-    fn timed(&self, krate: &Crate, step: Step) -> Result<Duration> {
+    fn timed(&self, krate: &Crate, step: Step) -> Result<Timing> {
         krate.touch()?;
-        let (output, elapsed) = self.run(krate, &[step.command(), "--lib"], false)?;
+        let (output, timing) = self.run(krate, &[step.command(), "--lib"], false)?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if !compiled(&stderr, step.verb(), &krate.name) {
             return Err(format!(
@@ -392,13 +401,13 @@ impl Cargo {
             )
             .into());
         }
-        Ok(elapsed)
+        Ok(timing)
     }
 
     /// Times `cargo build --lib` with nothing to do: cargo's own share of
     /// a build (reading manifests and checking every unit's fingerprint).
     fn noop(&self, krate: &Crate) -> Result<Duration> {
-        let (output, elapsed) = self.run(krate, &["build", "--lib"], false)?;
+        let (output, timing) = self.run(krate, &["build", "--lib"], false)?;
         let stderr = String::from_utf8_lossy(&output.stderr);
         if compiled(&stderr, Step::Build.verb(), &krate.name) {
             return Err(format!(
@@ -407,8 +416,34 @@ impl Cargo {
             )
             .into());
         }
-        Ok(elapsed)
+        Ok(timing.wall)
     }
+}
+
+/// How long a cargo command took.
+#[derive(Clone, Copy, Debug)]
+struct Timing {
+    /// On the clock: what the issue's targets are about.
+    wall: Duration,
+    /// The processor time of cargo and of the compilers it ran (user and
+    /// system, every thread), which moves less than `wall` when other
+    /// work competes for the processors; `None` where Linux's `/proc` is
+    /// not there to tell it.
+    cpu: Option<Duration>,
+}
+
+/// The processor time, user and system, of every child process this one
+/// has waited for, and of their waited-for descendants: fields 16 and 17
+/// (`cutime`, `cstime`) of `/proc/self/stat`, in clock ticks of 1/100 s
+/// (`USER_HZ`, 100 on every Linux platform Rust supports).
+fn children_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // `fields[0]` is field 3.
+    let ticks = |field: usize| fields.get(field - 3)?.parse::<u64>().ok();
+    Some(Duration::from_millis((ticks(16)? + ticks(17)?) * 10))
 }
 
 /// Whether cargo's `stderr` says it compiled the package `name`
@@ -599,7 +634,8 @@ fn times(cargo: &Cargo, crates: &Crates, plan: &Plan) -> Result<()> {
     }
     let mut noop = Samples::default();
     for step in [Step::Build, Step::Check] {
-        let mut samples = Samples::default();
+        let (mut wall, mut cpu) = (Samples::default(), Samples::default());
+        let mut cpu_known = true;
         for rep in 0..plan.reps {
             progress(&format!(
                 "cargo {} {}/{}",
@@ -612,17 +648,25 @@ fn times(cargo: &Cargo, crates: &Crates, plan: &Plan) -> Result<()> {
                 order.reverse();
             }
             for (krate, side) in order {
-                samples.push(side, cargo.timed(krate, step)?);
+                let timing = cargo.timed(krate, step)?;
+                wall.push(side, timing.wall);
+                match timing.cpu {
+                    Some(t) => cpu.push(side, t),
+                    None => cpu_known = false,
+                }
                 if step == Step::Build {
                     noop.push(side, cargo.noop(krate)?);
                 }
             }
         }
-        let prefix = match step {
-            Step::Build => "compile_time",
-            Step::Check => "compile_time_check",
+        let (wall_prefix, cpu_prefix) = match step {
+            Step::Build => ("compile_time", "compile_cpu"),
+            Step::Check => ("compile_time_check", "compile_cpu_check"),
         };
-        samples.print(prefix, true);
+        wall.print(wall_prefix, true);
+        if cpu_known {
+            cpu.print(cpu_prefix, true);
+        }
     }
     noop.print("compile_time_noop", false);
     Ok(())
