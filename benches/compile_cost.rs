@@ -8,19 +8,23 @@
 //! cargo bench --bench compile_cost                   # 10 aggregates x 20 events, median of 5
 //! cargo bench --bench compile_cost -- --quick        # the same crates, median of 3
 //! cargo bench --bench compile_cost -- --aggregates 5 --events 40
+//! cargo bench --profile dev --bench compile_cost     # a smoke run: 2 x 3, one repetition
 //! ```
 //!
 //! Every figure is one `name: value` line; `BENCH_SAMPLES=1` adds the
 //! samples behind each median. Times are wall-clock (`compile_time_*`),
 //! with the processor time of the same builds next to them
 //! (`compile_cpu_*`, Linux only), which other work on the machine disturbs
-//! less. The crates go to `compile_cost/` in
-//! cargo's scratch directory for benchmarks (`target/tmp/`), next to the
-//! target directories they share, so that their dependencies are built
-//! once (once for builds and once for expansions: the first run takes a
-//! few minutes); each crate's `expanded.rs` is its expansion as counted. A debug build
-//! without arguments does a smoke run (2 aggregates x 3 events, one
-//! repetition) whose figures mean nothing.
+//! less.
+//!
+//! The crates go to `compile_cost/` in cargo's scratch directory for
+//! benchmarks (`target/tmp/`), next to the target directories they share,
+//! so that their dependencies are built once (once for builds and once for
+//! expansions: the first run takes a few minutes); each crate's
+//! `expanded.rs` is its expansion as counted. The crates are always debug
+//! builds; a debug build of this program without arguments does a smoke
+//! run (2 aggregates x 3 events, one repetition) whose figures mean
+//! nothing.
 //!
 //! The crates, for `N` aggregates of `M` events with two fields each:
 //!
