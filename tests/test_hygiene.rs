@@ -239,9 +239,15 @@ fn generated_event_enum_encodes_fields_as_a_json_object() {
 }
 
 #[test]
-fn generated_event_enum_is_serde_ready() {
-    fn serde_ready<T: serde::Serialize + serde::de::DeserializeOwned>() {}
-    serde_ready::<LedgerEvent>();
+fn generated_event_enum_is_clone_debug_and_partial_eq() {
+    fn derives<T: Clone + std::fmt::Debug + PartialEq>() {}
+    derives::<LedgerEvent>();
+    let event = LedgerEvent::Recorded {
+        entry: "x".to_owned(),
+        amount: 1,
+        note: None,
+    };
+    assert_eq!(event.clone(), event);
 }
 
 #[test]

@@ -20,6 +20,7 @@ use core::marker::PhantomData;
 pub use crate::bounds::{
     EventField, StartsFromDefault, StateField, assert_field, assert_state_field,
 };
+pub use crate::codec::{ReadTuple, ReadTupleFallback, TupleReader};
 pub use crate::domain::{
     Aggregate, AggregateExt, AggregateId, Bookkeeping, Chain, Event, EventSchema, JsonObject, Meta,
     Root,

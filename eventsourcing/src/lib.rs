@@ -60,6 +60,7 @@
 mod application;
 pub mod bounds;
 mod cipher;
+mod codec;
 mod config;
 mod domain;
 mod error;

@@ -14,31 +14,45 @@ pub(super) fn serde_crate_literal(krate: &Path) -> String {
         .replace(' ', "")
 }
 
-/// Binds each field's name to its value read from the JSON object in
-/// `__es_data`, through a helper struct generic over the field types, so
-/// that its derived `Deserialize` is bounded on them (a type without serde's
-/// traits is reported once, by the field's assertion, not again here).
+/// The most fields read through the runtime's tuple reader
+/// (`codec::MAX_FIELDS`); more are read through a derived helper struct.
+const MAX_TUPLE_FIELDS: usize = 12;
+
+/// Binds each field's name to its value, read from the JSON object in
+/// `__es_data` in one pass by the runtime's reader, which is generic over
+/// the tuple of the fields' types: its code is shared by every event with
+/// the same types, and nothing is derived per event. (A type without
+/// serde's traits is reported once, by the field's assertion; the fallback
+/// reader keeps it from being reported again here.) Past twelve fields (the
+/// largest tuple with `Default`), a
+/// helper struct with a derived `Deserialize` reads them.
 pub(super) fn bind_fields(
     private: &TokenStream,
     serde_path: &str,
     fields: &[Field],
 ) -> TokenStream {
     let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
-    let params: Vec<_> = (0..fields.len())
-        .map(|i| format_ident!("__EsT{}", i))
-        .collect();
     let types: Vec<_> = fields.iter().map(|f| &f.ty).collect();
-    let (decl_generics, use_generics) = if fields.is_empty() {
-        (TokenStream::new(), TokenStream::new())
-    } else {
-        (quote!(<#(#params),*>), quote!(<#(#types),*>))
-    };
+    if fields.len() > MAX_TUPLE_FIELDS {
+        let params: Vec<_> = (0..fields.len())
+            .map(|i| format_ident!("__EsT{}", i))
+            .collect();
+        return quote! {
+            #[derive(#private::serde::Deserialize)]
+            #[serde(crate = #serde_path)]
+            struct __EsFields <#(#params),*> { #(#names: #params),* }
+            #[allow(unused_imports)]
+            use #private::{ReadFields as _, ReadFieldsFallback as _};
+            let __EsFields { #(#names),* } =
+                (&#private::FieldsReader::<__EsFields <#(#types),*>>::NEW).__es_read(__es_data)?;
+        };
+    }
+    let keys = fields.iter().map(Field::key);
     quote! {
-        #[derive(#private::serde::Deserialize)]
-        #[serde(crate = #serde_path)]
-        struct __EsFields #decl_generics { #(#names: #params),* }
-        let __EsFields { #(#names),* } =
-            (&#private::FieldsReader::<__EsFields #use_generics>::NEW).__es_read(__es_data)?;
+        #[allow(unused_imports)]
+        use #private::{ReadTuple as _, ReadTupleFallback as _};
+        let (#(#names,)*) = (&#private::TupleReader::<(#(#types,)*)>::NEW)
+            .__es_read(__es_data, &[#(#keys),*])?;
     }
 }
 

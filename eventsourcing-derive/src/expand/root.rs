@@ -174,7 +174,6 @@ fn state_codec(
     skipped: &[Ident],
 ) -> (TokenStream, TokenStream) {
     let private = quote!(#krate::__private);
-    let serde_path = serde_crate_literal(krate);
     let schema = fields.iter().map(|f| {
         let key = f.key();
         let ty = tokens_to_string(&f.ty);
@@ -185,7 +184,7 @@ fn state_codec(
         quote_spanned!(ty.span()=> #private::assert_state_field::<#ty>();)
     });
     let write = write_object(&private, fields, |name| quote!(&self.#name));
-    let bind = bind_fields(&private, &serde_path, fields);
+    let bind = bind_fields(&private, &serde_crate_literal(krate), fields);
     let names: Vec<_> = fields.iter().map(|f| &f.ident).collect();
     let consts = quote! {
         const STATE_VERSION: ::core::primitive::u32 = #version;
@@ -208,8 +207,6 @@ fn state_codec(
         fn decode_state(
             __es_data: &[::core::primitive::u8],
         ) -> #private::Result<Self, #private::serde_json::Error> {
-            #[allow(unused_imports)]
-            use #private::{ReadFields as _, ReadFieldsFallback as _};
             #bind
             #private::Ok(Self {
                 #(#names,)*
