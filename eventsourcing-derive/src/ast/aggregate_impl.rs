@@ -454,7 +454,7 @@ fn check_signature(
             );
             inputs.next();
         }
-        _ if constructor => {}
+        _ if constructor || !matches!(sig.output, syn::ReturnType::Default) => {}
         _ if kind == MethodKind::Created => cx.error_spanned_by(
             &sig.ident,
             "a creation method takes `&mut self` (the aggregate starts from `Default` and the body applies the event), or returns `Self` (the body builds the aggregate, which then needs no `Default`)",

@@ -163,9 +163,11 @@ pub(super) fn hidden_method(method: &EventMethod, self_ident: &syn::Ident) -> To
         return checked_methods(method, checked);
     }
     let mut func = method.func.clone();
-    if method.constructor {
+    if method.kind == MethodKind::Created {
         // The user writes `Self { ... }` with the state's fields; the
-        // struct also has the bookkeeping field, which starts empty.
+        // struct also has the bookkeeping field, which starts empty. (Also
+        // in a creation method that is in error, so that its body adds no
+        // error of its own.)
         let body = with_bookkeeping(func.block.to_token_stream(), self_ident);
         func.block = syn::parse_quote!(#body);
     }
