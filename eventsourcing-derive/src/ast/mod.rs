@@ -7,14 +7,15 @@ mod aggregate_impl;
 mod aggregate_struct;
 mod event_enum;
 mod id_newtype;
+mod signature;
 
 pub(crate) use aggregate_impl::{
-    AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, has_apply, method_kind,
-    reject_unkeyable_maps,
+    AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, method_kind,
 };
 pub(crate) use aggregate_struct::AggregateStruct;
 pub(crate) use event_enum::{EventEnum, Upcaster, Variant, versioned_topic};
 pub(crate) use id_newtype::IdNewtype;
+pub(crate) use signature::{has_apply, reject_unkeyable_maps};
 
 use proc_macro2::TokenStream;
 use quote::{ToTokens, quote};
