@@ -296,3 +296,17 @@ pub const fn check_state_upcasters_cover(version: u32, declared: &[u32]) {
 pub const fn state_version<R: Root>() -> u32 {
     R::STATE_VERSION
 }
+
+pub use crate::follower::{BoxError, Envelope, HandleError, Policy, variant_topics};
+
+/// What a fallible handler returned, as `Policy::handle` reports it.
+#[inline]
+pub fn handled<E: Into<BoxError>>(result: Result<(), E>) -> Result<bool, HandleError> {
+    result.map(|()| true).map_err(|error| HandleError::Handler(error.into()))
+}
+
+/// What a fallible `setup` or `reset` returned, as `Policy` reports it.
+#[inline]
+pub fn boxed<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
+    result.map_err(Into::into)
+}

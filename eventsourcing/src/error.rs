@@ -46,6 +46,80 @@ pub enum Error {
         epoch: u64,
     },
 
+    /// A release of parked notifications named one that is not parked
+    /// (any more): another worker released it first. Nothing was written.
+    #[error(
+        "notification {notification_id} of `{upstream}` is not parked by follower `{follower}` (released by another worker?)"
+    )]
+    NotParked {
+        /// The follower.
+        follower: String,
+        /// The upstream log.
+        upstream: String,
+        /// The notification that is not parked.
+        notification_id: u64,
+    },
+
+    /// A follower's handler failed on an upstream event. The follower
+    /// stopped there, having recorded nothing of that event (its position
+    /// is at the notification before it), unless it parks failing
+    /// aggregates.
+    #[error(
+        "follower `{follower}`: the handler of `{topic}` failed on notification {notification_id} of `{upstream}` (aggregate {originator_id}, version {originator_version}): {source}"
+    )]
+    Handler {
+        /// The follower.
+        follower: String,
+        /// The upstream log.
+        upstream: String,
+        /// The event's notification id in that log.
+        notification_id: u64,
+        /// The event's topic.
+        topic: String,
+        /// The aggregate whose event it is.
+        originator_id: Uuid,
+        /// The event's version within its aggregate.
+        originator_version: u64,
+        /// What the handler returned.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A follower's effects of a batch of upstream events met a concurrency
+    /// conflict (another writer changed one of the aggregates it changed)
+    /// on every one of its attempts. Nothing of the batch was recorded.
+    #[error(
+        "follower `{follower}`: notifications up to {notification_id} of `{upstream}` met a concurrency conflict {attempts} times in a row: {source}"
+    )]
+    Contended {
+        /// The follower.
+        follower: String,
+        /// The upstream log.
+        upstream: String,
+        /// The last notification of the batch.
+        notification_id: u64,
+        /// How many times the batch was handled and refused.
+        attempts: u32,
+        /// The last conflict.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// A follower's name is registered to a follower of another kind: two
+    /// different policies would share one position and split the upstream
+    /// log between them.
+    #[error(
+        "the follower name `{follower}` is held by `{held_by}`, not `{kind}`; choose another name, or claim it deliberately"
+    )]
+    NameTaken {
+        /// The name.
+        follower: String,
+        /// The kind of the follower that asked for it.
+        kind: String,
+        /// The kind of the follower registered under it.
+        held_by: String,
+    },
+
     /// A stored event's hash does not match its contents, or the events of
     /// an aggregate do not form an unbroken chain.
     #[error("integrity check failed for aggregate {id} at version {version}: {fault}")]

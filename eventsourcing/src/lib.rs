@@ -64,6 +64,7 @@ mod codec;
 mod config;
 mod domain;
 mod error;
+pub mod follower;
 pub mod format;
 mod mapper;
 mod notification;

@@ -1,14 +1,15 @@
 //! The in-memory recorder.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::{Bound, ControlFlow};
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use uuid::Uuid;
 
 use super::{
-    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, TrackingUpdate,
-    epoch_exhausted, signed_partition, signed_update, signed_version, tracking_conflict,
+    Batch, EventQuery, Notification, ParkChange, Parked, Position, Recorder, Registration,
+    TrackingKey, TrackingUpdate, already_parked, epoch_exhausted, not_parked, signed_partition,
+    signed_update, signed_version, tracking_conflict,
 };
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
@@ -39,6 +40,10 @@ struct Tables {
     snapshots: HashMap<Uuid, BTreeMap<u64, StoredEvent>>,
     /// `tracking`, by follower, upstream and partition.
     tracking: HashMap<TrackingKey, Position>,
+    /// `followers`, by name.
+    followers: HashMap<String, Registration>,
+    /// `parked`, by follower, upstream and notification id.
+    parked: BTreeMap<(String, String, u64), Parked>,
 }
 
 impl Tables {
@@ -55,6 +60,64 @@ impl Tables {
         let at = self.tracking.get(&update.key).copied().unwrap_or_default();
         at.notification_id == update.expected && at.epoch == update.epoch
     }
+
+    /// Checks that `changes` can be made, in order, before any is.
+    fn check_parked(&self, changes: &[ParkChange]) -> Result<()> {
+        let mut parking = BTreeSet::new();
+        let mut releasing = BTreeSet::new();
+        for change in changes {
+            match change {
+                ParkChange::Park(parked) => {
+                    let key = park_key(parked);
+                    let taken = self.parked.contains_key(&key) && !releasing.contains(&key);
+                    if taken || !parking.insert(key) {
+                        return Err(already_parked(parked));
+                    }
+                }
+                ParkChange::Release {
+                    follower,
+                    upstream,
+                    notification_ids,
+                } => {
+                    for &id in notification_ids {
+                        let key = (follower.clone(), upstream.clone(), id);
+                        let there = self.parked.contains_key(&key) || parking.remove(&key);
+                        if !there || !releasing.insert(key) {
+                            return Err(not_parked(follower, upstream, id));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apply_parked(&mut self, changes: &[ParkChange]) {
+        for change in changes {
+            match change {
+                ParkChange::Park(parked) => {
+                    self.parked.insert(park_key(parked), parked.clone());
+                }
+                ParkChange::Release {
+                    follower,
+                    upstream,
+                    notification_ids,
+                } => {
+                    for &id in notification_ids {
+                        self.parked.remove(&(follower.clone(), upstream.clone(), id));
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn park_key(parked: &Parked) -> (String, String, u64) {
+    (
+        parked.follower.clone(),
+        parked.upstream.clone(),
+        parked.notification_id,
+    )
 }
 
 impl MemoryRecorder {
@@ -102,6 +165,7 @@ impl Recorder for MemoryRecorder {
         {
             return Err(tracking_conflict(update));
         }
+        tables.check_parked(batch.parked)?;
         let mut in_batch = HashSet::new();
         for event in events {
             signed_version(event)?;
@@ -145,6 +209,7 @@ impl Recorder for MemoryRecorder {
                 }
             }
         }
+        tables.apply_parked(batch.parked);
         Ok(ids)
     }
 
@@ -290,6 +355,32 @@ impl Recorder for MemoryRecorder {
         }
         at.epoch += 1;
         Ok(*at)
+    }
+
+    fn register_follower(&self, registration: &Registration) -> Result<Registration> {
+        let mut tables = self.write();
+        Ok(tables
+            .followers
+            .entry(registration.follower.clone())
+            .or_insert_with(|| registration.clone())
+            .clone())
+    }
+
+    fn update_follower(&self, registration: &Registration) -> Result<()> {
+        self.write()
+            .followers
+            .insert(registration.follower.clone(), registration.clone());
+        Ok(())
+    }
+
+    fn select_parked(&self, follower: &str) -> Result<Vec<Parked>> {
+        let tables = self.read();
+        Ok(tables
+            .parked
+            .values()
+            .filter(|parked| parked.follower == follower)
+            .cloned()
+            .collect())
     }
 }
 

@@ -56,6 +56,7 @@
 //! # Ok::<(), Error>(())
 //! ```
 
+use std::any::Any;
 use std::ops::ControlFlow;
 
 use uuid::Uuid;
@@ -63,6 +64,7 @@ use uuid::Uuid;
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
+mod followers;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -70,6 +72,8 @@ mod postgres;
 mod sqlite;
 mod tracking;
 
+pub(crate) use self::followers::{already_parked, not_parked};
+pub use self::followers::{ParkChange, Parked, Registration};
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
@@ -282,7 +286,8 @@ impl TrackingUpdate {
     }
 }
 
-/// What one transaction writes: events, a tracking update, or both.
+/// What one transaction writes: events, a tracking update, changes to
+/// parked notifications, or any of these together.
 ///
 /// ```
 /// use eventsourcing::recorder::{Batch, TrackingKey, TrackingUpdate};
@@ -300,6 +305,8 @@ pub struct Batch<'a> {
     pub events: &'a [StoredEvent],
     /// The tracking row to move with them, if any.
     pub tracking: Option<&'a TrackingUpdate>,
+    /// Notifications to park or release with them.
+    pub parked: &'a [ParkChange],
 }
 
 impl<'a> Batch<'a> {
@@ -309,6 +316,7 @@ impl<'a> Batch<'a> {
         Self {
             events,
             tracking: None,
+            parked: &[],
         }
     }
 
@@ -319,10 +327,19 @@ impl<'a> Batch<'a> {
         self
     }
 
-    /// Whether there is nothing to write: no events and no tracking update.
+    /// The same batch, with `changes` to the parked notifications written
+    /// in the same transaction.
+    #[must_use]
+    pub fn with_parked(mut self, changes: &'a [ParkChange]) -> Self {
+        self.parked = changes;
+        self
+    }
+
+    /// Whether there is nothing to write: no events, no tracking update,
+    /// no change to parked notifications.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.tracking.is_none()
+        self.events.is_empty() && self.tracking.is_none() && self.parked.is_empty()
     }
 }
 
@@ -357,12 +374,14 @@ pub(crate) fn signed_version(event: &StoredEvent) -> Result<i64> {
 
 /// Where stored rows live: the contract every backend fulfils.
 ///
-/// Object safe, and shared between threads as `Arc<dyn Recorder>`.
+/// Object safe, and shared between threads as `Arc<dyn Recorder>`; an
+/// `Arc<dyn Recorder>` converts to `Arc<dyn Any + Send + Sync>` to be
+/// downcast to its backend's type.
 ///
 /// Callbacks (`each` in [`select_events`](Recorder::select_events)) must not
 /// call back into the same recorder: a backend may hold a lock or a
 /// connection while it runs them.
-pub trait Recorder: Send + Sync {
+pub trait Recorder: Any + Send + Sync {
     /// Writes `batch` in one transaction, all or nothing, and returns the
     /// notification ids its events were given, in the same order.
     ///
@@ -381,10 +400,14 @@ pub trait Recorder: Send + Sync {
     /// field. When both the tracking row and an event's version are taken,
     /// either error may be returned.
     ///
+    /// The parked changes, if any, are written in the same transaction: a
+    /// [`ParkChange::Release`] naming a notification that is not parked is
+    /// [`Error::NotParked`].
+    ///
     /// On any error nothing of the batch is written. An empty batch (no
-    /// events, no tracking update) returns an empty list without touching
-    /// the database; a batch with a tracking update and no events moves the
-    /// position and returns an empty list.
+    /// events, no tracking update, no parked change) returns an empty list
+    /// without touching the database; a batch with a tracking update and no
+    /// events moves the position and returns an empty list.
     fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>>;
 
     /// Inserts `events` in one transaction, without a tracking update, and
@@ -468,4 +491,18 @@ pub trait Recorder: Send + Sync {
     /// partition beyond `i32::MAX` or a row whose epoch cannot grow
     /// (`i64::MAX`), changing nothing.
     fn raise_epoch(&self, key: &TrackingKey) -> Result<Position>;
+
+    /// Registers `registration` unless its follower already has a
+    /// registration, atomically, and returns the registration now stored:
+    /// this one, or the one that was there before (which this call leaves
+    /// unchanged).
+    fn register_follower(&self, registration: &Registration) -> Result<Registration>;
+
+    /// Stores `registration` in place of its follower's registration, or
+    /// as its first one.
+    fn update_follower(&self, registration: &Registration) -> Result<()>;
+
+    /// The notifications parked by `follower`, by upstream name and then
+    /// notification id.
+    fn select_parked(&self, follower: &str) -> Result<Vec<Parked>>;
 }

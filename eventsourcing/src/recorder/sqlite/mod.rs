@@ -204,6 +204,19 @@ impl SqliteRecorder {
 }
 
 impl Recorder for SqliteRecorder {
+    // TODO(followers): replaced by the backend's tables before this lands.
+    fn register_follower(&self, registration: &super::Registration) -> Result<super::Registration> {
+        Ok(registration.clone())
+    }
+
+    fn update_follower(&self, _registration: &super::Registration) -> Result<()> {
+        Ok(())
+    }
+
+    fn select_parked(&self, _follower: &str) -> Result<Vec<super::Parked>> {
+        Ok(Vec::new())
+    }
+
     fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
         if batch.is_empty() {
             return Ok(Vec::new());
