@@ -297,12 +297,15 @@ pub const fn state_version<R: Root>() -> u32 {
     R::STATE_VERSION
 }
 
+pub use crate::crash::set_crash_hook;
 pub use crate::follower::{BoxError, Envelope, HandleError, Policy, variant_topics};
 
 /// What a fallible handler returned, as `Policy::handle` reports it.
 #[inline]
 pub fn handled<E: Into<BoxError>>(result: Result<(), E>) -> Result<bool, HandleError> {
-    result.map(|()| true).map_err(|error| HandleError::Handler(error.into()))
+    result
+        .map(|()| true)
+        .map_err(|error| HandleError::Handler(error.into()))
 }
 
 /// What a fallible `setup` or `reset` returned, as `Policy` reports it.

@@ -105,6 +105,28 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// A follower's `setup` or `reset` failed; nothing of it was kept.
+    #[error("follower `{follower}`: its {step} failed: {source}")]
+    Setup {
+        /// The follower.
+        follower: String,
+        /// `"setup"`, or `"rebuild"` (reset, then setup).
+        step: &'static str,
+        /// What the policy returned.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
+    /// A running follower has stopped (it failed, or was told to stop), so
+    /// it will not reach what was waited for.
+    #[error("follower `{follower}` has stopped: {reason}")]
+    Stopped {
+        /// The follower.
+        follower: String,
+        /// Why: its error, or that it was told to stop.
+        reason: String,
+    },
+
     /// A follower's name is registered to a follower of another kind: two
     /// different policies would share one position and split the upstream
     /// log between them.

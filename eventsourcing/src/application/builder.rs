@@ -18,9 +18,21 @@ use crate::store::EventStore;
 /// [`ApplicationBuilder::section_size`] says otherwise.
 const DEFAULT_SECTION_SIZE: usize = 10;
 
+/// The name of an application that was not given one.
+const DEFAULT_NAME: &str = "Application";
+
+/// The last path segment of `T`'s name, without generic arguments:
+/// `BankAccounts` for `my_crate::bank::BankAccounts<u8>`.
+pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
+    let full = std::any::type_name::<T>();
+    let path = full.split('<').next().unwrap_or(full);
+    path.rsplit("::").next().unwrap_or(path)
+}
+
 /// Builds an [`Application`]; see [`Application::builder`].
 #[derive(Default)]
 pub struct ApplicationBuilder {
+    name: Option<String>,
     db_uri: Option<String>,
     recorder: Option<Arc<dyn Recorder>>,
     cipher_key: Option<String>,
@@ -36,6 +48,7 @@ impl fmt::Debug for ApplicationBuilder {
     // The key is left out.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ApplicationBuilder")
+            .field("name", &self.name)
             .field("db_uri", &self.db_uri)
             .field("compression", &self.compression)
             .field("allow_plaintext", &self.allow_plaintext)
@@ -160,6 +173,32 @@ impl ApplicationBuilder {
         self
     }
 
+    /// The application's name: what followers call the upstream whose log
+    /// they read (their tracking rows name it). `"Application"` unless set;
+    /// see also [`ApplicationBuilder::named`].
+    #[must_use]
+    pub fn name(mut self, name: impl Into<String>) -> ApplicationBuilder {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Names the application after the type `T` (its last path segment,
+    /// without generic arguments), for programs that give each application
+    /// a type of its own:
+    ///
+    /// ```
+    /// use eventsourcing::Application;
+    ///
+    /// struct BankAccounts;
+    /// let app = Application::builder().named::<BankAccounts>().build()?;
+    /// assert_eq!(app.name(), "BankAccounts");
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    #[must_use]
+    pub fn named<T: ?Sized>(self) -> ApplicationBuilder {
+        self.name(short_type_name::<T>())
+    }
+
     /// Stamps `metadata` on every event the application saves (a save's
     /// own and the thread's win a key they also set; see [`Metadata`]).
     #[must_use]
@@ -197,6 +236,7 @@ impl ApplicationBuilder {
             },
         };
         Ok(Application::new(
+            self.name.unwrap_or_else(|| DEFAULT_NAME.to_owned()),
             EventStore::new(mapper, recorder),
             section_size,
             self.snapshots,

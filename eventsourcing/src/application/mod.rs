@@ -10,11 +10,12 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use self::builder::ApplicationBuilder;
-use self::unsaved::Pending;
 pub use self::unsaved::Unsaved;
+pub(crate) use self::unsaved::{Pending, Visit};
 use crate::domain::{Aggregate, Metadata, RecordedEvent, Root, scoped_metadata};
 use crate::error::{Error, Result};
 use crate::notification::NotificationLog;
+use crate::recorder::{Batch, ParkChange, TrackingUpdate};
 use crate::repository::Repository;
 use crate::snapshot::SnapshotPolicy;
 use crate::store::{CommitHook, EventStore};
@@ -27,6 +28,7 @@ use crate::store::{CommitHook, EventStore};
 /// `Send + Sync`: threads may save and load at the same time.
 #[derive(Clone)]
 pub struct Application {
+    name: Arc<str>,
     store: EventStore,
     section_size: usize,
     snapshots: Arc<SnapshotPolicy>,
@@ -39,6 +41,7 @@ pub struct Application {
 impl fmt::Debug for Application {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Application")
+            .field("name", &self.name)
             .field("store", &self.store)
             .field("section_size", &self.section_size)
             .field("snapshots", &self.snapshots)
@@ -64,18 +67,32 @@ impl Application {
     }
 
     pub(crate) fn new(
+        name: String,
         store: EventStore,
         section_size: usize,
         snapshots: SnapshotPolicy,
         metadata: Metadata,
     ) -> Self {
         Application {
+            name: name.into(),
             store,
             section_size,
             snapshots: Arc::new(snapshots),
             metadata: Arc::new(metadata),
             snapshot_error: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// The application's name ([`ApplicationBuilder::name`]): what its
+    /// followers call it.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The name, shared.
+    pub(crate) fn shared_name(&self) -> Arc<str> {
+        Arc::clone(&self.name)
     }
 
     /// Saves the pending events of one aggregate, or of several of any
@@ -149,6 +166,19 @@ impl Application {
         metadata: &Metadata,
         mut aggregates: U,
     ) -> Result<Vec<u64>> {
+        self.save_batch(metadata, &mut aggregates, None, &[])
+    }
+
+    /// Saves the aggregates' pending events with a tracking update and
+    /// changes to parked notifications, in one transaction: what a
+    /// follower's processing records.
+    pub(crate) fn save_batch<U: Visit + ?Sized>(
+        &self,
+        metadata: &Metadata,
+        aggregates: &mut U,
+        tracking: Option<&TrackingUpdate>,
+        parked: &[ParkChange],
+    ) -> Result<Vec<u64>> {
         let stamp = self.stamp_for(metadata);
         let mapper = self.store.mapper();
         let mut rows = Vec::new();
@@ -187,7 +217,11 @@ impl Application {
             }
             Ok(())
         })?;
-        let ids = self.store.write(&rows)?;
+        let mut batch = Batch::new(&rows).with_parked(parked);
+        if let Some(update) = tracking {
+            batch = batch.with_tracking(update);
+        }
+        let ids = self.store.write(&batch)?;
         let mut index = 0_usize;
         let mut due = due.into_iter().peekable();
         aggregates.visit(&mut |aggregate| {

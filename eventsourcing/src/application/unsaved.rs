@@ -33,7 +33,7 @@ pub trait Unsaved: sealed::Sealed {}
 
 impl<T: sealed::Sealed> Unsaved for T {}
 
-pub(crate) use self::sealed::Pending;
+pub(crate) use self::sealed::{Pending, Sealed as Visit};
 
 mod sealed {
     use super::{Hash, RecordedEvent, Result, Root, Snapshot};

@@ -3,6 +3,20 @@
 //! to its [`Policy`]; what the handlers record, and the follower's new
 //! position in each upstream log, are written in one transaction.
 
+mod builder;
+mod listen;
+mod parked;
 mod policy;
+mod processing;
+mod runner;
+mod running;
+mod target;
+mod watch;
 
+pub use self::builder::FollowerBuilder;
 pub use self::policy::{BoxError, Envelope, HandleError, Policy, variant_topics};
+pub use self::processing::Processing;
+pub use self::runner::{Follower, Progress, Rebuild};
+pub use self::running::{Lag, Running};
+pub use self::target::{InMemory, ProcessTarget, Target};
+pub use self::watch::Watch;

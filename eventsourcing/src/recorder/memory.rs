@@ -104,7 +104,8 @@ impl Tables {
                     notification_ids,
                 } => {
                     for &id in notification_ids {
-                        self.parked.remove(&(follower.clone(), upstream.clone(), id));
+                        self.parked
+                            .remove(&(follower.clone(), upstream.clone(), id));
                     }
                 }
             }

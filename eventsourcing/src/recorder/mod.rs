@@ -72,8 +72,8 @@ mod postgres;
 mod sqlite;
 mod tracking;
 
-pub(crate) use self::followers::{already_parked, not_parked};
 pub use self::followers::{ParkChange, Parked, Registration};
+pub(crate) use self::followers::{already_parked, not_parked};
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};

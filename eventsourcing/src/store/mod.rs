@@ -19,8 +19,8 @@ pub(crate) use self::load::Until;
 use crate::domain::{Chain, RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
 use crate::format::Hash;
-use crate::mapper::{Mapper, StoredEvent};
-use crate::recorder::{EventQuery, Recorder};
+use crate::mapper::Mapper;
+use crate::recorder::{Batch, EventQuery, Recorder};
 
 /// The mapper and the recorder: stores and reads recorded events.
 ///
@@ -165,10 +165,12 @@ impl EventStore {
         Ok(snapshots)
     }
 
-    /// Writes encoded events in one transaction, then tells the commit
+    /// Writes a batch of encoded events (with its tracking update and
+    /// parked changes, if any) in one transaction, then tells the commit
     /// hooks. Returns the events' notification ids.
-    pub(crate) fn write(&self, rows: &[StoredEvent]) -> Result<Vec<u64>> {
-        let ids = self.recorder.insert_events(rows)?;
+    pub(crate) fn write(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        let ids = self.recorder.insert(batch)?;
+        crate::crash::point("after_commit");
         self.commits.notify(&ids);
         Ok(ids)
     }

@@ -1,0 +1,182 @@
+//! The context of a process application's handlers: [`Processing`] gets,
+//! creates and changes the follower's own aggregates and collects them, so
+//! that everything they record is saved with the follower's new position
+//! in one transaction.
+
+use std::any::Any;
+use std::collections::HashMap;
+use std::fmt;
+
+use uuid::Uuid;
+
+use crate::application::{Application, Pending, Visit};
+use crate::domain::{Aggregate, AggregateId, Metadata};
+use crate::error::{Error, Result};
+use crate::recorder::{ParkChange, TrackingUpdate};
+
+/// What a process application's handlers work with: the follower's own
+/// application, and the aggregates they changed or created so far in this
+/// batch of upstream events.
+///
+/// Aggregates are collected, not saved: when the batch has been handled,
+/// their new events, the follower's new position in the upstream log and
+/// any parked notifications are written in one transaction. If that
+/// transaction meets a concurrency conflict (another writer changed one of
+/// the aggregates), the batch is handled again in a fresh context.
+///
+/// ```
+/// # use eventsourcing::prelude::*;
+/// # use eventsourcing::follower::Processing;
+/// # #[aggregate] #[derive(Default)] struct Tally { count: u64 }
+/// # #[aggregate] impl Tally {
+/// #     #[created(Started)] fn start(&mut self) {}
+/// #     #[event(Counted)] fn count(&mut self) { self.count += 1 }
+/// # }
+/// fn on_something(cx: &mut Processing, tally: Uuid) -> eventsourcing::Result<()> {
+///     match cx.find::<Tally>(tally)? {
+///         Some(tally) => tally.count(),
+///         None => cx.collect(Tally::start())?.count(),
+///     }
+///     Ok(())
+/// }
+/// ```
+pub struct Processing {
+    app: Application,
+    collected: Vec<Box<dyn Collected>>,
+    by_id: HashMap<Uuid, usize>,
+}
+
+impl fmt::Debug for Processing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Processing")
+            .field("application", &self.app.name())
+            .field("collected", &self.by_id.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+/// One collected aggregate, whatever its type.
+trait Collected: Pending + Send {
+    fn as_any_mut(&mut self) -> &mut dyn Any;
+}
+
+impl<A: Aggregate> Collected for A {
+    fn as_any_mut(&mut self) -> &mut dyn Any {
+        self
+    }
+}
+
+impl Processing {
+    /// An empty context over the follower's application.
+    pub(crate) fn new(app: Application) -> Processing {
+        Processing {
+            app,
+            collected: Vec::new(),
+            by_id: HashMap::new(),
+        }
+    }
+
+    /// The follower's application, for reading (to change an aggregate,
+    /// [`get`](Processing::get) it here, so that it is collected).
+    #[must_use]
+    pub fn application(&self) -> &Application {
+        &self.app
+    }
+
+    /// The aggregate with this id, as this batch left it: collected
+    /// already, or loaded from the follower's application and collected.
+    ///
+    /// [`Error::NotFound`] when it has no events (or was discarded);
+    /// [`Error::InvalidArgument`] when the id was collected as another type.
+    pub fn get<A: Aggregate>(&mut self, id: A::Id) -> Result<&mut A> {
+        let uuid = id.to_uuid();
+        let index = if let Some(&index) = self.by_id.get(&uuid) {
+            index
+        } else {
+            let aggregate: A = self.app.repository().get(id)?;
+            self.push(uuid, aggregate)
+        };
+        self.typed(uuid, index)
+    }
+
+    /// [`Processing::get`], or `None` when the aggregate has no events
+    /// (or was discarded): for getting or creating.
+    pub fn find<A: Aggregate>(&mut self, id: A::Id) -> Result<Option<&mut A>> {
+        match self.get::<A>(id) {
+            Ok(aggregate) => Ok(Some(aggregate)),
+            Err(Error::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Collects a new aggregate (one made by a creation method), so that
+    /// its events are saved with the batch; returns it for more changes.
+    ///
+    /// [`Error::InvalidArgument`] when an aggregate with its id is already
+    /// collected (get that one instead).
+    pub fn collect<A: Aggregate>(&mut self, aggregate: A) -> Result<&mut A> {
+        let uuid = aggregate.id().to_uuid();
+        if self.by_id.contains_key(&uuid) {
+            return Err(Error::InvalidArgument {
+                name: "aggregate",
+                reason: format!(
+                    "aggregate {uuid} is already collected in this batch; use `get` to change it"
+                ),
+            });
+        }
+        let index = self.push(uuid, aggregate);
+        self.typed(uuid, index)
+    }
+
+    /// How many aggregates are collected.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.collected.len()
+    }
+
+    /// Whether no aggregate is collected.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.collected.is_empty()
+    }
+
+    fn push<A: Aggregate>(&mut self, uuid: Uuid, aggregate: A) -> usize {
+        let index = self.collected.len();
+        self.collected.push(Box::new(aggregate));
+        self.by_id.insert(uuid, index);
+        index
+    }
+
+    fn typed<A: Aggregate>(&mut self, uuid: Uuid, index: usize) -> Result<&mut A> {
+        self.collected[index]
+            .as_any_mut()
+            .downcast_mut::<A>()
+            .ok_or_else(|| Error::InvalidArgument {
+                name: "aggregate",
+                reason: format!(
+                    "aggregate {uuid} is collected as another type than `{}`",
+                    A::NAME
+                ),
+            })
+    }
+
+    /// Saves every collected aggregate's new events with `tracking` and
+    /// `parked` in one transaction; returns the new notification ids.
+    pub(crate) fn commit(
+        mut self,
+        tracking: Option<&TrackingUpdate>,
+        parked: &[ParkChange],
+    ) -> Result<Vec<u64>> {
+        let app = self.app.clone();
+        app.save_batch(&Metadata::new(), &mut self, tracking, parked)
+    }
+}
+
+impl Visit for Processing {
+    fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
+        for aggregate in &mut self.collected {
+            each(&mut **aggregate)?;
+        }
+        Ok(())
+    }
+}

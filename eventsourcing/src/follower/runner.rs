@@ -1,0 +1,424 @@
+//! Following: reading each upstream log from the follower's position,
+//! handing its events to the target in batches, and moving the position
+//! with their effects. The rules that make it exactly-once live here:
+//!
+//! - a batch's effects and the position after it commit together, by a
+//!   compare-and-set on position and epoch (see [`Batch`](crate::recorder::Batch));
+//! - the position moves only over notifications that were handled, parked,
+//!   or not wanted (their topics have no handler), and never past the
+//!   upstream's settled bound, so nothing is ever skipped;
+//! - a failing handler stops the follower before its event, or parks the
+//!   event's aggregate, and either way the failed event has no effect;
+//! - a concurrency conflict is retried with the whole batch handled
+//!   again, a bounded number of times.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use super::policy::{Envelope, HandleError};
+use super::target::{Commit, Failure, Target};
+use super::watch::Shared;
+use crate::application::Application;
+use crate::error::{Error, Result};
+use crate::notification::NotificationLog;
+use crate::recorder::{ParkChange, Parked, Position, TrackingKey, TrackingUpdate};
+
+/// One upstream log and where the follower stands in it.
+#[derive(Debug)]
+pub(crate) struct Upstream {
+    pub(crate) name: Arc<str>,
+    pub(crate) app: Application,
+    pub(crate) log: NotificationLog,
+    pub(crate) key: TrackingKey,
+    /// The position recorded, and the epoch this worker holds the row with.
+    pub(crate) at: Position,
+}
+
+/// How a follower behaves; set on its builder.
+#[derive(Clone, Debug)]
+pub(crate) struct Options {
+    pub(crate) batch_size: usize,
+    pub(crate) attempts: u32,
+    pub(crate) park: bool,
+    pub(crate) poll_min: Duration,
+    pub(crate) poll_max: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            batch_size: 500,
+            attempts: 5,
+            park: false,
+            poll_min: Duration::from_millis(1),
+            poll_max: Duration::from_millis(100),
+        }
+    }
+}
+
+/// What a call of [`Follower::run_until_caught_up`] did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Progress {
+    /// Upstream events handed to a handler (or parked).
+    pub events: u64,
+    /// Transactions committed.
+    pub batches: u64,
+}
+
+/// How a rebuild of a projection went: it was reset when it started,
+/// and had replayed the upstream logs up to their heads when it ended.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Rebuild {
+    /// The version the projection was rebuilt for.
+    pub version: u32,
+    /// The version it had before (0 when it had none).
+    pub from_version: u32,
+    /// Upstream events replayed.
+    pub events: u64,
+    /// From the reset to being caught up.
+    pub elapsed: Duration,
+}
+
+impl Rebuild {
+    /// Events replayed per second.
+    #[must_use]
+    pub fn events_per_second(&self) -> f64 {
+        let seconds = self.elapsed.as_secs_f64();
+        if seconds > 0.0 {
+            #[allow(clippy::cast_precision_loss, reason = "a rate")]
+            let events = self.events as f64;
+            events / seconds
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A rebuild under way.
+#[derive(Debug)]
+pub(crate) struct Rebuilding {
+    pub(crate) version: u32,
+    pub(crate) from_version: u32,
+    pub(crate) started: Instant,
+    pub(crate) events: u64,
+}
+
+/// A process application or projection at work: it holds its tracking
+/// rows (it raised their epochs when it started, so an older worker of
+/// the same follower can record nothing more) and moves them with the
+/// effects of each batch of upstream events.
+///
+/// Built with [`Follower::process`], [`Follower::in_memory`] or one of the
+/// SQL projection constructors; run with
+/// [`run_until_caught_up`](Follower::run_until_caught_up) or
+/// [`spawn`](Follower::spawn).
+pub struct Follower<P, T> {
+    pub(crate) name: String,
+    pub(crate) policy: P,
+    pub(crate) target: T,
+    pub(crate) upstreams: Vec<Upstream>,
+    pub(crate) topics: Option<Vec<&'static str>>,
+    pub(crate) options: Options,
+    /// Aggregates with parked notifications: (upstream index, originator).
+    pub(crate) parked: HashSet<(usize, Uuid)>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) rebuilding: Option<Rebuilding>,
+    pub(crate) rebuilt: Option<Rebuild>,
+}
+
+impl<P, T> std::fmt::Debug for Follower<P, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Follower")
+            .field("name", &self.name)
+            .field("upstreams", &self.upstreams)
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How far one step got.
+struct Step {
+    events: u64,
+    batches: u64,
+    at_head: bool,
+}
+
+impl<P, T: Target<P>> Follower<P, T> {
+    /// The follower's name: its rows in the tracking table.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// Where the follower stands in the log of `upstream`: the last
+    /// notification whose effects are recorded; `None` for an upstream it
+    /// does not follow.
+    #[must_use]
+    pub fn position(&self, upstream: &str) -> Option<u64> {
+        self.upstreams
+            .iter()
+            .find(|u| &*u.name == upstream)
+            .map(|u| u.at.notification_id)
+    }
+
+    /// The last rebuild, once it has caught up.
+    #[must_use]
+    pub fn rebuild(&self) -> Option<Rebuild> {
+        self.rebuilt
+    }
+
+    /// Handles every upstream event recorded so far, in batches, and
+    /// returns when the follower has reached the head of each upstream log
+    /// (as it was when it was last read).
+    ///
+    /// Stops at the first error: a failing handler ([`Error::Handler`],
+    /// unless failures are parked), an upstream record that fails its
+    /// hash or decryption, a batch that met a concurrency conflict on
+    /// every attempt ([`Error::Contended`]), a lost row
+    /// ([`Error::TrackingConflict`]: another worker took this follower
+    /// over), or a database error. Whatever was committed before stays;
+    /// nothing of the failed batch does.
+    pub fn run_until_caught_up(&mut self) -> Result<Progress> {
+        let mut progress = Progress::default();
+        loop {
+            let mut all_at_head = true;
+            for index in 0..self.upstreams.len() {
+                let step = self.step(index)?;
+                progress.events += step.events;
+                progress.batches += step.batches;
+                all_at_head &= step.at_head;
+            }
+            if all_at_head {
+                self.finish_rebuild(progress.events);
+                return Ok(progress);
+            }
+        }
+    }
+
+    /// Marks a rebuild done once the follower has caught up.
+    fn finish_rebuild(&mut self, events: u64) {
+        if let Some(mut rebuilding) = self.rebuilding.take() {
+            rebuilding.events += events;
+            self.rebuilt = Some(Rebuild {
+                version: rebuilding.version,
+                from_version: rebuilding.from_version,
+                events: rebuilding.events,
+                elapsed: rebuilding.started.elapsed(),
+            });
+        }
+    }
+
+    /// Reads and records one batch of upstream `index`.
+    fn step(&mut self, index: usize) -> Result<Step> {
+        let upstream = &self.upstreams[index];
+        let from = upstream.at.notification_id;
+        // Every id up to the head is settled: a recorder never reports one
+        // that a reader could still miss.
+        let head = upstream.log.max_id()?;
+        if head <= from {
+            return Ok(Step {
+                events: 0,
+                batches: 0,
+                at_head: true,
+            });
+        }
+        let limit = if T::TRANSACTIONAL {
+            self.options.batch_size.max(1)
+        } else {
+            1
+        };
+        let topics = self.topics.as_deref().unwrap_or(&[]);
+        let rows = upstream.log.select(from + 1, limit, topics)?;
+        let full = rows.len() >= limit;
+        // A short page holds every wanted row up to the head; the rows it
+        // holds are settled too.
+        let mut to = match rows.last() {
+            Some(last) if full => last.id,
+            Some(last) => last.id.max(head),
+            None => head,
+        };
+        let mut envelopes = Vec::with_capacity(rows.len());
+        let mut unreadable = None;
+        for row in rows {
+            let id = row.id;
+            match upstream.log.decode(row) {
+                Ok(event) => envelopes.push(Envelope::new(Arc::clone(&upstream.name), id, event)),
+                Err(error) => {
+                    // Everything before it is recorded; it is not passed.
+                    to = id - 1;
+                    unreadable = Some(error);
+                    break;
+                }
+            }
+        }
+        let events = u64::try_from(envelopes.len()).unwrap_or(u64::MAX);
+        let batches = self.record(index, envelopes, to)?;
+        if let Some(error) = unreadable {
+            return Err(error);
+        }
+        Ok(Step {
+            events,
+            batches,
+            at_head: !full && to >= head,
+        })
+    }
+
+    /// Records the effects of `envelopes` (in notification order) and
+    /// moves upstream `index` to `to`, in one transaction; returns how
+    /// many transactions committed (0 or 1).
+    fn record(&mut self, index: usize, envelopes: Vec<Envelope>, mut to: u64) -> Result<u64> {
+        let from = self.upstreams[index].at.notification_id;
+        let mut handle = Vec::with_capacity(envelopes.len());
+        let mut park = Vec::new();
+        let mut newly_parked = Vec::new();
+        for envelope in envelopes {
+            if self.parked.contains(&(index, envelope.originator_id())) {
+                park.push(
+                    self.parked_record(&envelope, "an earlier event of its aggregate is parked"),
+                );
+            } else {
+                handle.push(envelope);
+            }
+        }
+        let mut stopped = None;
+        let mut attempts = 0_u32;
+        loop {
+            let upstream = &self.upstreams[index];
+            let tracking = TrackingUpdate::new(upstream.key.clone(), upstream.at.epoch, from, to);
+            let parked: Vec<ParkChange> = park.iter().cloned().map(ParkChange::Park).collect();
+            let commit = Commit {
+                tracking: Some(&tracking),
+                parked: &parked,
+            };
+            match self.target.process(&mut self.policy, &handle, commit) {
+                Ok(_) => {
+                    crate::crash::point("after_commit");
+                    self.upstreams[index].at.notification_id = to;
+                    self.parked
+                        .extend(newly_parked.iter().map(|id| (index, *id)));
+                    self.shared.advance(index, to);
+                    return match stopped {
+                        Some(error) => Err(error),
+                        None => Ok(1),
+                    };
+                }
+                Err(Failure::Store(Error::Concurrency { id, version })) => {
+                    attempts += 1;
+                    if attempts >= self.options.attempts.max(1) {
+                        return Err(Error::Contended {
+                            follower: self.name.clone(),
+                            upstream: self.upstreams[index].name.to_string(),
+                            notification_id: to,
+                            attempts,
+                            source: Box::new(Error::Concurrency { id, version }),
+                        });
+                    }
+                }
+                Err(failure @ (Failure::Store(_) | Failure::Setup(_))) => {
+                    return Err(self.failure_error(failure, None));
+                }
+                Err(Failure::Handler { index: at, error }) => {
+                    let failed = handle[at].clone();
+                    if self.options.park {
+                        // Set its aggregate aside, with every later event of
+                        // it in this batch, and handle the rest again.
+                        let originator = failed.originator_id();
+                        let reason = describe(&error);
+                        let mut rest = handle.split_off(at);
+                        for envelope in rest.drain(..) {
+                            if envelope.originator_id() == originator {
+                                let why = if envelope.notification_id() == failed.notification_id()
+                                {
+                                    reason.as_str()
+                                } else {
+                                    "an earlier event of its aggregate is parked"
+                                };
+                                park.push(self.parked_record(&envelope, why));
+                            } else {
+                                handle.push(envelope);
+                            }
+                        }
+                        newly_parked.push(originator);
+                    } else {
+                        // Record what came before it, then stop there.
+                        to = failed.notification_id() - 1;
+                        handle.truncate(at);
+                        park.retain(|p| p.notification_id <= to);
+                        stopped = Some(self.handler_error(&failed, *error));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A parked row for `envelope`.
+    fn parked_record(&self, envelope: &Envelope, reason: &str) -> Parked {
+        Parked {
+            follower: self.name.clone(),
+            upstream: envelope.upstream().to_owned(),
+            notification_id: envelope.notification_id(),
+            originator_id: envelope.originator_id(),
+            topic: envelope.topic().to_owned(),
+            reason: reason.to_owned(),
+        }
+    }
+
+    /// The error a follower stops with when `failure` ends a batch whose
+    /// failing event, if a handler failed, is `envelope`.
+    pub(crate) fn failure_error(&self, failure: Failure, envelope: Option<&Envelope>) -> Error {
+        match (failure, envelope) {
+            (Failure::Store(error), _) => error,
+            (Failure::Setup(source), _) => Error::Setup {
+                follower: self.name.clone(),
+                step: "setup",
+                source,
+            },
+            (Failure::Handler { error, .. }, Some(envelope)) => {
+                self.handler_error(envelope, *error)
+            }
+            (Failure::Handler { error, .. }, None) => match *error {
+                HandleError::Handler(source) => Error::Setup {
+                    follower: self.name.clone(),
+                    step: "setup",
+                    source,
+                },
+                HandleError::Event(error) => error,
+            },
+        }
+    }
+
+    /// The error a follower stops with when a handler fails.
+    pub(crate) fn handler_error(&self, envelope: &Envelope, error: HandleError) -> Error {
+        match error {
+            HandleError::Handler(source) => Error::Handler {
+                follower: self.name.clone(),
+                upstream: envelope.upstream().to_owned(),
+                notification_id: envelope.notification_id(),
+                topic: envelope.topic().to_owned(),
+                originator_id: envelope.originator_id(),
+                originator_version: envelope.originator_version(),
+                source,
+            },
+            HandleError::Event(error) => error,
+        }
+    }
+}
+
+/// A handler's error as a parked notification's reason.
+fn describe(error: &HandleError) -> String {
+    match error {
+        HandleError::Handler(source) => source.to_string(),
+        HandleError::Event(error) => error.to_string(),
+    }
+}
