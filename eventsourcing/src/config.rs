@@ -153,6 +153,16 @@ impl DbUri {
     /// recorder. [`Error::Config`] when this build lacks the backend's
     /// feature; [`Error::Database`] when the database cannot be opened.
     pub fn open(&self) -> Result<Arc<dyn Recorder>> {
+        self.open_with_prefix("")
+    }
+
+    /// Opens the database as [`DbUri::open`] does, with every table name
+    /// prefixed by `prefix` (ASCII letters, digits and `_`), so that
+    /// several applications can share one database. The in-memory backend
+    /// has no tables and ignores it.
+    pub fn open_with_prefix(&self, prefix: &str) -> Result<Arc<dyn Recorder>> {
+        #[cfg(not(any(feature = "sqlite", feature = "postgres")))]
+        let _ = prefix;
         match self {
             DbUri::Memory => Ok(Arc::new(MemoryRecorder::new())),
             #[cfg(feature = "sqlite")]
@@ -161,7 +171,8 @@ impl DbUri {
                 let mut options = match path {
                     Some(path) => SqliteOptions::file(path),
                     None => SqliteOptions::memory(),
-                };
+                }
+                .table_prefix(prefix);
                 if let Some(level) = synchronous {
                     options = options.synchronous(*level);
                 }
@@ -175,9 +186,9 @@ impl DbUri {
             #[cfg(feature = "postgres")]
             DbUri::Postgres(url) => {
                 use crate::recorder::{PostgresOptions, PostgresRecorder};
-                Ok(Arc::new(PostgresRecorder::open(PostgresOptions::new(
-                    url.as_str(),
-                ))?))
+                Ok(Arc::new(PostgresRecorder::open(
+                    PostgresOptions::new(url.as_str()).table_prefix(prefix),
+                )?))
             }
             #[cfg(not(feature = "postgres"))]
             DbUri::Postgres(_) => Err(Error::Config {

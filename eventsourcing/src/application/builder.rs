@@ -34,6 +34,7 @@ pub(crate) fn short_type_name<T: ?Sized>() -> &'static str {
 pub struct ApplicationBuilder {
     name: Option<String>,
     db_uri: Option<String>,
+    table_prefix: String,
     recorder: Option<Arc<dyn Recorder>>,
     cipher_key: Option<String>,
     cipher: Option<Cipher>,
@@ -173,6 +174,17 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Prefixes the names of the tables the application opens from its
+    /// `DB_URI` (FORMAT.md's tables take a prefix so that several
+    /// applications can share one database): a process application and
+    /// its upstream in one SQLite file or PostgreSQL schema, say. Ignored
+    /// with [`ApplicationBuilder::recorder`].
+    #[must_use]
+    pub fn table_prefix(mut self, prefix: impl Into<String>) -> ApplicationBuilder {
+        self.table_prefix = prefix.into();
+        self
+    }
+
     /// The application's name: what followers call the upstream whose log
     /// they read (their tracking rows name it). `"Application"` unless set;
     /// see also [`ApplicationBuilder::named`].
@@ -231,8 +243,8 @@ impl ApplicationBuilder {
         let recorder = match self.recorder {
             Some(recorder) => recorder,
             None => match self.db_uri {
-                Some(uri) => DbUri::parse(&uri)?.open()?,
-                None => DbUri::default_uri().open()?,
+                Some(uri) => DbUri::parse(&uri)?.open_with_prefix(&self.table_prefix)?,
+                None => DbUri::default_uri().open_with_prefix(&self.table_prefix)?,
             },
         };
         Ok(Application::new(
