@@ -49,6 +49,19 @@ impl<P: Policy<Processing>> Follower<P, ProcessTarget> {
     }
 }
 
+impl<P> FollowerBuilder<P, ProcessTarget> {
+    /// Keeps up to `capacity` aggregates between batches, as last saved,
+    /// so that a handler that gets one again needs no load (0, the
+    /// default, keeps none). Another writer of the same aggregates costs
+    /// a retry of the batch, never a wrong result: a stale aggregate's
+    /// save is a concurrency conflict, and the batch is handled again on
+    /// fresh loads.
+    pub fn cache_aggregates(mut self, capacity: usize) -> Self {
+        self.target.cache.capacity = capacity;
+        self
+    }
+}
+
 impl<S: Send + 'static, P: Policy<S>> Follower<P, InMemory<S>> {
     /// A projection into `state`, kept in this process: `policy`'s
     /// handlers take `&mut S`. Read it with [`Follower::state`].

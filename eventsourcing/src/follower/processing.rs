@@ -44,6 +44,43 @@ pub struct Processing {
     app: Application,
     collected: Vec<Box<dyn Collected>>,
     by_id: HashMap<Uuid, usize>,
+    cache: Cache,
+}
+
+/// Aggregates as a process application last saved them, kept from one
+/// batch to the next so that they need not be loaded again
+/// ([`FollowerBuilder::cache_aggregates`](super::FollowerBuilder::cache_aggregates)).
+///
+/// A cached aggregate may be stale when another writer changed it since:
+/// then the batch that changes it meets a concurrency conflict, its
+/// aggregates leave the cache, and the batch is handled again on fresh
+/// loads. Correctness never depends on the cache.
+#[derive(Default)]
+pub(crate) struct Cache {
+    pub(crate) capacity: usize,
+    aggregates: HashMap<Uuid, Box<dyn Collected>>,
+}
+
+impl fmt::Debug for Cache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.capacity)
+            .field("len", &self.aggregates.len())
+            .finish()
+    }
+}
+
+impl Cache {
+    fn keep(&mut self, uuid: Uuid, aggregate: Box<dyn Collected>) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.aggregates.len() >= self.capacity {
+            // No recency to track: a full cache starts again.
+            self.aggregates.clear();
+        }
+        self.aggregates.insert(uuid, aggregate);
+    }
 }
 
 impl fmt::Debug for Processing {
@@ -68,11 +105,12 @@ impl<A: Aggregate> Collected for A {
 
 impl Processing {
     /// An empty context over the follower's application.
-    pub(crate) fn new(app: Application) -> Processing {
+    pub(crate) fn new(app: Application, cache: Cache) -> Processing {
         Processing {
             app,
             collected: Vec::new(),
             by_id: HashMap::new(),
+            cache,
         }
     }
 
@@ -92,6 +130,8 @@ impl Processing {
         let uuid = id.to_uuid();
         let index = if let Some(&index) = self.by_id.get(&uuid) {
             index
+        } else if let Some(cached) = self.cache.aggregates.remove(&uuid) {
+            self.push_boxed(uuid, cached)
         } else {
             let aggregate: A = self.app.repository().get(id)?;
             self.push(uuid, aggregate)
@@ -141,8 +181,12 @@ impl Processing {
     }
 
     fn push<A: Aggregate>(&mut self, uuid: Uuid, aggregate: A) -> usize {
+        self.push_boxed(uuid, Box::new(aggregate))
+    }
+
+    fn push_boxed(&mut self, uuid: Uuid, aggregate: Box<dyn Collected>) -> usize {
         let index = self.collected.len();
-        self.collected.push(Box::new(aggregate));
+        self.collected.push(aggregate);
         self.by_id.insert(uuid, index);
         index
     }
@@ -160,15 +204,32 @@ impl Processing {
             })
     }
 
+    /// The cache, without what this batch collected.
+    pub(crate) fn into_cache(self) -> Cache {
+        self.cache
+    }
+
     /// Saves every collected aggregate's new events with `tracking` and
-    /// `parked` in one transaction; returns the new notification ids.
+    /// `parked` in one transaction; returns the new notification ids, and
+    /// the cache with the saved aggregates in it (without any of them
+    /// when the save failed).
     pub(crate) fn commit(
         mut self,
         tracking: Option<&TrackingUpdate>,
         parked: &[ParkChange],
-    ) -> Result<Vec<u64>> {
+    ) -> (Result<Vec<u64>>, Cache) {
         let app = self.app.clone();
-        app.save_batch(&Metadata::new(), &mut self, tracking, parked)
+        let result = app.save_batch(&Metadata::new(), &mut self, tracking, parked);
+        let mut cache = self.cache;
+        if result.is_ok() && cache.capacity > 0 {
+            let mut ids: Vec<(Uuid, usize)> = self.by_id.into_iter().collect();
+            ids.sort_unstable_by_key(|&(_, index)| std::cmp::Reverse(index));
+            for (uuid, index) in ids {
+                let aggregate = self.collected.swap_remove(index);
+                cache.keep(uuid, aggregate);
+            }
+        }
+        (result, cache)
     }
 }
 

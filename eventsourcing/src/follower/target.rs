@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::policy::{Envelope, HandleError, Policy};
 
-use super::processing::Processing;
+use super::processing::{Cache, Processing};
 use crate::application::Application;
 use crate::error::{Error, Result};
 use crate::recorder::{
@@ -114,14 +114,18 @@ impl<P, T: sealed::Sink<P> + Send + 'static> Target<P> for T {}
 
 /// A process application's target: its own application, whose aggregates
 /// the handlers change through [`Processing`].
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ProcessTarget {
     app: Application,
+    pub(crate) cache: Cache,
 }
 
 impl ProcessTarget {
     pub(crate) fn new(app: Application) -> Self {
-        ProcessTarget { app }
+        ProcessTarget {
+            app,
+            cache: Cache::default(),
+        }
     }
 }
 
@@ -150,17 +154,21 @@ impl<P: Policy<Processing>> sealed::Sink<P> for ProcessTarget {
         batch: &[Envelope],
         commit: Commit<'_>,
     ) -> Result<Vec<u64>, Failure> {
-        let mut cx = Processing::new(self.app.clone());
+        let mut cx = Processing::new(self.app.clone(), std::mem::take(&mut self.cache));
         for (index, envelope) in batch.iter().enumerate() {
-            policy
-                .handle(&mut cx, envelope)
-                .map_err(|error| Failure::Handler {
+            if let Err(error) = policy.handle(&mut cx, envelope) {
+                // What the batch collected goes; the rest of the cache stays.
+                self.cache = cx.into_cache();
+                return Err(Failure::Handler {
                     index,
                     error: Box::new(error),
-                })?;
+                });
+            }
             crate::crash::point("after_handler");
         }
-        Ok(cx.commit(commit.tracking, commit.parked)?)
+        let (result, cache) = cx.commit(commit.tracking, commit.parked);
+        self.cache = cache;
+        Ok(result?)
     }
 
     fn setup(&mut self, _policy: &mut P) -> Result<(), Failure> {
