@@ -88,7 +88,8 @@ impl fmt::Debug for Processing {
         f.debug_struct("Processing")
             .field("application", &self.app.name())
             .field("collected", &self.by_id.keys().collect::<Vec<_>>())
-            .finish()
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
     }
 }
 
