@@ -24,21 +24,73 @@ pub struct Backend {
     pub recorder: Arc<dyn Recorder>,
     _dir: Option<tempfile::TempDir>,
     _schema: Option<pg::Scratch>,
+    kind: Kind,
+}
+
+/// Which backend, and where its database is.
+#[derive(Clone)]
+enum Kind {
+    Memory,
+    SqliteMemory,
+    SqliteFile(std::path::PathBuf),
+    Postgres(eventsourcing::recorder::PostgresOptions),
 }
 
 impl Backend {
-    fn new(recorder: Arc<dyn Recorder>) -> Self {
+    fn new(recorder: Arc<dyn Recorder>, kind: Kind) -> Self {
         Self {
             recorder,
             _dir: None,
             _schema: None,
+            kind,
+        }
+    }
+
+    /// Another recorder of the same kind, on the same database where the
+    /// backend has one (a SQLite file, a PostgreSQL schema), with its
+    /// tables' names prefixed by `prefix`: for a second application
+    /// beside the first. SQLite in memory and the in-memory recorder give
+    /// a database of its own.
+    ///
+    /// # Panics
+    ///
+    /// When the recorder cannot open.
+    #[must_use]
+    pub fn another(&self, prefix: &str) -> Arc<dyn Recorder> {
+        match &self.kind {
+            Kind::Memory => Arc::new(MemoryRecorder::new()),
+            Kind::SqliteMemory => Arc::new(
+                SqliteRecorder::open(SqliteOptions::memory().table_prefix(prefix))
+                    .expect("SQLite in memory"),
+            ),
+            Kind::SqliteFile(path) => Arc::new(
+                SqliteRecorder::open(SqliteOptions::file(path).table_prefix(prefix))
+                    .expect("SQLite file"),
+            ),
+            Kind::Postgres(options) => Arc::new(
+                eventsourcing::recorder::PostgresRecorder::open(
+                    options.clone().table_prefix(prefix),
+                )
+                .expect("PostgreSQL"),
+            ),
+        }
+    }
+
+    /// The backend's name, for messages.
+    #[must_use]
+    pub fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Memory => "memory",
+            Kind::SqliteMemory => "sqlite in memory",
+            Kind::SqliteFile(_) => "sqlite file",
+            Kind::Postgres(_) => "postgres",
         }
     }
 
     /// The in-memory recorder.
     #[must_use]
     pub fn memory() -> Self {
-        Self::new(Arc::new(MemoryRecorder::new()))
+        Self::new(Arc::new(MemoryRecorder::new()), Kind::Memory)
     }
 
     /// SQLite in memory.
@@ -48,9 +100,10 @@ impl Backend {
     /// When SQLite cannot open it.
     #[must_use]
     pub fn sqlite_memory() -> Self {
-        Self::new(Arc::new(
-            SqliteRecorder::open(SqliteOptions::memory()).expect("SQLite in memory"),
-        ))
+        Self::new(
+            Arc::new(SqliteRecorder::open(SqliteOptions::memory()).expect("SQLite in memory")),
+            Kind::SqliteMemory,
+        )
     }
 
     /// A SQLite file in a temporary directory.
@@ -61,12 +114,14 @@ impl Backend {
     #[must_use]
     pub fn sqlite_file() -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let options = SqliteOptions::file(dir.path().join("events.db"));
+        let path = dir.path().join("events.db");
+        let options = SqliteOptions::file(&path);
         Self {
             _dir: Some(dir),
-            ..Self::new(Arc::new(
-                SqliteRecorder::open(options).expect("SQLite file"),
-            ))
+            ..Self::new(
+                Arc::new(SqliteRecorder::open(options).expect("SQLite file")),
+                Kind::SqliteFile(path),
+            )
         }
     }
 
@@ -76,9 +131,10 @@ impl Backend {
     pub fn postgres() -> Option<Self> {
         let schema = pg::Scratch::new()?;
         let recorder = Arc::new(schema.recorder());
+        let options = schema.options();
         Some(Self {
             _schema: Some(schema),
-            ..Self::new(recorder)
+            ..Self::new(recorder, Kind::Postgres(options))
         })
     }
 }
