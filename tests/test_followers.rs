@@ -560,7 +560,10 @@ fn a_name_held_by_another_kind_is_refused(backend: &Backend) {
     let refused = Follower::process(Effects::default(), &ledger)
         .follow(&bank)
         .start();
-    assert!(matches!(refused, Err(Error::NameTaken { .. })), "{refused:?}");
+    assert!(
+        matches!(refused, Err(Error::NameTaken { .. })),
+        "{refused:?}"
+    );
 }
 
 fn in_memory_projection_waits_and_lags(backend: &Backend) {
