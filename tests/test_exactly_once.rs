@@ -273,6 +273,135 @@ fn killed_followers_leave_exactly_one_effect(up: &str, down: &str, kills: usize)
     }
 }
 
+const WRITER: &str = "ES_EO_WRITER";
+const FOLLOWER: &str = "ES_EO_FOLLOWER";
+/// Deposits the writer process makes.
+const WRITTEN: u64 = 600;
+
+/// The writer process: opens four accounts, then deposits `WRITTEN`
+/// times, in saves of one to five, pausing now and then.
+#[test]
+fn writer_child() {
+    if std::env::var_os(WRITER).is_none() {
+        return;
+    }
+    let (bank, _) = apps(&std::env::var(UP).unwrap(), &std::env::var(DOWN).unwrap());
+    let mut accounts = Vec::new();
+    let mut written = 0;
+    write_upstream(&bank, &mut accounts, 0);
+    while written < WRITTEN {
+        let n = (1 + random_below(5)).min(WRITTEN - written);
+        write_upstream(&bank, &mut accounts, usize::try_from(n).unwrap());
+        written += n;
+        if random_below(4) == 0 {
+            std::thread::sleep(Duration::from_millis(random_below(5)));
+        }
+    }
+}
+
+/// The follower process: runs until it has handled the writer's last
+/// event, woken by polling (SQLite) or notifications (PostgreSQL).
+#[test]
+fn running_follower_child() {
+    if std::env::var_os(FOLLOWER).is_none() {
+        return;
+    }
+    let (bank, effects) = apps(&std::env::var(UP).unwrap(), &std::env::var(DOWN).unwrap());
+    let running = Follower::process(Effects, &effects)
+        .follow(&bank)
+        .poll_interval(Duration::from_millis(1), Duration::from_millis(50))
+        .start()
+        .unwrap()
+        .spawn();
+    let last = 4 + WRITTEN;
+    assert!(
+        running
+            .wait_for("Bank", last, Duration::from_secs(120))
+            .unwrap()
+    );
+    running.stop().unwrap();
+}
+
+fn spawn_child(role: &str, up: &str, down: &str) -> std::process::Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", role, "--nocapture", "--test-threads=1"])
+        .env(
+            if role == "writer_child" {
+                WRITER
+            } else {
+                FOLLOWER
+            },
+            "1",
+        )
+        .env(UP, up)
+        .env(DOWN, down)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A writer process and a follower process at once: the follower sees
+/// every event once, in order.
+fn follower_in_another_process_sees_every_event_once_in_order(up: &str, down: &str) {
+    let follower = spawn_child("running_follower_child", up, down);
+    let writer = spawn_child("writer_child", up, down);
+    for (name, child) in [("writer", writer), ("follower", follower)] {
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "the {name} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let (bank, effects) = apps(up, down);
+    let wanted: Vec<u64> = bank
+        .notification_log()
+        .reader()
+        .read()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.topic == "Account.Deposited")
+        .map(|n| n.id)
+        .collect();
+    assert_eq!(wanted.len(), usize::try_from(WRITTEN).unwrap());
+    let log = effects.notification_log();
+    let made: Vec<u64> = log
+        .reader()
+        .read()
+        .unwrap()
+        .into_iter()
+        .map(|n| {
+            let EffectEvent::Made { upstream_id } = log
+                .decode(n)
+                .unwrap()
+                .decode::<EffectEvent>()
+                .unwrap()
+                .event;
+            upstream_id
+        })
+        .collect();
+    assert_eq!(made, wanted, "not every event once, in order");
+}
+
+#[test]
+fn follower_and_writer_in_two_processes_on_sqlite() {
+    let db = support::sqlite::FileDb::new();
+    follower_in_another_process_sees_every_event_once_in_order(&db.uri(), &db.uri());
+}
+
+#[test]
+fn follower_and_writer_in_two_processes_on_postgres() {
+    let Some(scratch) = support::pg::Scratch::new() else {
+        return;
+    };
+    follower_in_another_process_sees_every_event_once_in_order(
+        &scratch.db_uri(),
+        &scratch.db_uri(),
+    );
+}
+
 #[test]
 fn exactly_once_on_sqlite_under_kill() {
     let db = support::sqlite::FileDb::new();
