@@ -316,7 +316,7 @@ fn running_follower_child() {
     let last = 4 + WRITTEN;
     assert!(
         running
-            .wait_for("Bank", last, Duration::from_secs(120))
+            .wait_for("Bank", last, Duration::from_mins(2))
             .unwrap()
     );
     running.stop().unwrap();
