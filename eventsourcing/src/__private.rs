@@ -300,16 +300,39 @@ pub const fn state_version<R: Root>() -> u32 {
 pub use crate::crash::set_crash_hook;
 pub use crate::follower::{BoxError, Envelope, HandleError, Policy, variant_topics};
 
-/// What a fallible handler returned, as `Policy::handle` reports it.
+/// What a `#[policy]` method that can fail returns: `Result<(), E>` whose
+/// error converts into [`BoxError`]. Generated code names the method's
+/// return type in `handled::<R>` and `boxed::<R>`, so that a type that is
+/// not one is rustc's error at that type.
+#[diagnostic::on_unimplemented(
+    message = "a `#[policy]` method returns nothing or `Result<(), E>`, not `{Self}`",
+    label = "return `Result<(), E>` with an error `E` that converts into `BoxError`, or nothing",
+    note = "what a handler makes goes into the context; its `Result` only says whether it failed"
+)]
+pub trait Outcome {
+    /// The result, its error boxed.
+    fn into_result(self) -> Result<(), BoxError>;
+}
+
+impl<E: Into<BoxError>> Outcome for Result<(), E> {
+    #[inline]
+    fn into_result(self) -> Result<(), BoxError> {
+        self.map_err(Into::into)
+    }
+}
+
+/// What a fallible handler returned, as `Policy::handle` reports it
+/// (any `Result<(), E>` with `E: Into<BoxError>`).
 #[inline]
-pub fn handled<E: Into<BoxError>>(result: Result<(), E>) -> Result<bool, HandleError> {
+pub fn handled<R: Outcome>(result: R) -> Result<bool, HandleError> {
     result
+        .into_result()
         .map(|()| true)
-        .map_err(|error| HandleError::Handler(error.into()))
+        .map_err(HandleError::Handler)
 }
 
 /// What a fallible `setup` or `reset` returned, as `Policy` reports it.
 #[inline]
-pub fn boxed<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
-    result.map_err(Into::into)
+pub fn boxed<R: Outcome>(result: R) -> Result<(), BoxError> {
+    result.into_result()
 }
