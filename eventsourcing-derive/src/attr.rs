@@ -6,7 +6,7 @@ use syn::{Ident, LitInt, LitStr, Path};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    CHECK_REPLAY, CRATE, CREATED, FROM, ID, PREFIX, STATE, TOPIC, UPCASTERS, VERSION,
+    CHECK_REPLAY, CRATE, CREATED, FROM, ID, NAME, ON, PREFIX, STATE, TOPIC, UPCASTERS, VERSION,
 };
 
 /// The runtime crate's path, `::eventsourcing` unless `crate = "..."` says otherwise.
@@ -35,13 +35,18 @@ pub(crate) struct SchemaVersion {
 
 /// Parses `version = N` (N at least 1).
 fn parse_version(meta: &ParseNestedMeta<'_>) -> syn::Result<SchemaVersion> {
+    parse_positive(
+        meta,
+        "a schema version is a whole number from 1 up; the first version is 1",
+    )
+}
+
+/// Parses `key = N` with N at least 1; `message` when it is not.
+fn parse_positive(meta: &ParseNestedMeta<'_>, message: &str) -> syn::Result<SchemaVersion> {
     let lit: LitInt = meta.value()?.parse()?;
     match lit.base10_parse::<u32>() {
         Ok(value) if value >= 1 => Ok(SchemaVersion { value, lit }),
-        _ => Err(syn::Error::new(
-            lit.span(),
-            "a schema version is a whole number from 1 up; the first version is 1",
-        )),
+        _ => Err(syn::Error::new(lit.span(), message)),
     }
 }
 
@@ -288,6 +293,78 @@ impl UpcastArgs {
                 );
                 None
             }
+        }
+    }
+}
+
+/// Options of `#[policy(...)]`.
+pub(crate) struct PolicyArgs {
+    pub(crate) krate: Path,
+    /// The follower's name, if not the type's (`name = "..."`).
+    pub(crate) name: Option<LitStr>,
+    /// The version of what the handlers make (`version = N`).
+    pub(crate) version: Option<SchemaVersion>,
+}
+
+impl PolicyArgs {
+    /// Parses the arguments of the `#[policy]` attribute itself.
+    pub(crate) fn parse(cx: &Ctxt, args: TokenStream) -> Self {
+        let mut krate = None;
+        let mut name = None;
+        let mut version = None;
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident(CRATE) {
+                krate = Some(parse_crate_path(&meta)?);
+            } else if meta.path.is_ident(NAME) {
+                let lit: LitStr = meta.value()?.parse()?;
+                if lit.value().is_empty() {
+                    return Err(syn::Error::new(
+                        lit.span(),
+                        "a policy's name cannot be empty; write one such as `\"Statistics\"`, or remove `name` to use the type's name",
+                    ));
+                }
+                name = Some(lit);
+            } else if meta.path.is_ident(VERSION) {
+                version = Some(parse_positive(
+                    &meta,
+                    "a policy's version is a whole number from 1 up; raise it when the handlers change what they make, to rebuild it",
+                )?);
+            } else {
+                return Err(unknown_key(
+                    &meta,
+                    "#[policy]",
+                    &[NAME, VERSION, CRATE],
+                    None,
+                ));
+            }
+            Ok(())
+        });
+        if let Err(e) = syn::parse::Parser::parse2(parser, args) {
+            cx.syn_error(e);
+        }
+        PolicyArgs {
+            krate: krate.unwrap_or_else(default_crate_path),
+            name,
+            version,
+        }
+    }
+}
+
+/// Parses `#[on(Enum::Variant)]` into the path it names; `None` (with the
+/// error recorded) when it names none.
+pub(crate) fn parse_on(cx: &Ctxt, attr: &syn::Attribute) -> Option<Path> {
+    let usage = format!(
+        "`#[{ON}]` names the upstream event it handles, as a path to a variant of its event enum: `#[{ON}(AccountEvent::Opened)]`"
+    );
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        cx.error_spanned_by(attr, usage);
+        return None;
+    }
+    match attr.parse_args::<Path>() {
+        Ok(path) => Some(path),
+        Err(error) => {
+            cx.error_at(error.span(), usage);
+            None
         }
     }
 }

@@ -19,7 +19,8 @@ use proc_macro::TokenStream;
 use proc_macro2::TokenStream as TokenStream2;
 use syn::parse_macro_input;
 
-use crate::ast::{AggregateItem, EventEnum};
+use crate::ast::{AggregateItem, EventEnum, PolicyImpl};
+use crate::attr::PolicyArgs;
 use crate::ctxt::Ctxt;
 
 /// Makes a struct and its impl block an event-sourced aggregate.
@@ -57,6 +58,40 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     match cx.check() {
         Ok(()) => expand::aggregate(&model),
         Err(errors) => expand::fallback::aggregate(&errors, &model),
+    }
+    .into()
+}
+
+/// Makes an impl block the handlers of a follower: implements
+/// `Policy<C>` for its type, where `C` is the context every handler takes.
+///
+/// Each method marked `#[on(Enum::Variant)]` handles that upstream event.
+/// It takes `&self` or `&mut self`, then the context by reference (`&C`
+/// or `&mut C`; every method takes the same `C`), then any of the event's
+/// fields by name, each by value or by reference, and `&Envelope` to see
+/// the event as received. It returns nothing, or `Result<(), E>` with
+/// `E: Into<BoxError>` to fail. One method marked `#[setup]` and one
+/// marked `#[reset]` may take `&self` or `&mut self` and the context.
+/// Other methods are left alone; the marked ones stay callable.
+///
+/// `#[policy(name = "...", version = N)]` sets `Policy::NAME` (the type's
+/// name by default) and `Policy::VERSION`; `crate = "path"` names a
+/// renamed runtime crate.
+#[proc_macro_attribute]
+pub fn policy(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(input as syn::Item);
+    let cx = Ctxt::default();
+    let args = PolicyArgs::parse(&cx, args.into());
+    let model = match PolicyImpl::from_item(&cx, args, item) {
+        Ok(model) => model,
+        Err(item) => {
+            return expand::fallback::policy_unsupported(&cx.into_compile_errors(), &item).into();
+        }
+    };
+    valid::check_policy(&cx, &model);
+    match cx.check() {
+        Ok(()) => expand::policy(&model),
+        Err(errors) => expand::fallback::policy(&errors, &model),
     }
     .into()
 }
@@ -133,5 +168,35 @@ pub fn upcast(_args: TokenStream, input: TokenStream) -> TokenStream {
 fn misplaced(attribute: &str, input: TokenStream) -> TokenStream {
     let cx = Ctxt::default();
     valid::attribute_inside_aggregate(&cx, attribute);
+    expand::fallback::misplaced(&cx.into_compile_errors(), &input.into()).into()
+}
+
+/// Marks a handler inside a `#[policy]` impl block:
+/// `#[on(Enum::Variant)]` on the method that handles that upstream event.
+/// On its own it is an error that says so.
+#[proc_macro_attribute]
+pub fn on(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_policy(symbol::ON, input)
+}
+
+/// Marks the method of a `#[policy]` impl block that creates what the
+/// handlers need. On its own it is an error that says so.
+#[proc_macro_attribute]
+pub fn setup(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_policy(symbol::SETUP, input)
+}
+
+/// Marks the method of a `#[policy]` impl block that removes what the
+/// handlers made. On its own it is an error that says so.
+#[proc_macro_attribute]
+pub fn reset(_args: TokenStream, input: TokenStream) -> TokenStream {
+    outside_policy(symbol::RESET, input)
+}
+
+/// `#[on]`, `#[setup]` or `#[reset]` that no `#[policy]` impl block took:
+/// always an error.
+fn outside_policy(attribute: &str, input: TokenStream) -> TokenStream {
+    let cx = Ctxt::default();
+    valid::attribute_inside_policy(&cx, attribute);
     expand::fallback::misplaced(&cx.into_compile_errors(), &input.into()).into()
 }

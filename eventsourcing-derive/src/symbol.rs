@@ -43,3 +43,21 @@ pub(crate) const WITH_ID_SUFFIX: &str = "_with_id";
 pub(crate) const APPLY: &str = "apply";
 /// `#[upcast(Name, from = N)]` on an upcaster in an `#[aggregate]` impl block.
 pub(crate) const UPCAST: &str = "upcast";
+
+/// `#[policy]` on the inherent impl block of a follower's handlers.
+pub(crate) const POLICY: &str = "policy";
+/// `#[on(Enum::Variant)]` on a handler of a `#[policy]` impl block.
+pub(crate) const ON: &str = "on";
+/// `#[setup]` on the method of a `#[policy]` impl block that creates what
+/// the handlers need.
+pub(crate) const SETUP: &str = "setup";
+/// `#[reset]` on the method of a `#[policy]` impl block that removes what
+/// the handlers made.
+pub(crate) const RESET: &str = "reset";
+/// `name = "..."`: a policy's name, its row in the tracking table.
+pub(crate) const NAME: &str = "name";
+/// What a handler parameter's type is named to receive the envelope.
+pub(crate) const ENVELOPE: &str = "Envelope";
+/// The lifetime the context type's elided lifetimes become in the
+/// generated `impl Policy<C>`.
+pub(crate) const CONTEXT_LIFETIME: &str = "'__es";

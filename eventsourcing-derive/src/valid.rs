@@ -1,6 +1,10 @@
 //! Rules that span several items. Each function checks one rule; the
 //! comment says the rule and why it exists.
 
+mod policy;
+
+pub(crate) use policy::{attribute_inside_policy, check_policy};
+
 use std::collections::HashSet;
 
 use proc_macro2::{Delimiter, Span, TokenStream, TokenTree};

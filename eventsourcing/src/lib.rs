@@ -53,7 +53,8 @@
 //!
 //! # Features
 //!
-//! - `derive` (default): the `#[aggregate]` and `#[derive(Event)]` macros.
+//! - `derive` (default): the `#[aggregate]`, `#[derive(Event)]` and
+//!   `#[policy]` macros.
 //! - `sqlite` (default): [`recorder::SqliteRecorder`], with a bundled SQLite.
 //! - `postgres` (default): [`recorder::PostgresRecorder`].
 
@@ -90,8 +91,117 @@ pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;
 pub use crate::repository::Repository;
 pub use crate::store::{CommitHook, EventStore};
+/// Makes an impl block the handlers of a follower, implementing
+/// [`Policy<C>`](follower::Policy) for its type.
+///
+/// Each method marked `#[on(Enum::Variant)]` handles that upstream event,
+/// named by a variant of an event enum that `#[aggregate]` generated or
+/// that derives [`Event`]. A handler takes:
+///
+/// - `&self` or `&mut self`;
+/// - then the *context*, by reference: what the handlers work with, the
+///   `C` of `Policy<C>`. Every handler, `#[setup]` and `#[reset]` takes
+///   the same type, as `&C` or `&mut C` (say `&mut Totals` for state of
+///   your own, or `&rusqlite::Transaction<'_>` for a projection into SQL
+///   tables; elided lifetimes in it are fine);
+/// - then any of the event's fields, each by its name and either its type
+///   or a reference to it (`owner: String`, `owner: &String` or
+///   `owner: &str`), and `&Envelope` (any name, any position) for the
+///   event as received: its upstream, notification id, originator and
+///   timestamp.
+///
+/// A handler returns nothing, or `Result<(), E>` where `E` converts into
+/// [`BoxError`](follower::BoxError); its error comes back from
+/// [`Policy::handle`](follower::Policy::handle) as
+/// [`HandleError::Handler`](follower::HandleError::Handler). One method
+/// marked `#[setup]` and one marked `#[reset]` take `&self` or
+/// `&mut self` and the context, with the same return types, and become
+/// `Policy::setup` and `Policy::reset`. The marked methods stay ordinary
+/// methods; others are left alone.
+///
+/// `handle` decodes the envelope as each upstream enum in turn and calls
+/// the handler of its variant, saying whether one ran; `topics()` lists
+/// every handled variant's topics at each schema version, so a follower
+/// reads only those. `#[policy(name = "Stats")]` sets `Policy::NAME`
+/// (the type's name by default) and `#[policy(version = 2)]`
+/// `Policy::VERSION`, which rebuilds a projection when it changes.
+/// `#[policy(crate = "path")]` names a renamed runtime crate. A generic
+/// impl block works when its parameters are `Send + 'static`.
+///
+/// ```
+/// use std::sync::Arc;
+///
+/// use eventsourcing::follower::{Envelope, HandleError, Policy};
+/// use eventsourcing::prelude::*;
+///
+/// #[aggregate]
+/// #[derive(Debug, Default)]
+/// pub struct Account {
+///     balance: u64,
+/// }
+///
+/// #[aggregate]
+/// impl Account {
+///     #[created(Opened)]
+///     fn open(&mut self, owner: String) {
+///         let _ = owner;
+///     }
+///
+///     #[event(Deposited)]
+///     pub fn deposit(&mut self, amount: u64) {
+///         self.balance += amount;
+///     }
+/// }
+///
+/// /// What the handlers make: here, totals kept in memory.
+/// #[derive(Default)]
+/// struct Totals {
+///     owners: Vec<String>,
+///     deposited: u64,
+///     last_seen: u64,
+/// }
+///
+/// struct Statistics;
+///
+/// #[policy]
+/// impl Statistics {
+///     #[on(AccountEvent::Opened)]
+///     fn opened(&self, totals: &mut Totals, owner: &str) {
+///         totals.owners.push(owner.to_owned());
+///     }
+///
+///     #[on(AccountEvent::Deposited)]
+///     fn deposited(&self, totals: &mut Totals, envelope: &Envelope, amount: u64) {
+///         totals.deposited += amount;
+///         totals.last_seen = envelope.notification_id();
+///     }
+/// }
+///
+/// let mut account = Account::open("ada".into());
+/// account.deposit(30);
+/// account.deposit(12);
+///
+/// let mut statistics = Statistics;
+/// let mut totals = Totals::default();
+/// for (id, event) in (1..).zip(account.pending_events()) {
+///     let envelope = Envelope::new(Arc::from("bank"), id, event.clone());
+///     assert!(statistics.handle(&mut totals, &envelope)?);
+/// }
+/// assert_eq!(totals.owners, ["ada"]);
+/// assert_eq!((totals.deposited, totals.last_seen), (42, 3));
+/// assert_eq!(Statistics::NAME, "Statistics");
+/// assert_eq!(
+///     <Statistics as Policy<Totals>>::topics(),
+///     Some(vec!["Account.Opened", "Account.Deposited"])
+/// );
+/// # Ok::<(), HandleError>(())
+/// ```
 #[cfg(feature = "derive")]
-pub use eventsourcing_derive::{AggregateId, Event, aggregate, created, event, upcast};
+pub use eventsourcing_derive::policy;
+#[cfg(feature = "derive")]
+pub use eventsourcing_derive::{
+    AggregateId, Event, aggregate, created, event, on, reset, setup, upcast,
+};
 /// The JSON library events and snapshots are encoded with, for upcasters.
 pub use serde_json as json;
 pub use uuid::Uuid;
@@ -164,7 +274,9 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::format::Hash;
     #[cfg(feature = "derive")]
-    pub use eventsourcing_derive::{AggregateId, Event, aggregate, created, event, upcast};
+    pub use eventsourcing_derive::{
+        AggregateId, Event, aggregate, created, event, on, policy, reset, setup, upcast,
+    };
     pub use uuid::Uuid;
 }
 

@@ -5,16 +5,22 @@
 
 mod aggregate_impl;
 mod aggregate_struct;
+mod context;
 mod event_enum;
+mod handler;
 mod id_newtype;
+mod policy_impl;
 mod signature;
 
 pub(crate) use aggregate_impl::{
     AggregateImpl, Checked, EventMethod, MethodKind, event_enum_ident, method_kind,
 };
 pub(crate) use aggregate_struct::AggregateStruct;
+pub(crate) use context::{Context, context_lifetime};
 pub(crate) use event_enum::{EventEnum, Upcaster, Variant, versioned_topic};
+pub(crate) use handler::{Found, MissingContext, Param};
 pub(crate) use id_newtype::IdNewtype;
+pub(crate) use policy_impl::{OnTarget, PolicyImpl, PolicyMethod, Role};
 pub(crate) use signature::{has_apply, reject_unkeyable_maps};
 
 use proc_macro2::TokenStream;

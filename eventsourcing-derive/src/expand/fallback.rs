@@ -10,9 +10,10 @@ use syn::{ImplItem, Path};
 
 use super::aggregate::hidden_method;
 use super::event::event_impl;
+use super::policy::{constants, impl_header};
 use super::root::{self, RootBodies, root_impls, struct_as_emitted};
 use crate::ast::{
-    AggregateImpl, AggregateItem, AggregateStruct, EventEnum, EventMethod, MethodKind,
+    AggregateImpl, AggregateItem, AggregateStruct, EventEnum, EventMethod, MethodKind, PolicyImpl,
     event_enum_ident, method_kind,
 };
 use crate::symbol::{GENERATED_METHODS, WITH_ID_SUFFIX};
@@ -232,5 +233,45 @@ fn event_impl_stub(events: &EventEnum) -> TokenStream {
 /// `#[event]`, `#[created]` or `#[upcast]` where no `#[aggregate]` impl
 /// block took it: the error, and the item as written.
 pub(crate) fn misplaced(errors: &TokenStream, item: &TokenStream) -> TokenStream {
+    quote!(#errors #item)
+}
+
+/// `#[policy]` with errors: the impl block as written (our attributes
+/// removed) and, when a context type is known, an `impl Policy` whose
+/// bodies never run, so that code using the policy adds no errors of its
+/// own.
+pub(crate) fn policy(errors: &TokenStream, model: &PolicyImpl) -> TokenStream {
+    let item = &model.item;
+    let Some(context) = model.context() else {
+        return quote!(#errors #item);
+    };
+    let krate = &model.krate;
+    let private = quote!(#krate::__private);
+    let header = impl_header(model, context);
+    let constants = constants(model);
+    let ty = &context.ty;
+    quote! {
+        #errors
+        #item
+
+        #header {
+            #constants
+            fn topics() -> #private::Option<#private::Vec<&'static ::core::primitive::str>> {
+                #private::None
+            }
+            fn handle(
+                &mut self,
+                _: &mut #ty,
+                _: &#private::Envelope,
+            ) -> #private::Result<::core::primitive::bool, #private::HandleError> {
+                ::core::unreachable!()
+            }
+        }
+    }
+}
+
+/// Something `#[policy]` cannot go on (our attributes removed from an
+/// impl block's methods), after the error.
+pub(crate) fn policy_unsupported(errors: &TokenStream, item: &syn::Item) -> TokenStream {
     quote!(#errors #item)
 }

@@ -9,12 +9,14 @@
 //! - `aggregate`: the impl block half (triggers, `impl Aggregate`).
 //! - `event`: the generated event enum and every `impl Event`.
 //! - `codec`: the JSON writer and reader that events and state share.
+//! - `policy`: `#[policy]`, the impl block and `impl Policy`.
 //! - `fallback`: what is emitted instead when the input has errors.
 
 mod aggregate;
 mod codec;
 mod event;
 pub(crate) mod fallback;
+mod policy;
 mod root;
 
 use proc_macro2::TokenStream;
@@ -22,7 +24,7 @@ use quote::ToTokens;
 use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 
-use crate::ast::{AggregateItem, EventEnum};
+use crate::ast::{AggregateItem, EventEnum, PolicyImpl};
 
 /// `#[aggregate]` on a struct or an impl block.
 pub(crate) fn aggregate(model: &AggregateItem) -> TokenStream {
@@ -33,6 +35,11 @@ pub(crate) fn aggregate(model: &AggregateItem) -> TokenStream {
         // the item as written is still the whole answer.
         AggregateItem::Unsupported(item) => item.to_token_stream(),
     }
+}
+
+/// `#[policy]` on an impl block.
+pub(crate) fn policy(model: &PolicyImpl) -> TokenStream {
+    policy::expand(model)
 }
 
 /// `#[derive(Event)]` on a user's enum.
