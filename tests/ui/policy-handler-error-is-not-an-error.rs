@@ -1,0 +1,40 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[created(Opened)]
+    fn open(&mut self, owner: String) {
+        let _ = owner;
+    }
+
+    #[event(Credited)]
+    fn credit(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    credited: u64,
+}
+
+struct Statistics;
+
+#[derive(Debug)]
+struct Overdrawn;
+
+#[policy]
+impl Statistics {
+    #[on(AccountEvent::Credited)]
+    fn credited(&self, totals: &mut Totals, amount: u64) -> Result<(), Overdrawn> {
+        totals.credited += amount;
+        Err(Overdrawn)
+    }
+}
+fn main() {}

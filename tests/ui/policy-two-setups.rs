@@ -1,0 +1,46 @@
+use eventsourcing::prelude::*;
+
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Account {
+    balance: u64,
+}
+
+#[aggregate]
+impl Account {
+    #[created(Opened)]
+    fn open(&mut self, owner: String) {
+        let _ = owner;
+    }
+
+    #[event(Credited)]
+    fn credit(&mut self, amount: u64) {
+        self.balance += amount;
+    }
+}
+
+#[derive(Default)]
+struct Totals {
+    credited: u64,
+}
+
+struct Statistics;
+
+#[policy]
+impl Statistics {
+    #[setup]
+    fn zero(&self, totals: &mut Totals) {
+        totals.credited = 0;
+    }
+
+    #[setup]
+    fn zero_again(&self, totals: &mut Totals) {
+        totals.credited = 0;
+    }
+
+    #[on(AccountEvent::Credited)]
+    fn credited(&self, totals: &mut Totals, amount: u64) {
+        totals.credited += amount;
+    }
+}
+fn main() {}
