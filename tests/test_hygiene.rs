@@ -128,6 +128,42 @@ mod shadowed {
         }
     }
 
+    /// A policy over both enums, with a handler named like `Policy::reset`
+    /// and an inherent `handle` that generated code must not call.
+    #[derive(Debug, Default)]
+    pub(crate) struct Audit {
+        pub(crate) seen: StdVec<StdString>,
+        pub(crate) user_calls: u32,
+    }
+
+    #[eventsourcing::policy]
+    impl Audit {
+        #[on(LedgerEvent::Recorded)]
+        fn recorded(
+            &mut self,
+            _cx: &mut u32,
+            entry: &str,
+            amount: u64,
+        ) -> core::result::Result<(), std::fmt::Error> {
+            if entry.is_empty() {
+                return core::result::Result::Err(std::fmt::Error);
+            }
+            self.seen.push(std::format!("{entry} {amount}"));
+            core::result::Result::Ok(())
+        }
+
+        /// Named like `Policy::reset`: a handler all the same.
+        #[on(CounterEvent::Reset)]
+        fn reset(&mut self, resets: &mut u32) {
+            *resets += 1;
+        }
+
+        /// Same name as `Policy::handle`.
+        pub(crate) fn handle(&mut self) {
+            self.user_calls += 1;
+        }
+    }
+
     /// The topics, checked from outside the shadowing module too.
     pub(crate) fn counter_topics() -> &'static [&'static str] {
         <CounterEvent as Event>::TOPICS
@@ -163,8 +199,44 @@ macro_rules! define_wallet {
 
 define_wallet!();
 
+/// Defines a policy from inside a declarative macro, whose parameter type
+/// is written `$crate::Coins`.
+macro_rules! define_tally {
+    () => {
+        #[derive(Debug, Default)]
+        pub(crate) struct Tally {
+            coins: u64,
+        }
+
+        #[eventsourcing::policy]
+        impl Tally {
+            #[on(WalletEvent::Added)]
+            fn added(
+                &mut self,
+                events: &mut u64,
+                coins: $crate::Coins,
+            ) -> Result<(), std::fmt::Error> {
+                self.coins += coins.0;
+                *events += 1;
+                Ok(())
+            }
+        }
+    };
+}
+
+define_tally!();
+
+use eventsourcing::follower::{Envelope, Policy};
 use eventsourcing::{Aggregate, AggregateExt, Event, RecordedEvent, Root};
-use shadowed::{Counter, CounterEvent, Ledger, LedgerEvent};
+use shadowed::{Audit, Counter, CounterEvent, Ledger, LedgerEvent};
+
+/// The events an aggregate has recorded so far, in envelopes.
+fn envelopes<A: Aggregate>(aggregate: &A) -> Vec<Envelope> {
+    (1..)
+        .zip(aggregate.pending_events())
+        .map(|(id, event)| Envelope::new(std::sync::Arc::from("up"), id, event.clone()))
+        .collect()
+}
 
 /// Rebuilds an aggregate from the events it has recorded so far.
 fn replay<A: Aggregate>(aggregate: &A) -> A {
@@ -283,4 +355,42 @@ fn aggregate_defined_by_a_declarative_macro_with_crate_paths() {
     wallet.add(Coins(4));
     assert_eq!(wallet.coins, 7);
     assert_eq!(replay(&wallet), wallet);
+}
+
+#[test]
+fn generated_policy_works_where_the_prelude_is_shadowed() {
+    let mut ledger = Ledger::open("ada".to_owned());
+    ledger.record("rent".to_owned(), 700, None);
+    let mut counter = Counter::start();
+    counter.reset();
+    let mut audit = Audit::default();
+    let mut resets = 0;
+
+    let handled: Vec<bool> = envelopes(&ledger)
+        .iter()
+        .chain(&envelopes(&counter))
+        .map(|envelope| Policy::handle(&mut audit, &mut resets, envelope).expect("handled"))
+        .collect();
+
+    assert_eq!(handled, [false, true, false, true]);
+    assert_eq!(audit.seen, ["rent 700"]);
+    assert_eq!(resets, 1);
+    // The user's `handle` is still there, and is what a plain call reaches.
+    audit.handle();
+    assert_eq!(audit.user_calls, 1);
+}
+
+#[test]
+fn policy_defined_by_a_declarative_macro_with_crate_paths() {
+    let mut wallet = Wallet::open();
+    wallet.add(Coins(3));
+    wallet.add(Coins(4));
+    let mut tally = Tally::default();
+    let mut events = 0;
+
+    for envelope in envelopes(&wallet) {
+        tally.handle(&mut events, &envelope).expect("handled");
+    }
+
+    assert_eq!((tally.coins, events), (7, 2));
 }

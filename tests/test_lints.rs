@@ -11,6 +11,9 @@
 #![deny(unused_lifetimes, unused_qualifications, unreachable_pub)]
 #![deny(clippy::pedantic)]
 
+use std::sync::Arc;
+
+use eventsourcing::follower::{Envelope, Policy};
 use eventsourcing::prelude::*;
 
 /// A bank account, in the annotated style.
@@ -128,6 +131,121 @@ impl Counter {
     pub fn count(&self) -> u64 {
         self.count
     }
+}
+
+/// What [`Statistics`] counts.
+#[derive(Debug, Default)]
+pub struct Totals {
+    owners: Vec<String>,
+    counted: u64,
+    ready: bool,
+}
+
+/// A policy over both aggregates' events.
+#[derive(Debug, Default)]
+pub struct Statistics;
+
+#[policy(name = "Stats", version = 2)]
+impl Statistics {
+    /// Prepares the totals.
+    #[setup]
+    fn prepare(&self, totals: &mut Totals) {
+        totals.ready = true;
+    }
+
+    /// Clears the totals.
+    ///
+    /// # Errors
+    ///
+    /// When the totals were never set up.
+    #[reset]
+    fn clear(&mut self, totals: &mut Totals) -> Result<(), String> {
+        if !totals.ready {
+            return Err("not set up".to_owned());
+        }
+        *totals = Totals::default();
+        Ok(())
+    }
+
+    /// One variant of the account's events: the generated `match` has a
+    /// `_` arm for the others.
+    #[on(AccountEvent::Opened)]
+    fn opened(&self, totals: &mut Totals, owner: &str, envelope: &Envelope) {
+        totals
+            .owners
+            .push(format!("{owner}@{}", envelope.upstream()));
+    }
+
+    /// With `incremented`, every variant of the counter's events: the
+    /// generated `_` arm is unreachable.
+    #[on(CounterEvent::Started)]
+    fn started(&self, totals: &mut Totals) {
+        totals.counted += 1;
+    }
+
+    /// Fails on a zero increment.
+    ///
+    /// # Errors
+    ///
+    /// When `by` is zero.
+    #[on(CounterEvent::Incremented)]
+    fn incremented(&mut self, totals: &mut Totals, by: u64) -> Result<(), String> {
+        if by == 0 {
+            return Err("zero".to_owned());
+        }
+        totals.counted += by;
+        Ok(())
+    }
+}
+
+/// A context that borrows: the handlers leave its lifetime to elision.
+#[derive(Debug)]
+pub struct Journal<'a> {
+    lines: &'a mut Vec<String>,
+}
+
+/// A policy whose context has a lifetime.
+#[derive(Debug)]
+pub struct Scribe;
+
+#[policy]
+impl Scribe {
+    /// Writes down each deposit.
+    #[on(AccountEvent::Deposited)]
+    fn deposited(&self, journal: &mut Journal<'_>, amount: u64) {
+        journal.lines.push(format!("deposited {amount}"));
+    }
+}
+
+#[test]
+fn lint_clean_policies_work() {
+    let mut account = Account::open("ada".to_owned());
+    account.deposit(10);
+    let mut counter = Counter::start();
+    counter.increment(3);
+    let mut totals = Totals::default();
+    let mut lines = Vec::new();
+    let mut statistics = Statistics;
+    Policy::setup(&mut statistics, &mut totals).expect("set up");
+
+    for (id, event) in (1..).zip(
+        account
+            .pending_events()
+            .iter()
+            .chain(counter.pending_events()),
+    ) {
+        let envelope = Envelope::new(Arc::from("app"), id, event.clone());
+        statistics.handle(&mut totals, &envelope).expect("handled");
+        let mut journal = Journal { lines: &mut lines };
+        Scribe.handle(&mut journal, &envelope).expect("handled");
+    }
+
+    assert_eq!(totals.owners, ["ada@app"]);
+    assert_eq!((totals.counted, totals.ready), (4, true));
+    assert_eq!(lines, ["deposited 10"]);
+    assert_eq!(<Statistics as Policy<Totals>>::NAME, "Stats");
+    Policy::reset(&mut statistics, &mut totals).expect("reset");
+    assert!(totals.owners.is_empty());
 }
 
 #[test]

@@ -101,11 +101,76 @@ impl Counter {
     }
 }
 
+/// The sums a [`Bookkeeper`] keeps.
+#[derive(Debug, Default)]
+pub struct Books {
+    /// Deposits and increments, added up.
+    pub total: u64,
+}
+
+/// A policy over both aggregates' events; its attributes are written with
+/// the crate's path, or without.
+#[derive(Debug, Default)]
+pub struct Bookkeeper;
+
+#[es::policy(crate = "es", version = 2)]
+impl Bookkeeper {
+    #[es::on(AccountEvent::Deposited)]
+    fn deposited(&self, books: &mut Books, amount: u64) {
+        books.total += amount;
+    }
+
+    #[on(CounterEvent::Incremented)]
+    fn incremented(&self, books: &mut Books, by: u64) -> Result<(), String> {
+        books.total = books.total.checked_add(by).ok_or("overflow")?;
+        Ok(())
+    }
+
+    #[es::setup]
+    fn open_books(&self, books: &mut Books) {
+        books.total = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use es::follower::{Envelope, Policy};
     use es::{Aggregate, AggregateExt, Event, RecordedEvent, Root};
 
-    use super::{Account, AccountEvent, Counter, CounterEvent};
+    use super::{Account, AccountEvent, Bookkeeper, Books, Counter, CounterEvent};
+
+    #[test]
+    fn policy_handles_events_of_both_styles() {
+        let mut account = Account::open("ada".to_owned());
+        account.deposit(100);
+        let mut counter = Counter::start();
+        counter.increment(5);
+        let mut books = Books { total: 1 };
+        let mut bookkeeper = Bookkeeper;
+        bookkeeper.setup(&mut books).expect("set up");
+
+        let events = account
+            .pending_events()
+            .iter()
+            .chain(counter.pending_events());
+        let handled: Vec<bool> = (1..)
+            .zip(events)
+            .map(|(id, event)| {
+                let envelope = Envelope::new(Arc::from("app"), id, event.clone());
+                bookkeeper.handle(&mut books, &envelope).expect("handled")
+            })
+            .collect();
+
+        assert_eq!(handled, [false, true, false, true]);
+        assert_eq!(books.total, 105);
+        assert_eq!(<Bookkeeper as Policy<Books>>::VERSION, 2);
+        assert_eq!(
+            <Bookkeeper as Policy<Books>>::topics(),
+            Some(vec!["Account.Deposited", "Tally.Incremented"])
+        );
+    }
 
     /// Rebuilds an aggregate from the events it has recorded so far.
     fn replay<A: Aggregate>(aggregate: &A) -> A {
