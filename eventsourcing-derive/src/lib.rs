@@ -62,21 +62,13 @@ pub fn aggregate(args: TokenStream, input: TokenStream) -> TokenStream {
     .into()
 }
 
-/// Makes an impl block the handlers of a follower: implements
-/// `Policy<C>` for its type, where `C` is the context every handler takes.
-///
-/// Each method marked `#[on(Enum::Variant)]` handles that upstream event.
-/// It takes `&self` or `&mut self`, then the context by reference (`&C`
-/// or `&mut C`; every method takes the same `C`), then any of the event's
-/// fields by name, each by value or by reference, and `&Envelope` to see
-/// the event as received. It returns nothing, or `Result<(), E>` with
-/// `E: Into<BoxError>` to fail. One method marked `#[setup]` and one
-/// marked `#[reset]` may take `&self` or `&mut self` and the context.
-/// Other methods are left alone; the marked ones stay callable.
-///
-/// `#[policy(name = "...", version = N)]` sets `Policy::NAME` (the type's
-/// name by default) and `Policy::VERSION`; `crate = "path"` names a
-/// renamed runtime crate.
+/// What it generates: the impl block as written, without the `#[on]`,
+/// `#[setup]` and `#[reset]` attributes, and `impl Policy<C> for` its
+/// type, whose `handle` decodes the envelope as each upstream event enum
+/// in turn and calls the handler of the variant.
+//
+// The manual is on the re-export in `eventsourcing/src/lib.rs`, where its
+// example can run against the runtime; rustdoc shows it before this.
 #[proc_macro_attribute]
 pub fn policy(args: TokenStream, input: TokenStream) -> TokenStream {
     let item = parse_macro_input!(input as syn::Item);
