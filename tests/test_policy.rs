@@ -1,14 +1,17 @@
 //! `#[policy]`: handlers dispatched by upstream event across event enums,
 //! the parameters a handler may take, what `topics()`, `NAME` and
 //! `VERSION` say, and `setup` and `reset` through the `Policy` trait.
-//! Every envelope here carries an event an aggregate recorded.
+//! Every envelope here carries an event an aggregate recorded; the last
+//! tests run generated policies in a `Follower`, as a projection and as a
+//! process application.
 
 use std::fmt;
 use std::sync::Arc;
 
 use eventsourcing::RecordedEvent;
-use eventsourcing::follower::{BoxError, Envelope, HandleError, Policy};
+use eventsourcing::follower::{BoxError, Envelope, Follower, HandleError, Policy, Processing};
 use eventsourcing::prelude::*;
+use eventsourcing::recorder::MemoryRecorder;
 
 /// The first upstream: bank accounts.
 mod bank {
@@ -558,4 +561,108 @@ fn a_generic_policy_handles_events_for_each_type_argument() {
     assert_eq!(wide.amounts, [3, 4]);
     assert_eq!(signed.amounts, [3, 4]);
     assert_eq!(<Collect<u128> as Policy<()>>::NAME, "Collect");
+}
+
+/// An application of its own, in memory.
+fn memory_app(name: &str) -> Application {
+    Application::builder()
+        .name(name)
+        .recorder(Arc::new(MemoryRecorder::new()))
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_follower_runs_a_generated_policy_as_an_in_memory_projection() {
+    let bank = memory_app("Bank");
+    let mut account = Account::open("hal".to_owned());
+    account.credit(40);
+    account.debit(15, Some("books".to_owned()));
+    account.freeze();
+    bank.save(&mut account).unwrap();
+    let mut follower = Follower::in_memory(Statement::default(), Ledger::default())
+        .follow(&bank)
+        .start()
+        .unwrap();
+
+    let progress = follower.run_until_caught_up().unwrap();
+
+    assert_eq!(progress.events, 4);
+    assert_eq!(follower.name(), "Statement");
+    assert_eq!(
+        follower.state().lock().unwrap().lines,
+        [
+            "set up",
+            "opened by hal (#1 of Bank)",
+            "credited 40",
+            "stopped: Account.Frozen",
+        ]
+    );
+    assert_eq!(follower.policy().debits, [(15, Some("books".to_owned()))]);
+}
+
+/// Downstream of the bank: one receipt per credit.
+#[aggregate]
+#[derive(Debug, Default)]
+struct Receipt {
+    account: Uuid,
+    amount: u64,
+}
+
+#[aggregate]
+impl Receipt {
+    #[created(Issued)]
+    fn issue(&mut self, account: Uuid, amount: u64) {
+        self.account = account;
+        self.amount = amount;
+    }
+}
+
+/// A process application's policy: its context is `Processing`.
+struct Receipts;
+
+#[policy]
+impl Receipts {
+    #[on(AccountEvent::Credited)]
+    fn credited(
+        &self,
+        processing: &mut Processing,
+        envelope: &Envelope,
+        amount: u64,
+    ) -> eventsourcing::Result<()> {
+        processing.collect(Receipt::issue(envelope.originator_id(), amount))?;
+        Ok(())
+    }
+}
+
+#[test]
+fn a_follower_runs_a_generated_policy_as_a_process_application() {
+    let bank = memory_app("Bank");
+    let shop = memory_app("Shop");
+    let mut account = Account::open("ida".to_owned());
+    account.credit(5);
+    account.credit(7);
+    bank.save(&mut account).unwrap();
+    let mut follower = Follower::process(Receipts, &shop)
+        .follow(&bank)
+        .start()
+        .unwrap();
+
+    follower.run_until_caught_up().unwrap();
+
+    let log = shop.notification_log();
+    let receipts: Vec<(Uuid, u64)> = log
+        .reader()
+        .read()
+        .unwrap()
+        .into_iter()
+        .map(|notification| {
+            let recorded = log.decode(notification).unwrap();
+            let ReceiptEvent::Issued { account, amount } =
+                recorded.decode::<ReceiptEvent>().unwrap().event;
+            (account, amount)
+        })
+        .collect();
+    assert_eq!(receipts, [(account.id(), 5), (account.id(), 7)]);
+    assert_eq!(follower.position("Bank"), Some(3));
 }
