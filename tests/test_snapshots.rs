@@ -20,7 +20,8 @@ use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
 use eventsourcing::recorder::{
-    Batch, EventQuery, MemoryRecorder, Notification, Position, Recorder, TrackingKey,
+    Batch, EventQuery, MemoryRecorder, Notification, Parked, Position, Recorder, Registration,
+    TrackingKey,
 };
 use eventsourcing::{ApplicationBuilder, IntegrityFault, Snapshot, StoredEvent};
 use support::fixtures::World;
@@ -530,6 +531,18 @@ impl Recorder for Instrumented {
 
     fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
         self.inner.raise_epoch(key)
+    }
+
+    fn register_follower(&self, registration: &Registration) -> Result<Registration> {
+        self.inner.register_follower(registration)
+    }
+
+    fn update_follower(&self, registration: &Registration) -> Result<()> {
+        self.inner.update_follower(registration)
+    }
+
+    fn select_parked(&self, follower: &str) -> Result<Vec<Parked>> {
+        self.inner.select_parked(follower)
     }
 }
 

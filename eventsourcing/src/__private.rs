@@ -302,7 +302,9 @@ pub use crate::follower::{BoxError, Envelope, HandleError, Policy, variant_topic
 /// What a fallible handler returned, as `Policy::handle` reports it.
 #[inline]
 pub fn handled<E: Into<BoxError>>(result: Result<(), E>) -> Result<bool, HandleError> {
-    result.map(|()| true).map_err(|error| HandleError::Handler(error.into()))
+    result
+        .map(|()| true)
+        .map_err(|error| HandleError::Handler(error.into()))
 }
 
 /// What a fallible `setup` or `reset` returned, as `Policy` reports it.
@@ -310,3 +312,5 @@ pub fn handled<E: Into<BoxError>>(result: Result<(), E>) -> Result<bool, HandleE
 pub fn boxed<E: Into<BoxError>>(result: Result<(), E>) -> Result<(), BoxError> {
     result.map_err(Into::into)
 }
+
+pub use crate::crash::set_crash_hook;

@@ -62,6 +62,7 @@ pub mod bounds;
 mod cipher;
 mod codec;
 mod config;
+mod crash;
 mod domain;
 mod error;
 pub mod follower;
