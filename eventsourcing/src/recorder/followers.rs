@@ -6,6 +6,8 @@
 
 use uuid::Uuid;
 
+use crate::error::{Error, Result};
+
 /// Who holds a follower's name, and the version of the handlers that last
 /// ran under it: a row of the `followers` table.
 ///
@@ -84,8 +86,8 @@ pub enum ParkChange {
 }
 
 /// The error of parking a notification that is already parked.
-pub(crate) fn already_parked(parked: &Parked) -> crate::Error {
-    crate::Error::InvalidArgument {
+pub(crate) fn already_parked(parked: &Parked) -> Error {
+    Error::InvalidArgument {
         name: "parked",
         reason: format!(
             "notification {} of `{}` is already parked by follower `{}`",
@@ -95,10 +97,136 @@ pub(crate) fn already_parked(parked: &Parked) -> crate::Error {
 }
 
 /// The error of releasing a notification that is not parked.
-pub(crate) fn not_parked(follower: &str, upstream: &str, notification_id: u64) -> crate::Error {
-    crate::Error::NotParked {
+pub(crate) fn not_parked(follower: &str, upstream: &str, notification_id: u64) -> Error {
+    Error::NotParked {
         follower: follower.to_owned(),
         upstream: upstream.to_owned(),
         notification_id,
     }
 }
+
+/// A [`ParkChange`] with its notification ids as the signed 64-bit column
+/// (SQLite `INTEGER`, PostgreSQL `BIGINT`) holds them.
+#[derive(Clone, Debug)]
+#[cfg_attr(
+    not(any(feature = "sqlite", feature = "postgres")),
+    allow(dead_code, reason = "only the database backends bind the values")
+)]
+pub(crate) enum SignedChange<'a> {
+    /// Insert this row.
+    Park {
+        parked: &'a Parked,
+        notification_id: i64,
+    },
+    /// Delete these rows; `notification_ids` and `signed` have the same
+    /// order.
+    Release {
+        follower: &'a str,
+        upstream: &'a str,
+        notification_ids: &'a [u64],
+        signed: Vec<i64>,
+    },
+}
+
+/// Checks every notification id of `changes` against the signed 64-bit
+/// column and converts it; refused by every backend alike, before anything
+/// is written, with [`Error::InvalidArgument`] naming `notification_id`.
+pub(crate) fn signed_changes(changes: &[ParkChange]) -> Result<Vec<SignedChange<'_>>> {
+    changes
+        .iter()
+        .map(|change| match change {
+            ParkChange::Park(parked) => Ok(SignedChange::Park {
+                parked,
+                notification_id: signed_notification_id(
+                    &parked.follower,
+                    &parked.upstream,
+                    parked.notification_id,
+                )?,
+            }),
+            ParkChange::Release {
+                follower,
+                upstream,
+                notification_ids,
+            } => Ok(SignedChange::Release {
+                follower,
+                upstream,
+                notification_ids,
+                signed: notification_ids
+                    .iter()
+                    .map(|&id| signed_notification_id(follower, upstream, id))
+                    .collect::<Result<_>>()?,
+            }),
+        })
+        .collect()
+}
+
+fn signed_notification_id(follower: &str, upstream: &str, id: u64) -> Result<i64> {
+    i64::try_from(id).map_err(|_| Error::InvalidArgument {
+        name: "notification_id",
+        reason: format!(
+            "{id} (of `{upstream}`, parked by follower `{follower}`) does not fit in a \
+             signed 64-bit column (at most {})",
+            i64::MAX
+        ),
+    })
+}
+
+/// What the database backends read back from the `followers` and `parked`
+/// tables: a value outside the type's range is [`Error::Corrupt`] (with
+/// the nil id, or the parked event's aggregate, naming the follower).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod columns {
+    use uuid::Uuid;
+
+    use super::{Parked, Registration};
+    use crate::error::Result;
+    use crate::recorder::corrupt;
+
+    /// A `followers` row of `follower`.
+    pub(crate) fn registration(follower: &str, kind: String, version: i64) -> Result<Registration> {
+        let version = u32::try_from(version).map_err(|_| {
+            corrupt(
+                Uuid::nil(),
+                0,
+                format!(
+                    "the registration of follower `{follower}` has version {version}, \
+                     outside 0..={}",
+                    u32::MAX
+                ),
+            )
+        })?;
+        Ok(Registration::new(follower, kind, version))
+    }
+
+    /// A `parked` row of `follower`.
+    pub(crate) fn parked(
+        follower: &str,
+        upstream: String,
+        notification_id: i64,
+        originator_id: Uuid,
+        topic: String,
+        reason: String,
+    ) -> Result<Parked> {
+        let notification_id = u64::try_from(notification_id).map_err(|_| {
+            corrupt(
+                originator_id,
+                0,
+                format!(
+                    "the notification of `{upstream}` parked by follower `{follower}` has a \
+                     negative notification_id ({notification_id})"
+                ),
+            )
+        })?;
+        Ok(Parked {
+            follower: follower.to_owned(),
+            upstream,
+            notification_id,
+            originator_id,
+            topic,
+            reason,
+        })
+    }
+}
+
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use self::columns::{parked, registration};

@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::{
     Batch, EventQuery, Notification, ParkChange, Parked, Position, Recorder, Registration,
-    TrackingKey, TrackingUpdate, already_parked, epoch_exhausted, not_parked, signed_partition,
-    signed_update, signed_version, tracking_conflict,
+    TrackingKey, TrackingUpdate, already_parked, epoch_exhausted, not_parked, signed_changes,
+    signed_partition, signed_update, signed_version, tracking_conflict,
 };
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
@@ -157,6 +157,8 @@ impl Recorder for MemoryRecorder {
         if let Some(update) = batch.tracking {
             signed_update(update)?;
         }
+        // The same bounds as the databases' columns.
+        signed_changes(batch.parked)?;
         let events = batch.events;
         let mut tables = self.write();
 

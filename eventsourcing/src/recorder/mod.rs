@@ -73,7 +73,9 @@ mod sqlite;
 mod tracking;
 
 pub use self::followers::{ParkChange, Parked, Registration};
-pub(crate) use self::followers::{already_parked, not_parked};
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) use self::followers::{SignedChange, parked, registration};
+pub(crate) use self::followers::{already_parked, not_parked, signed_changes};
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
@@ -85,7 +87,7 @@ pub(crate) use self::tracking::{
     epoch_exhausted, signed_partition, signed_update, tracking_conflict,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use self::tracking::{is_version_1, position};
+pub(crate) use self::tracking::{is_version_1, position, rewind_conflict, signed_rewind};
 #[cfg(feature = "sqlite")]
 pub use crate::config::Synchronous;
 

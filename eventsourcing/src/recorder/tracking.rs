@@ -90,6 +90,32 @@ pub(crate) fn tracking_conflict(update: &TrackingUpdate) -> Error {
     }
 }
 
+/// The values of a rewind of the row of `key` held at `epoch` (a
+/// projection's rebuild, which moves the row back to notification 0), as
+/// the columns hold them; [`Error::InvalidArgument`] for a partition beyond
+/// `i32::MAX` or an epoch beyond `i64::MAX`.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn signed_rewind(key: &TrackingKey, epoch: u64) -> Result<(i32, i64)> {
+    let partition = signed_partition(key)?;
+    let epoch = i64::try_from(epoch).map_err(|_| Error::InvalidArgument {
+        name: "epoch",
+        reason: format!(
+            "{epoch} for {} does not fit in a signed 64-bit column (at most {})",
+            describe(key),
+            i64::MAX
+        ),
+    })?;
+    Ok((partition, epoch))
+}
+
+/// The error of a rewind that found the row of `key` at another epoch than
+/// `epoch` (another worker took it over): a [`Error::TrackingConflict`]
+/// whose `expected` is 0, the position the rewind was to move it to.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn rewind_conflict(key: &TrackingKey, epoch: u64) -> Error {
+    tracking_conflict(&TrackingUpdate::new(key.clone(), epoch, 0, 0))
+}
+
 /// The error of [`Recorder::raise_epoch`](super::Recorder::raise_epoch) on a row whose epoch is already
 /// the greatest a signed 64-bit column holds.
 pub(crate) fn epoch_exhausted(key: &TrackingKey) -> Error {

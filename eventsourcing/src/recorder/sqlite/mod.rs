@@ -3,7 +3,9 @@
 //! One job per file: `options` (how to open it), `statements` (the SQL),
 //! `rows` (decoding), `readers` (the reader connections of a file
 //! database), `setup` (creating the tables, migrating older ones),
-//! `tracking` (the tracking table).
+//! `tracking` (the tracking table), `followers` (the `followers` and
+//! `parked` tables), `transact` (transactions that run a follower's own
+//! statements with a batch).
 
 use std::ops::ControlFlow;
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -16,18 +18,24 @@ use self::readers::ReaderPool;
 use self::rows::{KnownId, read_event, read_notification};
 use self::statements::{BEGIN_IMMEDIATE, COMMIT, Statements};
 use super::{
-    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, clamp, corrupt,
-    signed_partition, signed_update, signed_version,
+    Batch, EventQuery, Notification, Parked, Position, Recorder, Registration, SignedChange,
+    SignedUpdate, TrackingKey, TrackingUpdate, clamp, corrupt, signed_changes, signed_partition,
+    signed_update, signed_version,
 };
+use crate::crash;
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
+mod followers;
 mod options;
 mod readers;
 mod rows;
 mod setup;
 mod statements;
+#[cfg(test)]
+mod tests;
 mod tracking;
+mod transact;
 
 pub use self::options::{SqliteOptions, SqlitePath};
 
@@ -38,20 +46,58 @@ const STATEMENT_CACHE_CAPACITY: usize = 32;
 ///
 /// Tables are created if missing, with FORMAT.md's column types. Writes go
 /// through one connection behind a mutex, each batch in a `BEGIN IMMEDIATE`
-/// transaction (its events, then its tracking update's compare-and-set), so
-/// notification ids are assigned and committed in the same order and a
-/// reader never sees a gap that fills in later. For a file
+/// transaction (its events, then its parked changes, then its tracking
+/// update's compare-and-set), so notification ids are assigned and
+/// committed in the same order and a reader never sees a gap that fills in
+/// later. For a file
 /// database, reads use a small pool of separate connections, which in WAL
 /// mode neither wait for nor block the writer; an in-memory database uses
 /// its one connection for everything.
 ///
 /// Several processes may open the same file: SQLite's locks serialise their
 /// writes, and [`SqliteOptions::busy_timeout`] bounds the wait.
+///
+/// # Followers' tables
+///
+/// Besides FORMAT.md's tables, two that only followers use (outside the
+/// stored format: a reader of the events may ignore them), with the same
+/// table prefix:
+///
+/// - `{prefix}followers (application_name TEXT NOT NULL PRIMARY KEY, kind
+///   TEXT NOT NULL, version INTEGER NOT NULL)`: who holds each follower's
+///   name ([`Registration`]);
+/// - `{prefix}parked (application_name TEXT NOT NULL, upstream_name TEXT
+///   NOT NULL, notification_id INTEGER NOT NULL, originator_id TEXT NOT NULL,
+///   topic TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY
+///   (application_name, upstream_name, notification_id))`: the
+///   notifications each follower set aside ([`Parked`]; `originator_id` as
+///   36 lowercase hyphenated characters, like `stored_events`).
 #[derive(Debug)]
 pub struct SqliteRecorder {
     writer: Mutex<Connection>,
     readers: Option<ReaderPool>,
     sql: Statements,
+}
+
+/// A batch whose values were checked against the columns, before anything
+/// is written.
+struct Checked<'a> {
+    events: &'a [StoredEvent],
+    tracking: Option<(&'a TrackingUpdate, SignedUpdate)>,
+    parked: Vec<SignedChange<'a>>,
+}
+
+impl<'a> Checked<'a> {
+    fn new(batch: &Batch<'a>) -> Result<Self> {
+        Ok(Self {
+            events: batch.events,
+            tracking: batch
+                .tracking
+                .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
+                .transpose()?,
+            parked: signed_changes(batch.parked)?,
+        })
+    }
 }
 
 /// Wraps a database error.
@@ -188,6 +234,19 @@ impl SqliteRecorder {
         Ok(ids)
     }
 
+    /// Writes a checked batch inside the writer's open transaction: its
+    /// events, then its parked changes, then its tracking update's
+    /// compare-and-set; returns the events' notification ids. On an error
+    /// the caller rolls everything back.
+    fn write_batch(&self, conn: &Connection, batch: &Checked<'_>) -> Result<Vec<u64>> {
+        let ids = self.insert_rows(conn, batch.events)?;
+        self.write_parked(conn, &batch.parked)?;
+        if let Some((update, signed)) = batch.tracking {
+            self.track(conn, update, signed)?;
+        }
+        Ok(ids)
+    }
+
     /// Runs `read` on a reader connection (the writer for a database in
     /// memory).
     fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
@@ -204,32 +263,17 @@ impl SqliteRecorder {
 }
 
 impl Recorder for SqliteRecorder {
-    // TODO(followers): replaced by the backend's tables before this lands.
-    fn register_follower(&self, registration: &super::Registration) -> Result<super::Registration> {
-        Ok(registration.clone())
-    }
-
-    fn update_follower(&self, _registration: &super::Registration) -> Result<()> {
-        Ok(())
-    }
-
-    fn select_parked(&self, _follower: &str) -> Result<Vec<super::Parked>> {
-        Ok(Vec::new())
-    }
-
     fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
         if batch.is_empty() {
             return Ok(Vec::new());
         }
-        let tracking = batch
-            .tracking
-            .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
-            .transpose()?;
+        let checked = Checked::new(batch)?;
         self.write(|conn| {
-            let ids = self.insert_rows(conn, batch.events)?;
-            if let Some((update, signed)) = tracking {
-                self.track(conn, update, signed)?;
-            }
+            let ids = self.write_batch(conn, &checked)?;
+            crash::point("after_insert");
+            // `write` commits as soon as this returns: nothing runs
+            // between the two points.
+            crash::point("before_commit");
             Ok(ids)
         })
     }
@@ -363,5 +407,17 @@ impl Recorder for SqliteRecorder {
     fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
         let partition = signed_partition(key)?;
         self.write(|conn| self.take_over(conn, key, partition))
+    }
+
+    fn register_follower(&self, registration: &Registration) -> Result<Registration> {
+        self.register(registration)
+    }
+
+    fn update_follower(&self, registration: &Registration) -> Result<()> {
+        self.store_registration(&*self.writer()?, registration)
+    }
+
+    fn select_parked(&self, follower: &str) -> Result<Vec<Parked>> {
+        self.parked_by(follower)
     }
 }

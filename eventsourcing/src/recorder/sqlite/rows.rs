@@ -7,7 +7,10 @@ use uuid::Uuid;
 use super::db;
 use crate::error::Result;
 use crate::mapper::StoredEvent;
-use crate::recorder::{Notification, Position, TrackingKey, corrupt, corrupt_tracking, position};
+use crate::recorder::{
+    Notification, Parked, Position, Registration, TrackingKey, corrupt, corrupt_tracking, parked,
+    position, registration,
+};
 
 /// An originator id the rows being read are expected to have, with its
 /// column text: a row whose text is the same needs no parsing.
@@ -122,4 +125,51 @@ pub(super) fn read_position(row: &Row<'_>, key: &TrackingKey) -> Result<Position
         _ => Err(corrupt_tracking(key, name)),
     };
     position(key, column(0, "notification_id")?, column(1, "epoch")?)
+}
+
+/// A text column of a `followers` or `parked` row of `follower`.
+fn follower_text(row: &Row<'_>, index: usize, follower: &str, name: &str) -> Result<String> {
+    match row.get_ref(index).map_err(db)? {
+        ValueRef::Text(text) => std::str::from_utf8(text).ok().map(str::to_owned),
+        _ => None,
+    }
+    .ok_or_else(|| not_a(follower, name, "UTF-8 text"))
+}
+
+/// An integer column of a `followers` or `parked` row of `follower`.
+fn follower_integer(row: &Row<'_>, index: usize, follower: &str, name: &str) -> Result<i64> {
+    match row.get_ref(index).map_err(db)? {
+        ValueRef::Integer(value) => Ok(value),
+        _ => Err(not_a(follower, name, "an integer")),
+    }
+}
+
+fn not_a(follower: &str, name: &str, what: &str) -> crate::Error {
+    corrupt(
+        Uuid::nil(),
+        0,
+        format!("a row of follower `{follower}` has a {name} that is not {what}"),
+    )
+}
+
+/// Reads a `followers` row's `kind, version`, for `follower`.
+pub(super) fn read_registration(row: &Row<'_>, follower: &str) -> Result<Registration> {
+    registration(
+        follower,
+        follower_text(row, 0, follower, "kind")?,
+        follower_integer(row, 1, follower, "version")?,
+    )
+}
+
+/// Reads a `parked` row's `upstream_name, notification_id, originator_id,
+/// topic, reason`, for `follower`.
+pub(super) fn read_parked(row: &Row<'_>, follower: &str) -> Result<Parked> {
+    parked(
+        follower,
+        follower_text(row, 0, follower, "upstream_name")?,
+        follower_integer(row, 1, follower, "notification_id")?,
+        read_originator_id(row.get_ref(2).map_err(db)?, 0)?,
+        follower_text(row, 3, follower, "topic")?,
+        follower_text(row, 4, follower, "reason")?,
+    )
 }

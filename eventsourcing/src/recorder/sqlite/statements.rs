@@ -18,6 +18,21 @@ pub(super) struct Statements {
     pub(super) update_tracking: String,
     pub(super) insert_tracking: String,
     pub(super) raise_epoch: String,
+    pub(super) rewind_tracking: String,
+    pub(super) followers: FollowerStatements,
+}
+
+/// The SQL of the `followers` and `parked` tables.
+#[derive(Debug)]
+pub(super) struct FollowerStatements {
+    create_tables: String,
+    pub(super) register: String,
+    pub(super) select: String,
+    pub(super) update: String,
+    pub(super) insert_parked: String,
+    pub(super) delete_parked: String,
+    pub(super) delete_parked_of_follower: String,
+    pub(super) select_parked: String,
 }
 
 pub(super) const EVENT_COLUMNS: &str = "originator_id, originator_version, topic, state";
@@ -30,6 +45,13 @@ const TRACKING_KEY: &str = "application_name = ?1 AND upstream_name = ?2 AND \"p
 const TRACKING_COLUMNS: &str =
     "application_name, upstream_name, \"partition\", notification_id, epoch";
 
+/// The columns of a `followers` row.
+const FOLLOWER_COLUMNS: &str = "application_name, kind, version";
+
+/// The columns of a `parked` row.
+const PARKED_COLUMNS: &str =
+    "application_name, upstream_name, notification_id, originator_id, topic, reason";
+
 /// Starts a write transaction, taking the write lock at once.
 pub(super) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 /// Ends a write transaction.
@@ -41,6 +63,7 @@ impl Statements {
         let snapshots = format!("\"{prefix}snapshots\"");
         let tracking = format!("\"{prefix}tracking\"");
         let old_tracking = format!("\"{prefix}tracking_v1\"");
+        let followers = FollowerStatements::new(prefix);
         let create_tracking = format!(
             "CREATE TABLE IF NOT EXISTS {tracking} (
                  application_name TEXT NOT NULL,
@@ -76,7 +99,9 @@ impl Statements {
                      state BLOB NOT NULL,
                      PRIMARY KEY (originator_id, originator_version)
                  );
-                 {create_tracking}"
+                 {create_tracking}
+                 {create_followers}",
+                create_followers = followers.create_tables,
             ),
             tracking_layout: format!(
                 "SELECT name FROM pragma_table_info('{prefix}tracking') ORDER BY cid"
@@ -131,6 +156,11 @@ impl Statements {
                  RETURNING notification_id, epoch",
                 max = i64::MAX
             ),
+            // A rebuild's rewind: ?4 the epoch the row must still have.
+            rewind_tracking: format!(
+                "UPDATE {tracking} SET notification_id = 0 WHERE {TRACKING_KEY} AND epoch = ?4"
+            ),
+            followers,
             stored_events: events,
         }
     }
@@ -151,5 +181,58 @@ impl Statements {
         }
         sql.push_str(") ORDER BY notification_id LIMIT ?2");
         sql
+    }
+}
+
+impl FollowerStatements {
+    fn new(prefix: &str) -> Self {
+        let followers = format!("\"{prefix}followers\"");
+        let parked = format!("\"{prefix}parked\"");
+        Self {
+            // Run with the other tables' (see `setup`).
+            create_tables: format!(
+                "CREATE TABLE IF NOT EXISTS {followers} (
+                     application_name TEXT NOT NULL PRIMARY KEY,
+                     kind TEXT NOT NULL,
+                     version INTEGER NOT NULL
+                 );
+                 CREATE TABLE IF NOT EXISTS {parked} (
+                     application_name TEXT NOT NULL,
+                     upstream_name TEXT NOT NULL,
+                     notification_id INTEGER NOT NULL,
+                     originator_id TEXT NOT NULL,
+                     topic TEXT NOT NULL,
+                     reason TEXT NOT NULL,
+                     PRIMARY KEY (application_name, upstream_name, notification_id)
+                 );"
+            ),
+            register: format!(
+                "INSERT INTO {followers} ({FOLLOWER_COLUMNS}) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (application_name) DO NOTHING"
+            ),
+            select: format!("SELECT kind, version FROM {followers} WHERE application_name = ?1"),
+            update: format!(
+                "INSERT INTO {followers} ({FOLLOWER_COLUMNS}) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (application_name) \
+                 DO UPDATE SET kind = excluded.kind, version = excluded.version"
+            ),
+            // No row is inserted when the notification is already parked.
+            insert_parked: format!(
+                "INSERT INTO {parked} ({PARKED_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                 ON CONFLICT DO NOTHING"
+            ),
+            delete_parked: format!(
+                "DELETE FROM {parked} \
+                 WHERE application_name = ?1 AND upstream_name = ?2 AND notification_id = ?3"
+            ),
+            delete_parked_of_follower: format!("DELETE FROM {parked} WHERE application_name = ?1"),
+            // The default collation compares bytes: the order of Rust's
+            // strings, as every backend returns them.
+            select_parked: format!(
+                "SELECT upstream_name, notification_id, originator_id, topic, reason \
+                 FROM {parked} WHERE application_name = ?1 \
+                 ORDER BY upstream_name, notification_id"
+            ),
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The tracking table in SQLite: the compare-and-set written with a batch,
-//! a follower's position, and taking a row over.
+//! a follower's position, taking a row over, and moving it back for a
+//! rebuild.
 
 use rusqlite::Connection;
 
@@ -7,7 +8,8 @@ use super::rows::read_position;
 use super::{SqliteRecorder, db};
 use crate::error::Result;
 use crate::recorder::{
-    Position, SignedUpdate, TrackingKey, TrackingUpdate, epoch_exhausted, tracking_conflict,
+    Position, SignedUpdate, TrackingKey, TrackingUpdate, epoch_exhausted, rewind_conflict,
+    tracking_conflict,
 };
 
 impl SqliteRecorder {
@@ -91,5 +93,36 @@ impl SqliteRecorder {
         // Run the statement to its end before the transaction commits.
         while rows.next().map_err(db)?.is_some() {}
         Ok(position)
+    }
+
+    /// Moves the row of `key` back to notification 0, inside the writer's
+    /// open transaction, provided that it still has `epoch` (the signed
+    /// values are the checked `partition` and `epoch`); a missing row is at
+    /// notification 0, epoch 0 already. Otherwise
+    /// [`Error::TrackingConflict`], and the caller rolls everything back.
+    ///
+    /// [`Error::TrackingConflict`]: crate::Error::TrackingConflict
+    pub(super) fn rewind(
+        &self,
+        conn: &Connection,
+        key: &TrackingKey,
+        epoch: u64,
+        (partition, signed_epoch): (i32, i64),
+    ) -> Result<()> {
+        let moved = conn
+            .prepare_cached(&self.sql.rewind_tracking)
+            .and_then(|mut rewind| {
+                rewind.execute((
+                    key.follower.as_str(),
+                    key.upstream.as_str(),
+                    partition,
+                    signed_epoch,
+                ))
+            })
+            .map_err(db)?;
+        if moved == 1 || (epoch == 0 && self.position(conn, key, partition)?.is_none()) {
+            return Ok(());
+        }
+        Err(rewind_conflict(key, epoch))
     }
 }
