@@ -202,6 +202,14 @@ pub use eventsourcing_derive::policy;
 pub use eventsourcing_derive::{
     AggregateId, Event, aggregate, created, event, on, reset, setup, upcast,
 };
+/// The PostgreSQL driver the recorder uses: a projection's handlers take
+/// its `Transaction`, of this version.
+#[cfg(feature = "postgres")]
+pub use postgres;
+/// The SQLite driver the recorder uses: a projection's handlers take its
+/// `Transaction`, of this version.
+#[cfg(feature = "sqlite")]
+pub use rusqlite;
 /// The JSON library events and snapshots are encoded with, for upcasters.
 pub use serde_json as json;
 pub use uuid::Uuid;

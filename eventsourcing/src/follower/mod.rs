@@ -10,6 +10,7 @@ mod policy;
 mod processing;
 mod runner;
 mod running;
+mod sql;
 mod target;
 mod watch;
 
@@ -18,5 +19,7 @@ pub use self::policy::{BoxError, Envelope, HandleError, Policy, variant_topics};
 pub use self::processing::Processing;
 pub use self::runner::{Follower, Progress, Rebuild};
 pub use self::running::{Lag, Running};
+#[cfg(feature = "sqlite")]
+pub use self::sql::SqliteProjection;
 pub use self::target::{InMemory, ProcessTarget, Target};
 pub use self::watch::Watch;

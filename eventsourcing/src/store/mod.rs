@@ -57,6 +57,25 @@ impl EventStore {
         &self.recorder
     }
 
+    /// The recorder as its backend's type, when it is one: the SQLite
+    /// recorder of an application opened on a SQLite `DB_URI`, say, for a
+    /// projection into the same database.
+    ///
+    /// ```
+    /// use eventsourcing::Application;
+    /// use eventsourcing::recorder::{MemoryRecorder, SqliteRecorder};
+    ///
+    /// let app = Application::builder().db_uri("sqlite:///:memory:").build()?;
+    /// assert!(app.event_store().recorder_as::<SqliteRecorder>().is_some());
+    /// assert!(app.event_store().recorder_as::<MemoryRecorder>().is_none());
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    #[must_use]
+    pub fn recorder_as<R: Recorder>(&self) -> Option<Arc<R>> {
+        let any: Arc<dyn std::any::Any + Send + Sync> = Arc::clone(&self.recorder) as _;
+        any.downcast::<R>().ok()
+    }
+
     /// The mapper between recorded events and stored rows.
     #[must_use]
     pub fn mapper(&self) -> &Mapper {

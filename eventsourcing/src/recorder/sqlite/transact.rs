@@ -44,15 +44,15 @@ impl SqliteRecorder {
     pub(crate) fn transact<T>(
         &self,
         batch: &Batch<'_>,
-        work: impl FnOnce(&Transaction<'_>) -> Result<T>,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<T>,
     ) -> Result<(T, Vec<u64>)> {
         let checked = Checked::new(batch)?;
         let mut conn = self.writer()?;
-        let tx = conn
+        let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
         // Dropping `tx` on any error below rolls back.
-        let value = work(&tx)?;
+        let value = work(&mut tx)?;
         if tx.is_autocommit() {
             return Err(ended_by_work());
         }
@@ -78,17 +78,17 @@ impl SqliteRecorder {
         &self,
         rewind: &[(TrackingKey, u64)],
         registration: &Registration,
-        work: impl FnOnce(&Transaction<'_>) -> Result<()>,
+        work: impl FnOnce(&mut Transaction<'_>) -> Result<()>,
     ) -> Result<()> {
         let signed = rewind
             .iter()
             .map(|(key, epoch)| signed_rewind(key, *epoch))
             .collect::<Result<Vec<_>>>()?;
         let mut conn = self.writer()?;
-        let tx = conn
+        let mut tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(db)?;
-        work(&tx)?;
+        work(&mut tx)?;
         if tx.is_autocommit() {
             return Err(ended_by_work());
         }
