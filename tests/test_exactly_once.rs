@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use eventsourcing::follower::{Envelope, Follower, HandleError, Policy, Processing};
 use eventsourcing::prelude::*;
-use eventsourcing::recorder::TrackingKey;
+use eventsourcing::recorder::{SqliteRecorder, TrackingKey};
+use eventsourcing::rusqlite;
 use support::account::{Account, AccountEvent};
 
 /// The effect of one upstream event: an aggregate that names it.
@@ -58,6 +59,39 @@ impl Policy<Processing> for Effects {
     }
 }
 
+/// One row per deposit in a SQLite table (no key: a second row for one
+/// deposit would show).
+struct SqliteRows;
+
+#[policy(name = "Effects")]
+impl SqliteRows {
+    #[setup]
+    fn create(&self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch("CREATE TABLE IF NOT EXISTS effect_rows (upstream_id INTEGER NOT NULL)")
+    }
+
+    #[on(AccountEvent::Deposited)]
+    fn deposited(
+        &self,
+        tx: &rusqlite::Transaction<'_>,
+        envelope: &Envelope,
+    ) -> rusqlite::Result<()> {
+        let id = i64::try_from(envelope.notification_id()).unwrap();
+        tx.execute("INSERT INTO effect_rows (upstream_id) VALUES (?1)", [id])?;
+        Ok(())
+    }
+}
+
+/// What the follower makes of each deposit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A process application: an `Effect` aggregate.
+    Process,
+    /// A projection: a row in a table of the downstream database.
+    Projection,
+}
+
+const KIND: &str = "ES_EO_KIND";
 const CHILD: &str = "ES_EO_CHILD";
 const UP: &str = "ES_EO_UP";
 const DOWN: &str = "ES_EO_DOWN";
@@ -123,12 +157,29 @@ fn follower_child() {
         eventsourcing::__private::set_crash_hook(crash_hook);
     }
     let (bank, effects) = apps(&up, &down);
-    let mut follower = Follower::process(Effects, &effects)
-        .follow(&bank)
-        .batch_size(1 + usize::try_from(random_below(16)).unwrap())
-        .start()
-        .unwrap();
-    follower.run_until_caught_up().unwrap();
+    let batch = 1 + usize::try_from(random_below(16)).unwrap();
+    let store = effects.event_store();
+    match (
+        std::env::var(KIND).as_deref(),
+        store.recorder_as::<SqliteRecorder>(),
+    ) {
+        (Ok("projection"), Some(sqlite)) => {
+            let mut follower = Follower::sqlite(SqliteRows, sqlite)
+                .follow(&bank)
+                .batch_size(batch)
+                .start()
+                .unwrap();
+            follower.run_until_caught_up().unwrap();
+        }
+        _ => {
+            let mut follower = Follower::process(Effects, &effects)
+                .follow(&bank)
+                .batch_size(batch)
+                .start()
+                .unwrap();
+            follower.run_until_caught_up().unwrap();
+        }
+    }
 }
 
 /// Deposits `n` times into a few accounts, in saves of up to five.
@@ -159,7 +210,13 @@ enum End {
     Finished,
 }
 
-fn run_child(up: &str, down: &str, kill: Option<(&str, u32)>, delay: Option<Duration>) -> End {
+fn run_child(
+    up: &str,
+    down: &str,
+    kind: Kind,
+    kill: Option<(&str, u32)>,
+    delay: Option<Duration>,
+) -> End {
     let mut command = Command::new(std::env::current_exe().unwrap());
     command
         .args([
@@ -171,6 +228,14 @@ fn run_child(up: &str, down: &str, kill: Option<(&str, u32)>, delay: Option<Dura
         .env(CHILD, "1")
         .env(UP, up)
         .env(DOWN, down)
+        .env(
+            KIND,
+            if kind == Kind::Process {
+                "process"
+            } else {
+                "projection"
+            },
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
@@ -195,10 +260,48 @@ fn run_child(up: &str, down: &str, kill: Option<(&str, u32)>, delay: Option<Dura
     End::Killed
 }
 
+/// Where a follower's effects are: the events of a process
+/// application, or rows that `read` reads.
+enum Made<'a> {
+    Events,
+    Rows(&'a dyn Fn() -> Vec<u64>),
+}
+
+/// The upstream notification id each effect names, one per effect.
+fn effects_of(effects: &Application, made: &Made<'_>) -> Vec<u64> {
+    match made {
+        Made::Rows(read) => read(),
+        Made::Events => {
+            let log = effects.notification_log();
+            log.reader()
+                .read()
+                .unwrap()
+                .into_iter()
+                .map(|n| {
+                    let EffectEvent::Made { upstream_id } = log
+                        .decode(n)
+                        .unwrap()
+                        .decode::<EffectEvent>()
+                        .unwrap()
+                        .event;
+                    upstream_id
+                })
+                .collect()
+        }
+    }
+}
+
 /// Kills followers `kills` times (alternating random moments and named
 /// points), with the upstream growing between rounds, then lets one
 /// finish and checks the oracle.
-fn killed_followers_leave_exactly_one_effect(up: &str, down: &str, kills: usize) {
+fn killed_followers_leave_exactly_one_effect(
+    up: &str,
+    down: &str,
+    kind: Kind,
+    made: &Made<'_>,
+    kills: usize,
+    points: &[&str],
+) {
     let (bank, effects) = apps(up, down);
     let mut accounts = Vec::new();
     write_upstream(&bank, &mut accounts, 200);
@@ -213,23 +316,26 @@ fn killed_followers_leave_exactly_one_effect(up: &str, down: &str, kills: usize)
         );
         write_upstream(&bank, &mut accounts, 20);
         let end = if rounds % 2 == 0 {
-            let point = POINTS[usize::try_from(random_below(4)).unwrap()];
+            let point = points[usize::try_from(random_below(points.len() as u64)).unwrap()];
             let nth = 1 + u32::try_from(random_below(3)).unwrap();
-            let end = run_child(up, down, Some((point, nth)), None);
+            let end = run_child(up, down, kind, Some((point, nth)), None);
             if matches!(end, End::Killed) {
                 *by_point.entry(point).or_default() += 1;
             }
             end
         } else {
             let delay = Duration::from_millis(5 + random_below(60));
-            run_child(up, down, None, Some(delay))
+            run_child(up, down, kind, None, Some(delay))
         };
         if matches!(end, End::Killed) {
             killed += 1;
         }
     }
     // Quiet now: one last follower runs to the end.
-    assert!(matches!(run_child(up, down, None, None), End::Finished));
+    assert!(matches!(
+        run_child(up, down, kind, None, None),
+        End::Finished
+    ));
     eprintln!("{killed} kills in {rounds} rounds; at named points: {by_point:?}");
 
     // The oracle.
@@ -242,9 +348,7 @@ fn killed_followers_leave_exactly_one_effect(up: &str, down: &str, kills: usize)
         }
     }
     let mut seen = BTreeMap::<u64, usize>::new();
-    for notification in effects.notification_log().reader().read().unwrap() {
-        let event = effects.notification_log().decode(notification).unwrap();
-        let EffectEvent::Made { upstream_id } = event.decode::<EffectEvent>().unwrap().event;
+    for upstream_id in effects_of(&effects, made) {
         *seen.entry(upstream_id).or_default() += 1;
     }
     let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
@@ -265,7 +369,7 @@ fn killed_followers_leave_exactly_one_effect(up: &str, down: &str, kills: usize)
         wanted.len(),
         seen.len()
     );
-    for point in POINTS {
+    for point in points {
         assert!(
             by_point.contains_key(point),
             "never killed at {point}: {by_point:?}"
@@ -402,26 +506,99 @@ fn follower_and_writer_in_two_processes_on_postgres() {
     );
 }
 
-#[test]
-fn exactly_once_on_sqlite_under_kill() {
-    let db = support::sqlite::FileDb::new();
-    killed_followers_leave_exactly_one_effect(&db.uri(), &db.uri(), 100);
+/// The points a SQLite follower passes, and those a PostgreSQL process
+/// application passes (its batch is one statement that commits alone).
+const POSTGRES_PROCESS_POINTS: [&str; 2] = ["after_handler", "after_commit"];
+
+/// The upstream ids of the rows in `effect_rows` of a SQLite file.
+fn sqlite_rows(path: &std::path::Path) -> Vec<u64> {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    let mut select = conn.prepare("SELECT upstream_id FROM effect_rows").unwrap();
+    select
+        .query_map([], |row| row.get::<_, i64>(0))
+        .unwrap()
+        .map(|id| u64::try_from(id.unwrap()).unwrap())
+        .collect()
 }
 
 #[test]
-fn exactly_once_on_postgres_under_kill() {
+fn exactly_once_of_a_process_application_on_sqlite_under_kill() {
+    let db = support::sqlite::FileDb::new();
+    let uri = db.uri();
+    killed_followers_leave_exactly_one_effect(
+        &uri,
+        &uri,
+        Kind::Process,
+        &Made::Events,
+        100,
+        &POINTS,
+    );
+}
+
+#[test]
+fn exactly_once_of_a_projection_on_sqlite_under_kill() {
+    let db = support::sqlite::FileDb::new();
+    let uri = db.uri();
+    let rows = || sqlite_rows(&db.path);
+    killed_followers_leave_exactly_one_effect(
+        &uri,
+        &uri,
+        Kind::Projection,
+        &Made::Rows(&rows),
+        100,
+        &POINTS,
+    );
+}
+
+#[test]
+fn exactly_once_of_a_process_application_on_postgres_under_kill() {
     let Some(scratch) = support::pg::Scratch::new() else {
         return;
     };
-    killed_followers_leave_exactly_one_effect(&scratch.db_uri(), &scratch.db_uri(), 100);
+    let uri = scratch.db_uri();
+    killed_followers_leave_exactly_one_effect(
+        &uri,
+        &uri,
+        Kind::Process,
+        &Made::Events,
+        100,
+        &POSTGRES_PROCESS_POINTS,
+    );
 }
 
 #[test]
-#[ignore = "a soak of 1,000 kills per backend; run by hand"]
+#[ignore = "a soak of 1,000 kills per backend and kind; run by hand"]
 fn exactly_once_soak() {
     let db = support::sqlite::FileDb::new();
-    killed_followers_leave_exactly_one_effect(&db.uri(), &db.uri(), 1000);
+    let uri = db.uri();
+    killed_followers_leave_exactly_one_effect(
+        &uri,
+        &uri,
+        Kind::Process,
+        &Made::Events,
+        1000,
+        &POINTS,
+    );
+    let db = support::sqlite::FileDb::new();
+    let uri = db.uri();
+    let rows = || sqlite_rows(&db.path);
+    killed_followers_leave_exactly_one_effect(
+        &uri,
+        &uri,
+        Kind::Projection,
+        &Made::Rows(&rows),
+        1000,
+        &POINTS,
+    );
     if let Some(scratch) = support::pg::Scratch::new() {
-        killed_followers_leave_exactly_one_effect(&scratch.db_uri(), &scratch.db_uri(), 1000);
+        let uri = scratch.db_uri();
+        killed_followers_leave_exactly_one_effect(
+            &uri,
+            &uri,
+            Kind::Process,
+            &Made::Events,
+            1000,
+            &POSTGRES_PROCESS_POINTS,
+        );
     }
 }

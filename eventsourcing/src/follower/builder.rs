@@ -127,7 +127,8 @@ impl<P, T> FollowerBuilder<P, T> {
         self
     }
 
-    /// At most this many upstream events per transaction (500 unless set):
+    /// At most this many upstream events per transaction
+    /// ([`DEFAULT_BATCH_SIZE`](super::DEFAULT_BATCH_SIZE) unless set):
     /// larger batches catch up faster, and cost more to handle again after
     /// a concurrency conflict. In-memory projections take one at a time.
     pub fn batch_size(mut self, events: usize) -> Self {

@@ -8,6 +8,7 @@ mod listen;
 mod parked;
 mod policy;
 mod processing;
+mod reader;
 mod runner;
 mod running;
 mod sql;
@@ -17,7 +18,7 @@ mod watch;
 pub use self::builder::FollowerBuilder;
 pub use self::policy::{BoxError, Envelope, HandleError, Policy, variant_topics};
 pub use self::processing::Processing;
-pub use self::runner::{Follower, Progress, Rebuild};
+pub use self::runner::{DEFAULT_BATCH_SIZE, Follower, Progress, Rebuild};
 pub use self::running::{Lag, Running};
 #[cfg(feature = "sqlite")]
 pub use self::sql::SqliteProjection;

@@ -14,11 +14,13 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use super::policy::{Envelope, HandleError};
+use super::reader::{Page, ReadAhead, Source};
 use super::target::{Commit, Failure, Target};
 use super::watch::Shared;
 use crate::application::Application;
@@ -37,6 +39,10 @@ pub(crate) struct Upstream {
     pub(crate) at: Position,
 }
 
+/// How many upstream events a follower handles per transaction unless
+/// told otherwise ([`FollowerBuilder::batch_size`](super::FollowerBuilder::batch_size)).
+pub const DEFAULT_BATCH_SIZE: usize = 1000;
+
 /// How a follower behaves; set on its builder.
 #[derive(Clone, Debug)]
 pub(crate) struct Options {
@@ -50,7 +56,7 @@ pub(crate) struct Options {
 impl Default for Options {
     fn default() -> Self {
         Options {
-            batch_size: 500,
+            batch_size: DEFAULT_BATCH_SIZE,
             attempts: 5,
             park: false,
             poll_min: Duration::from_millis(1),
@@ -141,11 +147,11 @@ impl<P, T> std::fmt::Debug for Follower<P, T> {
     }
 }
 
-/// How far one step got.
+/// What catching up with one upstream did.
+#[derive(Default)]
 struct Step {
     events: u64,
     batches: u64,
-    at_head: bool,
 }
 
 impl<P, T: Target<P>> Follower<P, T> {
@@ -191,19 +197,16 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// nothing of the failed batch does.
     pub fn run_until_caught_up(&mut self) -> Result<Progress> {
         let mut progress = Progress::default();
-        loop {
-            let mut all_at_head = true;
-            for index in 0..self.upstreams.len() {
-                let step = self.step(index)?;
-                progress.events += step.events;
-                progress.batches += step.batches;
-                all_at_head &= step.at_head;
-            }
-            if all_at_head {
-                self.finish_rebuild(progress.events);
+        for index in 0..self.upstreams.len() {
+            let step = self.catch_up(index)?;
+            progress.events += step.events;
+            progress.batches += step.batches;
+            if self.shared.stop.load(Ordering::SeqCst) {
                 return Ok(progress);
             }
         }
+        self.finish_rebuild(progress.events);
+        Ok(progress)
     }
 
     /// Marks a rebuild done once the follower has caught up.
@@ -219,59 +222,65 @@ impl<P, T: Target<P>> Follower<P, T> {
         }
     }
 
-    /// Reads and records one batch of upstream `index`.
-    fn step(&mut self, index: usize) -> Result<Step> {
-        let upstream = &self.upstreams[index];
-        let from = upstream.at.notification_id;
-        // Every id up to the head is settled: a recorder never reports one
-        // that a reader could still miss.
-        let head = upstream.log.max_id()?;
-        if head <= from {
-            return Ok(Step {
-                events: 0,
-                batches: 0,
-                at_head: true,
-            });
+    /// Reads and records upstream `index` up to its head, page by page.
+    /// When there is more than one page, the next one is read on another
+    /// thread while the current one is recorded.
+    fn catch_up(&mut self, index: usize) -> Result<Step> {
+        let source = Source {
+            name: Arc::clone(&self.upstreams[index].name),
+            log: self.upstreams[index].log.clone(),
+            topics: self.topics.clone(),
+            // Without transactions, one event at a time: a failure then
+            // leaves at most what its own handler did.
+            limit: if T::TRANSACTIONAL {
+                self.options.batch_size.max(1)
+            } else {
+                1
+            },
+        };
+        let mut step = Step::default();
+        let first = source.read(self.upstreams[index].at.notification_id)?;
+        if !self.record_page(index, first, &mut step)? {
+            return Ok(step);
         }
-        let limit = if T::TRANSACTIONAL {
-            self.options.batch_size.max(1)
-        } else {
-            1
-        };
-        let topics = self.topics.as_deref().unwrap_or(&[]);
-        let rows = upstream.log.select(from + 1, limit, topics)?;
-        let full = rows.len() >= limit;
-        // A short page holds every wanted row up to the head; the rows it
-        // holds are settled too.
-        let mut to = match rows.last() {
-            Some(last) if full => last.id,
-            Some(last) => last.id.max(head),
-            None => head,
-        };
-        let mut envelopes = Vec::with_capacity(rows.len());
-        let mut unreadable = None;
-        for row in rows {
-            let id = row.id;
-            match upstream.log.decode(row) {
-                Ok(event) => envelopes.push(Envelope::new(Arc::clone(&upstream.name), id, event)),
-                Err(error) => {
-                    // Everything before it is recorded; it is not passed.
-                    to = id - 1;
-                    unreadable = Some(error);
-                    break;
+
+        std::thread::scope(|scope| {
+            let reader = ReadAhead::start(scope, source);
+            reader.ask(self.upstreams[index].at.notification_id);
+            let result = loop {
+                let page = match reader.next() {
+                    Ok(page) => page,
+                    Err(error) => break Err(error),
+                };
+                // Read the next page while this one is recorded.
+                if !page.at_head && page.unreadable.is_none() {
+                    reader.ask(page.to);
                 }
-            }
+                match self.record_page(index, page, &mut step) {
+                    Ok(true) => {}
+                    Ok(false) => break Ok(()),
+                    Err(error) => break Err(error),
+                }
+            };
+            reader.finish();
+            result
+        })?;
+        Ok(step)
+    }
+
+    /// Records one page; says whether there is more to read (and the
+    /// follower was not told to stop).
+    fn record_page(&mut self, index: usize, page: Page, step: &mut Step) -> Result<bool> {
+        let from = self.upstreams[index].at.notification_id;
+        let events = u64::try_from(page.envelopes.len()).unwrap_or(u64::MAX);
+        if page.to > from || events > 0 {
+            step.batches += self.record(index, page.envelopes, page.to)?;
+            step.events += events;
         }
-        let events = u64::try_from(envelopes.len()).unwrap_or(u64::MAX);
-        let batches = self.record(index, envelopes, to)?;
-        if let Some(error) = unreadable {
+        if let Some(error) = page.unreadable {
             return Err(error);
         }
-        Ok(Step {
-            events,
-            batches,
-            at_head: !full && to >= head,
-        })
+        Ok(!page.at_head && !self.shared.stop.load(Ordering::SeqCst))
     }
 
     /// Records the effects of `envelopes` (in notification order) and

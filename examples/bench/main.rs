@@ -44,6 +44,8 @@ type Result<T, E = BoxError> = std::result::Result<T, E>;
 
 use support::account::Account;
 
+mod followers;
+
 /// The note every deposit carries.
 const NOTE: &str = "monthly salary";
 
@@ -107,6 +109,10 @@ struct Plan {
     synced_reps: usize,
     /// Notifications per query when W3 reads the log.
     w3_page: usize,
+    /// P1 and P2: upstream deposits a follower catches up with, and
+    /// repetitions (the median is reported).
+    p_events: usize,
+    p_reps: usize,
 }
 
 const FULL_PLAN: Plan = Plan {
@@ -120,6 +126,8 @@ const FULL_PLAN: Plan = Plan {
     read_reps: 9,
     synced_reps: 3,
     w3_page: 1_000,
+    p_events: 100_000,
+    p_reps: 5,
 };
 
 const QUICK_PLAN: Plan = Plan {
@@ -128,6 +136,8 @@ const QUICK_PLAN: Plan = Plan {
     reps: 3,
     read_reps: 5,
     synced_reps: 1,
+    p_events: 50_000,
+    p_reps: 3,
     ..FULL_PLAN
 };
 
@@ -142,6 +152,8 @@ const SMOKE_PLAN: Plan = Plan {
     read_reps: 1,
     synced_reps: 1,
     w3_page: 1_000,
+    p_events: 300,
+    p_reps: 1,
 };
 
 /// A row as the raw baselines insert it: the framework's stored bytes, with
@@ -911,6 +923,9 @@ fn run(target: &mut dyn Target, plan: &Plan) -> Result<()> {
         drop(w1(target, plan, Durability::Full)?);
     }
     target.clear()?;
+    if target.name() == "sqlite" {
+        followers::run(plan)?;
+    }
     line(
         "elapsed_s",
         format_args!("{:.1}", started.elapsed().as_secs_f64()),
@@ -985,7 +1000,7 @@ fn million(phase: &str, path: &Path) -> Result<()> {
 
 // ---------------------------------------------------------------- main
 
-const USAGE: &str = "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres]
+const USAGE: &str = "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers]
        bench --replay-million build|load|load-one PATH
        bench --profile w1|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
 
@@ -1086,10 +1101,12 @@ fn main() -> Result<()> {
         FULL_PLAN
     };
     let mut db = "sqlite".to_owned();
+    let mut only_followers = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => plan = QUICK_PLAN,
+            "--followers" => only_followers = true,
             "--smoke" => plan = SMOKE_PLAN,
             "--full" => plan = FULL_PLAN,
             "--db" => db.clone_from(args.next().ok_or(USAGE)?),
@@ -1115,6 +1132,9 @@ fn main() -> Result<()> {
             "note",
             "debug build: the figures below are not meaningful, use --release",
         );
+    }
+    if only_followers {
+        return followers::run(&plan);
     }
     match db.as_str() {
         "sqlite" => run(&mut SqliteTarget::new()?, &plan),
