@@ -247,6 +247,30 @@ impl SqliteRecorder {
         Ok(ids)
     }
 
+    /// Runs `read` with a connection to the database, outside any
+    /// transaction of the recorder's: for querying a projection's tables
+    /// (a database in memory has no other connection). A file database
+    /// lends one of its reader connections; one in memory, its only one,
+    /// so `read` must not write. `read`'s error comes back as
+    /// [`Error::Database`].
+    ///
+    /// ```
+    /// use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
+    ///
+    /// let recorder = SqliteRecorder::open(SqliteOptions::memory())?;
+    /// let tables: i64 = recorder.read_with(|conn| {
+    ///     Ok(conn.query_row("SELECT count(*) FROM sqlite_master", [], |row| row.get(0))?)
+    /// })?;
+    /// assert!(tables > 0);
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn read_with<T>(
+        &self,
+        read: impl FnOnce(&Connection) -> std::result::Result<T, crate::follower::BoxError>,
+    ) -> Result<T> {
+        self.read(|conn| read(conn).map_err(Error::Database))
+    }
+
     /// Runs `read` on a reader connection (the writer for a database in
     /// memory).
     fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
