@@ -1080,7 +1080,8 @@ mod postgres_specifics {
             )
             .unwrap()
             .get(0);
-        assert_eq!(tables, 3);
+        // stored_events, snapshots, tracking, and the followers' two.
+        assert_eq!(tables, 5);
     }
 
     #[test]

@@ -6,7 +6,9 @@
 //! originator_version)` uniqueness rule that is the optimistic concurrency
 //! control, reads one aggregate's rows back by version, reads all rows in
 //! notification order, and keeps where each follower stands in each
-//! upstream log.
+//! upstream log. Outside the stored format, it also keeps which follower
+//! holds each name ([`Registration`]) and the notifications each follower
+//! set aside ([`Parked`]), changed only with a batch ([`ParkChange`]).
 //!
 //! Backends:
 //!
@@ -17,8 +19,9 @@
 //!   many processes, with a gap-free notification log under concurrent
 //!   writers.
 //!
-//! Every backend passes the same conformance suite
-//! (`tests/test_recorders.rs` and `tests/test_tracking.rs`).
+//! Every backend passes the same conformance suites
+//! (`tests/test_recorders.rs`, `tests/test_tracking.rs` and
+//! `tests/test_followers.rs`).
 //!
 //! # Tracking
 //!

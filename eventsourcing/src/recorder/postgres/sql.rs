@@ -4,6 +4,8 @@
 
 // ------------------------------------------------------------------ the SQL
 
+use super::followers::FollowersSql;
+
 /// The statements a connection prepares, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub(super) enum Query {
@@ -19,6 +21,14 @@ pub(super) enum Query {
     FindConflict,
     SelectTracking,
     RaiseEpoch,
+    RewindTracking,
+    RegisterFollower,
+    SelectFollower,
+    UpdateFollower,
+    InsertParked,
+    ReleaseParked,
+    DeleteParkedOfFollower,
+    SelectParked,
 }
 
 /// The SQL of every statement, built once for the schema and prefix.
@@ -26,6 +36,7 @@ pub(super) enum Query {
 pub(super) struct Sql {
     pub(super) create_tables: String,
     pub(super) tracking: TrackingSql,
+    followers: FollowersSql,
     /// The insert function as `to_regprocedure` takes it: name and
     /// argument types.
     pub(super) insert_function: String,
@@ -56,6 +67,7 @@ pub(super) struct TrackingSql {
     pub(super) migrate: String,
     select: String,
     raise_epoch: String,
+    rewind: String,
 }
 
 impl TrackingSql {
@@ -89,6 +101,8 @@ impl TrackingSql {
                  RETURNING t.notification_id, t.epoch",
                 max = i64::MAX
             ),
+            // A rebuild's rewind: $4 the epoch the row must still have.
+            rewind: format!("UPDATE {tracking} SET notification_id = 0 WHERE {key} AND epoch = $4"),
         }
     }
 }
@@ -378,6 +392,7 @@ impl Sql {
         let aggregate_class = i32::from_be_bytes([a, b, c, d]);
 
         let create_schema = create_schema.then(|| quote_ident(schema));
+        let followers = FollowersSql::new(&name("followers"), &name("parked"));
         let create_tables = create_tables(
             create_schema.as_deref(),
             &events,
@@ -385,7 +400,7 @@ impl Sql {
             &index,
             &snapshots,
             &tracking,
-        );
+        ) + &followers.create_tables;
 
         let insert_function_body =
             insert_function_body(&events, &sequence, &tracking, aggregate_class, sequence_key);
@@ -415,6 +430,7 @@ impl Sql {
         Self {
             create_tables,
             tracking: TrackingSql::new(schema, prefix, &tracking),
+            followers,
             sequence_cache: catalogue_query(
                 "SELECT cache_size FROM pg_catalog.pg_sequences \
                  WHERE schemaname = $schema AND sequencename = $name",
@@ -470,6 +486,14 @@ impl Sql {
             Query::FindConflict => &self.find_conflict,
             Query::SelectTracking => &self.tracking.select,
             Query::RaiseEpoch => &self.tracking.raise_epoch,
+            Query::RewindTracking => &self.tracking.rewind,
+            Query::RegisterFollower => &self.followers.register,
+            Query::SelectFollower => &self.followers.select,
+            Query::UpdateFollower => &self.followers.update,
+            Query::InsertParked => &self.followers.insert_parked,
+            Query::ReleaseParked => &self.followers.release_parked,
+            Query::DeleteParkedOfFollower => &self.followers.delete_parked_of_follower,
+            Query::SelectParked => &self.followers.select_parked,
         }
     }
 }
