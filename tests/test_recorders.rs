@@ -1196,7 +1196,7 @@ mod postgres_specifics {
         let error = tx
             .query_one(
                 "SELECT stored_events_insert(false, ARRAY[gen_random_uuid()], ARRAY[1::bigint], \
-                 ARRAY['T'], ARRAY['\\x00'::bytea], NULL, NULL, NULL, NULL, NULL, NULL)",
+                 ARRAY['T'], ARRAY['\\x00'::bytea], NULL, NULL, NULL, NULL, NULL, NULL, true)",
                 &[],
             )
             .unwrap_err();

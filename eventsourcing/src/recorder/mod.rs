@@ -81,7 +81,7 @@ pub(crate) use self::followers::{SignedChange, parked, registration};
 pub(crate) use self::followers::{already_parked, not_parked, signed_changes};
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
+pub use self::postgres::{Listener, PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
 #[cfg(feature = "sqlite")]

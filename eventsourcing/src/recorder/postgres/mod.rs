@@ -2,12 +2,14 @@
 //! gap-free reading method and the behaviour under faults.
 //!
 //! One job per file: `options` (how to open it), `sql` (names, quoting, the
-//! tables, the insert function, the safe bound), `pool` (connections and
+//! tables, the statements, the safe bound), `function` (the insert
+//! function), `pool` (connections and
 //! leases), `errors` (what the server's errors mean), `rows` (decoding),
 //! `setup` (creating the tables and installing the function), `tracking`
 //! (reading and taking over tracking rows), `insert` (writing a batch),
 //! `followers` (the `followers` and `parked` tables), `transact`
-//! (transactions that run a follower's own statements).
+//! (transactions that run a follower's own statements), `listener`
+//! (waiting for notifications).
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -31,7 +33,9 @@ use crate::mapper::StoredEvent;
 
 mod errors;
 mod followers;
+mod function;
 mod insert;
+mod listener;
 mod options;
 mod pool;
 mod rows;
@@ -42,6 +46,7 @@ mod tests;
 mod tracking;
 mod transact;
 
+pub use self::listener::Listener;
 pub use self::options::{PostgresOptions, Sequencing};
 
 /// A recorder backed by a PostgreSQL database, shared by any number of
@@ -80,6 +85,16 @@ pub use self::options::{PostgresOptions, Sequencing};
 /// parked changes is one explicit transaction: that call first (inserting
 /// the events must be the transaction's first write), then a statement per
 /// change, then `COMMIT`; a batch without them stays one statement.
+///
+/// # Notifications
+///
+/// When the function inserts events it also notifies the tables' channel
+/// (`pg_notify`), which PostgreSQL delivers to the sessions that listen
+/// on it when, and only if, the transaction commits: a [`Listener`]
+/// ([`PostgresRecorder::listener`]) wakes a follower in another process as
+/// soon as there is something new to read. [`PostgresOptions::notify`]
+/// turns this off for a recorder's writes (it costs concurrent writers
+/// their shared flushes).
 ///
 /// # Tracking updates
 ///
@@ -134,6 +149,7 @@ pub struct PostgresRecorder {
     schema: String,
     table_prefix: String,
     sequencing: Sequencing,
+    notify: bool,
     drop_schema_on_drop: bool,
 }
 
@@ -143,6 +159,7 @@ impl fmt::Debug for PostgresRecorder {
             .field("schema", &self.schema)
             .field("table_prefix", &self.table_prefix)
             .field("sequencing", &self.sequencing)
+            .field("notify", &self.notify)
             .field("pool_size", &self.pool.size)
             .finish_non_exhaustive()
     }
@@ -214,7 +231,12 @@ impl PostgresRecorder {
                     .to_owned(),
             })?
         };
-        let sql = Sql::new(&schema, &options.table_prefix, options.schema.is_some());
+        let sql = Sql::new(
+            &schema,
+            &options.table_prefix,
+            options.schema.is_some(),
+            options.notify,
+        );
         setup::create_tables(&mut connection.client, &sql)?;
         drop(lease);
 
@@ -224,6 +246,7 @@ impl PostgresRecorder {
             schema,
             table_prefix: options.table_prefix,
             sequencing: options.sequencing,
+            notify: options.notify,
             drop_schema_on_drop: options.drop_schema_on_drop,
         })
     }

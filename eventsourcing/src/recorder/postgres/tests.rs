@@ -1,6 +1,6 @@
 //! The PostgreSQL recorder's crate-internal transactions (`transact`,
-//! `rebuild`), its crash points, and the rows of the followers' tables it
-//! refuses to read. The conformance suites in
+//! `rebuild`), its crash points, its listeners, and the rows of the
+//! followers' tables it refuses to read. The conformance suites in
 //! `tests/` cover the rest.
 //!
 //! Each test opens a recorder on a temporary schema of its own (dropped
@@ -12,11 +12,12 @@
 
 use std::time::Duration;
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls, Transaction};
 use uuid::Uuid;
 
 use super::sql::quote_ident;
-use super::{PostgresOptions, PostgresRecorder};
+use super::{Listener, PostgresOptions, PostgresRecorder};
 use crate::crash;
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
@@ -26,6 +27,9 @@ use crate::recorder::{
 };
 
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+/// Long enough for anything that does happen; never reached otherwise.
+const PATIENCE: Duration = Duration::from_secs(30);
 
 fn url() -> String {
     std::env::var("EVENTSOURCING_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
@@ -404,6 +408,129 @@ fn rebuild_at_a_stale_epoch_rolls_back_everything() {
         result,
         Err(Error::InvalidArgument { name: "epoch", .. })
     ));
+}
+
+// ------------------------------------------------------------- listener
+
+/// Sends `payload` on the listener's channel from another connection, then
+/// returns the payloads the listener receives up to and including it, in
+/// order: notifications of transactions that committed before are among
+/// them, since PostgreSQL delivers them in commit order.
+fn payloads_until_marker(r: &PostgresRecorder, listener: &mut Listener) -> Vec<String> {
+    client(r)
+        .batch_execute(&format!("NOTIFY {}, 'marker'", quote_ident(&r.sql.channel)))
+        .unwrap();
+    let mut payloads = Vec::new();
+    let mut notifications = listener.client.notifications();
+    let mut arriving = notifications.timeout_iter(PATIENCE);
+    while let Some(notification) = arriving.next().unwrap() {
+        assert_eq!(notification.channel(), r.sql.channel);
+        payloads.push(notification.payload().to_owned());
+        if notification.payload() == "marker" {
+            return payloads;
+        }
+    }
+    panic!("the marker did not arrive: {payloads:?}");
+}
+
+#[test]
+fn a_commit_wakes_the_listener() {
+    let Some(r) = recorder() else { return };
+    let mut listener = r.listener().unwrap();
+    let id = Uuid::new_v4();
+    r.insert_events(&[event(id, 1), event(id, 2)]).unwrap();
+    assert!(listener.wait(PATIENCE).unwrap());
+    // One notification per transaction, whatever its size.
+    r.insert_events(&[event(id, 3)]).unwrap();
+    assert_eq!(payloads_until_marker(&r, &mut listener), ["", "marker"]);
+
+    // A batch with parked changes is an explicit transaction: its commit.
+    let park = [ParkChange::Park(parked(1))];
+    r.insert(&Batch::new(&[event(id, 4)]).with_parked(&park))
+        .unwrap();
+    assert!(listener.wait(PATIENCE).unwrap());
+}
+
+#[test]
+fn failed_and_rolled_back_writes_do_not_wake_the_listener() {
+    let Some(r) = recorder() else { return };
+    let id = Uuid::new_v4();
+    r.insert_events(&[event(id, 1)]).unwrap();
+    let mut listener = r.listener().unwrap();
+
+    // A concurrency conflict.
+    assert!(matches!(
+        r.insert_events(&[event(id, 1)]),
+        Err(Error::Concurrency { .. })
+    ));
+    // Events inserted, then rolled back: the release fails after the
+    // insert function ran.
+    let changes = [release(&[9])];
+    let result = r.insert(&Batch::new(&[event(id, 2)]).with_parked(&changes));
+    assert!(matches!(result, Err(Error::NotParked { .. })), "{result:?}");
+    // A tracking conflict, and a batch of a tracking update alone.
+    let stale = TrackingUpdate::new(key(), 3, 0, 1);
+    let result = r.insert(&Batch::new(&[event(id, 2)]).with_tracking(&stale));
+    assert!(matches!(result, Err(Error::TrackingConflict { .. })));
+    let update = TrackingUpdate::new(key(), 0, 0, 1);
+    r.insert(&Batch::default().with_tracking(&update)).unwrap();
+    // A follower's own transaction writes no events either.
+    r.transact(&Batch::default(), |tx| count(&r, tx, "a", 1))
+        .unwrap();
+
+    assert_eq!(payloads_until_marker(&r, &mut listener), ["marker"]);
+    assert_eq!(r.max_notification_id().unwrap(), 1);
+}
+
+#[test]
+fn a_recorder_that_does_not_notify_wakes_no_listener() {
+    let Some(r) = recorder() else { return };
+    let quiet =
+        PostgresRecorder::open(PostgresOptions::new(url()).schema(r.schema()).notify(false))
+            .unwrap();
+    let mut listener = r.listener().unwrap();
+    let id = Uuid::new_v4();
+    quiet.insert_events(&[event(id, 1)]).unwrap();
+    let park = [ParkChange::Park(parked(1))];
+    quiet
+        .insert(&Batch::new(&[event(id, 2)]).with_parked(&park))
+        .unwrap();
+    assert_eq!(payloads_until_marker(&r, &mut listener), ["marker"]);
+    // The tables' other recorder still does: they share the function.
+    r.insert_events(&[event(id, 3)]).unwrap();
+    assert_eq!(payloads_until_marker(&r, &mut listener), ["", "marker"]);
+    assert_eq!(quiet.max_notification_id().unwrap(), 3);
+}
+
+#[test]
+fn waiting_without_a_commit_times_out() {
+    let Some(r) = recorder() else { return };
+    let mut listener = r.listener().unwrap();
+    assert!(!listener.wait(Duration::from_millis(50)).unwrap());
+    assert!(!listener.wait(Duration::ZERO).unwrap());
+}
+
+#[test]
+fn a_lost_listener_connection_is_a_database_error() {
+    let Some(r) = recorder() else { return };
+    let mut listener = r.listener().unwrap();
+    let pid: i32 = listener
+        .client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .unwrap()
+        .get(0);
+    let terminated: bool = client(&r)
+        .query_one("SELECT pg_terminate_backend($1)", &[&pid])
+        .unwrap()
+        .get(0);
+    assert!(terminated);
+    let result = listener.wait(PATIENCE);
+    assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
+    assert!(matches!(listener.wait(PATIENCE), Err(Error::Database(_))));
+    // A new listener works.
+    let mut listener = r.listener().unwrap();
+    r.insert_events(&[event(Uuid::new_v4(), 1)]).unwrap();
+    assert!(listener.wait(PATIENCE).unwrap());
 }
 
 // ---------------------------------------------------------- stored rows
