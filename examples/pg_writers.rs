@@ -1,8 +1,10 @@
 //! Throughput of the PostgreSQL recorder: 1, 2, 4 and 8 writer threads,
 //! each saving one event per transaction into an aggregate of its own, with
-//! the default method ([`Sequencing::Concurrent`]) and the classic
-//! `LOCK TABLE ... IN EXCLUSIVE MODE` ([`Sequencing::TableLock`]) measured
-//! in the same run, round after round, each in a fresh temporary schema.
+//! the default method ([`Sequencing::Concurrent`]), the classic
+//! `LOCK TABLE ... IN EXCLUSIVE MODE` ([`Sequencing::TableLock`]), and the
+//! default method without notifying listeners
+//! ([`PostgresOptions::notify`]`(false)`), measured in the same run, round
+//! after round, each in a fresh temporary schema.
 //!
 //! ```text
 //! cargo run --release --example pg_writers -- --full   # the real figures
@@ -10,10 +12,12 @@
 //! ```
 //!
 //! Prints one `name: value` line per figure: events per second for each
-//! method and writer count (the median of the rounds), and the ratio of
-//! the two methods at 4 writers (the median of each round's ratio: the two
-//! run back to back, as the disk's speed drifts over a run). `--seconds S` and `--rounds N` override
-//! the length of each measurement and the number of rounds.
+//! method and writer count (the median of the rounds), and ratios at 4 and
+//! 8 writers (the median of each round's ratio: the methods run back to
+//! back, as the disk's speed drifts over a run): the default method over
+//! the table lock, and the default method with notifications over the
+//! same without. `--seconds S` and `--rounds N` override the length of
+//! each measurement and the number of rounds.
 //!
 //! The server is `EVENTSOURCING_POSTGRES_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/test`). Without a reachable server
@@ -28,9 +32,20 @@ use eventsourcing::recorder::{PostgresOptions, PostgresRecorder, Recorder, Seque
 use eventsourcing::{StoredEvent, Uuid};
 
 const WRITERS: [usize; 4] = [1, 2, 4, 8];
-const METHODS: [(Sequencing, &str); 2] = [
-    (Sequencing::TableLock, "table_lock"),
-    (Sequencing::Concurrent, "concurrent"),
+
+/// How the writers are set up: the sequencing, whether they notify
+/// listeners, and the figures' name.
+const METHODS: [(Sequencing, bool, &str); 3] = [
+    (Sequencing::TableLock, true, "table_lock"),
+    (Sequencing::Concurrent, true, "concurrent"),
+    (Sequencing::Concurrent, false, "concurrent_without_notify"),
+];
+
+/// The ratios printed: `(name, numerator, denominator)`, indices into
+/// [`METHODS`].
+const RATIOS: [(&str, usize, usize); 2] = [
+    ("concurrent_over_table_lock", 1, 0),
+    ("notify_over_without", 1, 2),
 ];
 
 struct Settings {
@@ -92,12 +107,13 @@ fn event(id: Uuid, version: u64) -> StoredEvent {
 /// Events per second with `writers` threads saving for `seconds`.
 fn measure(
     settings: &Settings,
-    sequencing: Sequencing,
+    (sequencing, notify, _): (Sequencing, bool, &str),
     writers: usize,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let options = PostgresOptions::new(settings.url.as_str())
         .temporary_schema()
         .sequencing(sequencing)
+        .notify(notify)
         .pool_size(writers);
     let recorder = Arc::new(PostgresRecorder::open(options)?);
     let start = Arc::new(Barrier::new(writers + 1));
@@ -150,40 +166,44 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         support::pg::Decision::Fail(reason) => return Err(reason.into()),
     }
 
-    // figures[method][writer count]: one rate per round. The two methods
-    // run back to back, in alternating order, so that both see the same
-    // machine (the disk's flush latency drifts); the ratio is taken per
-    // round, then its median.
-    let mut figures = [
-        [(); WRITERS.len()].map(|()| Vec::new()),
-        [(); WRITERS.len()].map(|()| Vec::new()),
-    ];
-    let mut ratios = Vec::new();
+    // figures[method][writer count]: one rate per round. The methods run
+    // back to back, in an order that rotates from round to round, so that
+    // all see the same machine (the disk's flush latency drifts); each
+    // ratio is taken per round, then its median.
+    let mut figures = [(); METHODS.len()].map(|()| [(); WRITERS.len()].map(|()| Vec::new()));
+    // ratios[ratio][0 for 4 writers, 1 for 8]
+    let mut ratios = [(); RATIOS.len()].map(|()| [Vec::new(), Vec::new()]);
     for round in 0..settings.rounds {
         for (w, &writers) in WRITERS.iter().enumerate() {
-            let mut order = [0, 1];
-            if round % 2 == 1 {
-                order.reverse();
-            }
             let mut rates = [0.0; METHODS.len()];
-            for m in order {
-                rates[m] = measure(&settings, METHODS[m].0, writers)?;
+            for i in 0..METHODS.len() {
+                let m = (i + round) % METHODS.len();
+                rates[m] = measure(&settings, METHODS[m], writers)?;
                 figures[m][w].push(rates[m]);
             }
-            if writers == 4 && rates[0] > 0.0 {
-                ratios.push(rates[1] / rates[0]);
+            let at = match writers {
+                4 => 0,
+                8 => 1,
+                _ => continue,
+            };
+            for (r, &(_, over, under)) in RATIOS.iter().enumerate() {
+                if rates[under] > 0.0 {
+                    ratios[r][at].push(rates[over] / rates[under]);
+                }
             }
         }
     }
-    for (m, &(_, name)) in METHODS.iter().enumerate() {
+    for (m, &(_, _, name)) in METHODS.iter().enumerate() {
         for (w, &writers) in WRITERS.iter().enumerate() {
             let rate = median(figures[m][w].clone());
             println!("{name}_{writers}_writers_events_per_s: {rate:.0}");
         }
     }
-    println!(
-        "concurrent_over_table_lock_at_4_writers: {:.2}",
-        median(ratios)
-    );
+    for (r, &(name, _, _)) in RATIOS.iter().enumerate() {
+        for (at, writers) in [4, 8].into_iter().enumerate() {
+            let ratio = median(ratios[r][at].clone());
+            println!("{name}_at_{writers}_writers: {ratio:.2}");
+        }
+    }
     Ok(())
 }

@@ -3,7 +3,8 @@
 //! behaviours against each.
 //!
 //! A behaviour is a function taking a [`Backend`], written once in a suite
-//! (`tests/test_recorders.rs`, `tests/test_tracking.rs`);
+//! (`tests/test_recorders.rs`, `tests/test_tracking.rs`,
+//! `tests/test_followers.rs`);
 //! `conformance!(a, b, ...)` at the bottom of the suite makes one module
 //! per backend with one test per behaviour. Adding a backend is one entry
 //! here, in [`Backend`] and in the macro.

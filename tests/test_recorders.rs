@@ -1080,7 +1080,8 @@ mod postgres_specifics {
             )
             .unwrap()
             .get(0);
-        assert_eq!(tables, 3);
+        // stored_events, snapshots, tracking, and the followers' two.
+        assert_eq!(tables, 5);
     }
 
     #[test]
@@ -1195,7 +1196,7 @@ mod postgres_specifics {
         let error = tx
             .query_one(
                 "SELECT stored_events_insert(false, ARRAY[gen_random_uuid()], ARRAY[1::bigint], \
-                 ARRAY['T'], ARRAY['\\x00'::bytea], NULL, NULL, NULL, NULL, NULL, NULL)",
+                 ARRAY['T'], ARRAY['\\x00'::bytea], NULL, NULL, NULL, NULL, NULL, NULL, true)",
                 &[],
             )
             .unwrap_err();

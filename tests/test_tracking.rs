@@ -805,12 +805,18 @@ mod postgres_specifics {
         let Some(scratch) = Scratch::new() else {
             return;
         };
-        // Version 1's function, as an older recorder left it.
+        // Version 1's function, and the next one (without `notify`), as
+        // older recorders left them.
         let mut client = scratch.client();
         client
             .batch_execute(
                 "CREATE FUNCTION stored_events_insert(lock_table boolean, ids uuid[], \
                  versions bigint[], topics text[], states bytea[]) RETURNS bigint[] \
+                 LANGUAGE sql AS 'SELECT NULL::bigint[]'; \
+                 CREATE FUNCTION stored_events_insert(lock_table boolean, ids uuid[], \
+                 versions bigint[], topics text[], states bytea[], tracking_follower text, \
+                 tracking_upstream text, tracking_partition integer, tracking_expected bigint, \
+                 tracking_position bigint, tracking_epoch bigint) RETURNS bigint[] \
                  LANGUAGE sql AS 'SELECT NULL::bigint[]'",
             )
             .unwrap();
@@ -827,13 +833,15 @@ mod postgres_specifics {
                 .map(|row| (row.get(0), row.get(1)))
                 .collect()
         };
-        assert_eq!(functions(&mut client).len(), 1);
+        assert_eq!(functions(&mut client).len(), 2);
 
         let recorder = scratch.recorder();
         let installed = functions(&mut client);
         assert_eq!(installed.len(), 1, "{installed:?}");
         assert!(
-            installed[0].0.contains("tracking_epoch bigint"),
+            installed[0]
+                .0
+                .contains("tracking_epoch bigint, notify boolean"),
             "{installed:?}"
         );
         assert_eq!(
@@ -842,8 +850,10 @@ mod postgres_specifics {
                 .unwrap(),
             [1]
         );
-        // Opening again leaves the catalogue alone.
+        // Opening again leaves the catalogue alone, also for a recorder
+        // that does not notify: the setting is in its statements.
         drop(scratch.recorder());
+        drop(PostgresRecorder::open(scratch.options().notify(false)).unwrap());
         assert_eq!(functions(&mut client), installed);
     }
 

@@ -67,13 +67,13 @@ pub struct Parked {
 #[non_exhaustive]
 pub enum ParkChange {
     /// Sets a notification aside. Parking one that is already parked fails
-    /// the batch with [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// the batch with [`Error::InvalidArgument`]
     /// naming `parked`.
     Park(Parked),
     /// Takes parked notifications back: each of `notification_ids` of
     /// `upstream` parked by `follower` is removed. When one of them is not
     /// parked (any more), nothing of the batch is written and the result is
-    /// [`Error::NotParked`](crate::Error::NotParked): two workers that
+    /// [`Error::NotParked`]: two workers that
     /// retry the same notifications cannot both record their effects.
     Release {
         /// The follower that parked them.

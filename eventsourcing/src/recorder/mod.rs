@@ -6,7 +6,9 @@
 //! originator_version)` uniqueness rule that is the optimistic concurrency
 //! control, reads one aggregate's rows back by version, reads all rows in
 //! notification order, and keeps where each follower stands in each
-//! upstream log.
+//! upstream log. Outside the stored format, it also keeps which follower
+//! holds each name ([`Registration`]) and the notifications each follower
+//! set aside ([`Parked`]), changed only with a batch ([`ParkChange`]).
 //!
 //! Backends:
 //!
@@ -17,8 +19,9 @@
 //!   many processes, with a gap-free notification log under concurrent
 //!   writers.
 //!
-//! Every backend passes the same conformance suite
-//! (`tests/test_recorders.rs` and `tests/test_tracking.rs`).
+//! Every backend passes the same conformance suites
+//! (`tests/test_recorders.rs`, `tests/test_tracking.rs` and
+//! `tests/test_follower_tables.rs`).
 //!
 //! # Tracking
 //!
@@ -78,7 +81,7 @@ pub(crate) use self::followers::{SignedChange, parked, registration};
 pub(crate) use self::followers::{already_parked, not_parked, signed_changes};
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
-pub use self::postgres::{PostgresOptions, PostgresRecorder, Sequencing};
+pub use self::postgres::{Listener, PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
 #[cfg(feature = "sqlite")]

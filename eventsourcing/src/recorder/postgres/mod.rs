@@ -2,12 +2,15 @@
 //! gap-free reading method and the behaviour under faults.
 //!
 //! One job per file: `options` (how to open it), `sql` (names, quoting, the
-//! tables, the insert function, the safe bound), `pool` (connections and
+//! tables, the statements, the safe bound), `function` (the insert
+//! function), `pool` (connections and
 //! leases), `errors` (what the server's errors mean), `rows` (decoding),
 //! `setup` (creating the tables and installing the function), `tracking`
-//! (reading and taking over tracking rows).
+//! (reading and taking over tracking rows), `insert` (writing a batch),
+//! `followers` (the `followers` and `parked` tables), `transact`
+//! (transactions that run a follower's own statements), `listener`
+//! (waiting for notifications).
 
-use std::collections::HashSet;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::str::FromStr;
@@ -16,28 +19,34 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use uuid::Uuid;
 
-use self::errors::{
-    Call, Conflict, Failure, Refused, conflict_in, db, is_connection_lost, is_tracking_conflict,
-};
+use self::errors::{Call, Failure, db, is_connection_lost};
 use self::options::validate_name;
 use self::pool::{Connection, Lease, Pool};
 use self::rows::{read_event, read_notification};
 use self::sql::{Query, Sql, quote_ident};
 use super::{
-    Batch, EventQuery, Notification, Position, Recorder, TrackingKey, clamp, corrupt,
-    signed_update, signed_version, tracking_conflict,
+    Batch, EventQuery, Notification, Parked, Position, Recorder, Registration, TrackingKey, clamp,
+    corrupt, signed_version,
 };
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
 mod errors;
+mod followers;
+mod function;
+mod insert;
+mod listener;
 mod options;
 mod pool;
 mod rows;
 mod setup;
 mod sql;
+#[cfg(test)]
+mod tests;
 mod tracking;
+mod transact;
 
+pub use self::listener::Listener;
 pub use self::options::{PostgresOptions, Sequencing};
 
 /// A recorder backed by a PostgreSQL database, shared by any number of
@@ -55,12 +64,37 @@ pub use self::options::{PostgresOptions, Sequencing};
 /// row, with an index, used by readers as explained below. A reader that
 /// follows FORMAT.md alone ignores it.
 ///
+/// Two more tables are only for followers (outside the stored format: a
+/// reader of the events may ignore them), with the same schema and prefix:
+///
+/// - `{prefix}followers (application_name TEXT NOT NULL PRIMARY KEY, kind
+///   TEXT NOT NULL, version BIGINT NOT NULL)`: who holds each follower's
+///   name ([`Registration`]);
+/// - `{prefix}parked (application_name TEXT NOT NULL, upstream_name TEXT
+///   NOT NULL, notification_id BIGINT NOT NULL, originator_id UUID NOT NULL,
+///   topic TEXT NOT NULL, reason TEXT NOT NULL, PRIMARY KEY
+///   (application_name, upstream_name, notification_id))`: the
+///   notifications each follower set aside ([`Parked`]).
+///
 /// A batch is written by one call of a PL/pgSQL function that the recorder
 /// installs beside the tables (`{prefix}stored_events_insert`): one round
 /// trip and one `INSERT ... SELECT ... FROM unnest(...)` statement, whatever
 /// the batch's size, with the tracking update's compare-and-set in the same
 /// call. Rows must only be inserted through it (or by a writer that follows
-/// the same protocol): the reading rule below depends on it.
+/// the same protocol): the reading rule below depends on it. A batch with
+/// parked changes is one explicit transaction: that call first (inserting
+/// the events must be the transaction's first write), then a statement per
+/// change, then `COMMIT`; a batch without them stays one statement.
+///
+/// # Notifications
+///
+/// When the function inserts events it also notifies the tables' channel
+/// (`pg_notify`), which PostgreSQL delivers to the sessions that listen
+/// on it when, and only if, the transaction commits: a [`Listener`]
+/// ([`PostgresRecorder::listener`]) wakes a follower in another process as
+/// soon as there is something new to read. [`PostgresOptions::notify`]
+/// turns this off for a recorder's writes (it costs concurrent writers
+/// their shared flushes).
 ///
 /// # Tracking updates
 ///
@@ -96,8 +130,9 @@ pub use self::options::{PostgresOptions, Sequencing};
 ///
 /// Connections come from a small pool of its own
 /// ([`PostgresOptions::pool_size`]), each with its prepared statements. A
-/// save is one statement in its own transaction, so a dropped connection or
-/// a server restart in the middle of one leaves nothing partial: the save
+/// save is one statement in its own transaction (or one explicit
+/// transaction), so a dropped connection or a server restart in the middle
+/// of one leaves nothing partial: the save
 /// fails with [`Error::Database`], and it either committed whole or not at
 /// all (as with any database, a commit whose answer was lost cannot be told
 /// from one that did not happen; load the aggregate to see, and a second
@@ -114,6 +149,7 @@ pub struct PostgresRecorder {
     schema: String,
     table_prefix: String,
     sequencing: Sequencing,
+    notify: bool,
     drop_schema_on_drop: bool,
 }
 
@@ -123,6 +159,7 @@ impl fmt::Debug for PostgresRecorder {
             .field("schema", &self.schema)
             .field("table_prefix", &self.table_prefix)
             .field("sequencing", &self.sequencing)
+            .field("notify", &self.notify)
             .field("pool_size", &self.pool.size)
             .finish_non_exhaustive()
     }
@@ -194,7 +231,12 @@ impl PostgresRecorder {
                     .to_owned(),
             })?
         };
-        let sql = Sql::new(&schema, &options.table_prefix, options.schema.is_some());
+        let sql = Sql::new(
+            &schema,
+            &options.table_prefix,
+            options.schema.is_some(),
+            options.notify,
+        );
         setup::create_tables(&mut connection.client, &sql)?;
         drop(lease);
 
@@ -204,6 +246,7 @@ impl PostgresRecorder {
             schema,
             table_prefix: options.table_prefix,
             sequencing: options.sequencing,
+            notify: options.notify,
             drop_schema_on_drop: options.drop_schema_on_drop,
         })
     }
@@ -314,123 +357,8 @@ impl Drop for PostgresRecorder {
 }
 
 impl Recorder for PostgresRecorder {
-    // TODO(followers): replaced by the backend's tables before this lands.
-    fn register_follower(&self, registration: &super::Registration) -> Result<super::Registration> {
-        Ok(registration.clone())
-    }
-
-    fn update_follower(&self, _registration: &super::Registration) -> Result<()> {
-        Ok(())
-    }
-
-    fn select_parked(&self, _follower: &str) -> Result<Vec<super::Parked>> {
-        Ok(Vec::new())
-    }
-
     fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
-        if batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        let events = batch.events;
-        let tracking = batch
-            .tracking
-            .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
-            .transpose()?;
-        let mut ids = Vec::with_capacity(events.len());
-        let mut versions = Vec::with_capacity(events.len());
-        let mut topics = Vec::with_capacity(events.len());
-        let mut states = Vec::with_capacity(events.len());
-        // A version twice in the batch is refused here, before the server
-        // draws ids for it.
-        let mut in_batch = HashSet::new();
-        for event in events {
-            let version = signed_version(event)?;
-            if events.len() > 1 && !in_batch.insert((event.originator_id, version)) {
-                return Err(Error::Concurrency {
-                    id: event.originator_id,
-                    version: event.originator_version,
-                });
-            }
-            ids.push(event.originator_id);
-            versions.push(version);
-            topics.push(event.topic.as_str());
-            states.push(event.state.as_slice());
-        }
-        let lock_table = self.sequencing == Sequencing::TableLock;
-        let mut params: Vec<&(dyn ToSql + Sync)> =
-            vec![&lock_table, &ids, &versions, &topics, &states];
-        // Events alone keep the statement of five parameters.
-        let query = match &tracking {
-            Some((update, signed)) => {
-                params.extend::<[&(dyn ToSql + Sync); 6]>([
-                    &update.key.follower,
-                    &update.key.upstream,
-                    &signed.partition,
-                    &signed.expected,
-                    &signed.notification_id,
-                    &signed.epoch,
-                ]);
-                Query::InsertBatch
-            }
-            None => Query::InsertEvents,
-        };
-
-        let mut refused = None;
-        let result = self.run(Call::Write, |connection| {
-            let statement = connection.statement(&self.sql, query)?;
-            match connection.client.query_one(&statement, &params) {
-                Ok(row) => Ok(Some(row.try_get::<_, Vec<i64>>(0)?)),
-                // A refused write: the connection is fine.
-                Err(error) if is_tracking_conflict(&error) => {
-                    refused = Some(Refused::Tracking);
-                    Ok(None)
-                }
-                Err(error) => match conflict_in(&error) {
-                    Some(found) => {
-                        refused = Some(Refused::Events(found));
-                        Ok(None)
-                    }
-                    None => Err(Failure::Database(error)),
-                },
-            }
-        })?;
-        let Some(assigned) = result else {
-            if let (Some(Refused::Tracking), Some((update, _))) = (&refused, tracking) {
-                return Err(tracking_conflict(update));
-            }
-            let (id, version) = match refused {
-                Some(Refused::Events(Conflict::Named(id, version))) => (id, version),
-                _ => self.find_conflict(&ids, &versions)?.unwrap_or_else(|| {
-                    events.first().map_or((Uuid::nil(), 0), |event| {
-                        (event.originator_id, event.originator_version)
-                    })
-                }),
-            };
-            return Err(Error::Concurrency { id, version });
-        };
-        if assigned.len() != events.len() {
-            return Err(Error::Database(
-                format!(
-                    "the insert function returned {} ids for {} events",
-                    assigned.len(),
-                    events.len()
-                )
-                .into(),
-            ));
-        }
-        assigned
-            .into_iter()
-            .zip(events)
-            .map(|(id, event)| {
-                u64::try_from(id).map_err(|_| {
-                    corrupt(
-                        event.originator_id,
-                        event.originator_version,
-                        format!("the sequence gave a negative notification_id ({id})"),
-                    )
-                })
-            })
-            .collect()
+        self.insert_batch(batch)
     }
 
     fn select_events(
@@ -550,5 +478,17 @@ impl Recorder for PostgresRecorder {
 
     fn raise_epoch(&self, key: &TrackingKey) -> Result<Position> {
         self.take_over(key)
+    }
+
+    fn register_follower(&self, registration: &Registration) -> Result<Registration> {
+        self.register(registration)
+    }
+
+    fn update_follower(&self, registration: &Registration) -> Result<()> {
+        self.store_registration(registration)
+    }
+
+    fn select_parked(&self, follower: &str) -> Result<Vec<Parked>> {
+        self.parked_by(follower)
     }
 }

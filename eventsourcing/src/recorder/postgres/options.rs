@@ -67,6 +67,10 @@ pub struct PostgresOptions {
     /// Drop the schema, and everything in it, when the recorder is
     /// dropped; see [`PostgresOptions::temporary_schema`].
     pub drop_schema_on_drop: bool,
+    /// Whether this recorder's batches of events notify the tables'
+    /// channel, waking [`Listener`](super::Listener)s; true by default.
+    /// See [`PostgresOptions::notify`].
+    pub notify: bool,
 }
 
 impl fmt::Debug for PostgresOptions {
@@ -80,6 +84,7 @@ impl fmt::Debug for PostgresOptions {
             .field("pool_timeout", &self.pool_timeout)
             .field("connect_timeout", &self.connect_timeout)
             .field("drop_schema_on_drop", &self.drop_schema_on_drop)
+            .field("notify", &self.notify)
             .finish_non_exhaustive()
     }
 }
@@ -97,6 +102,7 @@ impl PostgresOptions {
             pool_timeout: Duration::from_secs(30),
             connect_timeout: Duration::from_secs(10),
             drop_schema_on_drop: false,
+            notify: true,
         }
     }
 
@@ -151,6 +157,27 @@ impl PostgresOptions {
     #[must_use]
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Sets whether this recorder's batches of events notify listeners
+    /// (true by default).
+    ///
+    /// With `true`, each transaction that inserts events runs `pg_notify`
+    /// on the tables' channel, so that a [`Listener`](super::Listener) in
+    /// any process wakes when it commits. The cost is in the commit:
+    /// PostgreSQL lets the transactions that notify commit one at a time
+    /// (it queues their notifications in commit order under one lock for
+    /// the whole server, held through the commit's flush), so concurrent
+    /// writers no longer share flushes. A single writer loses almost
+    /// nothing; 8 concurrent writers on one server were measured at about
+    /// half the saves per second (BENCHMARKS.md). Turn it off when nothing
+    /// listens (followers that poll), or when many writers' throughput
+    /// matters more than waking followers at once; the setting is per
+    /// recorder, and recorders with either setting share the tables.
+    #[must_use]
+    pub fn notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
         self
     }
 }

@@ -130,6 +130,14 @@ impl Pool {
         }
     }
 
+    /// A connection of its own, outside the pool and its limit (a
+    /// listener's, which waits for notifications as long as it lives).
+    pub(super) fn connect_dedicated(&self) -> Result<Client> {
+        self.config
+            .connect(NoTls)
+            .map_err(|error| Error::Database(Box::new(ConnectError(error))))
+    }
+
     /// Closes every idle connection: called when one has lost its server,
     /// as the others most likely have too.
     pub(super) fn purge_idle(&self) {

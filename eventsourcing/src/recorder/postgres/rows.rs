@@ -6,7 +6,10 @@ use uuid::Uuid;
 use super::errors::db;
 use crate::error::Result;
 use crate::mapper::StoredEvent;
-use crate::recorder::{Notification, Position, TrackingKey, corrupt, position};
+use crate::recorder::{
+    Notification, Parked, Position, Registration, TrackingKey, corrupt, parked, position,
+    registration,
+};
 
 /// Reads `originator_id, originator_version, topic, state` from the row,
 /// starting at column `first`.
@@ -86,5 +89,27 @@ pub(super) fn read_position(row: &Row, key: &TrackingKey) -> Result<Position> {
         key,
         row.try_get(0).map_err(db)?,
         row.try_get(1).map_err(db)?,
+    )
+}
+
+/// Reads a `followers` row's `kind, version`, for `follower`.
+pub(super) fn read_registration(row: &Row, follower: &str) -> Result<Registration> {
+    registration(
+        follower,
+        row.try_get(0).map_err(db)?,
+        row.try_get(1).map_err(db)?,
+    )
+}
+
+/// Reads a `parked` row's `upstream_name, notification_id, originator_id,
+/// topic, reason`, for `follower`.
+pub(super) fn read_parked(row: &Row, follower: &str) -> Result<Parked> {
+    parked(
+        follower,
+        row.try_get(0).map_err(db)?,
+        row.try_get(1).map_err(db)?,
+        row.try_get(2).map_err(db)?,
+        row.try_get(3).map_err(db)?,
+        row.try_get(4).map_err(db)?,
     )
 }

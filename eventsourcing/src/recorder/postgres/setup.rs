@@ -28,24 +28,30 @@ pub(super) fn create_tables(client: &mut Client, sql: &Sql) -> Result<()> {
         tx.batch_execute(&sql.tracking.migrate).map_err(db)?;
     }
     // Replaced only when its text differs, so that processes opening the
-    // same tables do not rewrite the catalogue each time. The function of
-    // version 1 took no tracking update: it is dropped, so that no stale
-    // overload lingers for a writer to call.
-    let row = tx
+    // same tables do not rewrite the catalogue each time. Earlier versions
+    // took other arguments (version 1 no tracking update, the next one no
+    // `notify`): they are dropped, so that no stale overload lingers for a
+    // writer to call.
+    let function = &sql.function;
+    let installed: Option<String> = tx
         .query_one(
-            "SELECT (SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1)), \
-             to_regprocedure($2) IS NOT NULL",
-            &[&sql.insert_function, &sql.old_insert_function],
+            "SELECT (SELECT prosrc FROM pg_catalog.pg_proc WHERE oid = to_regprocedure($1))",
+            &[&function.signature],
         )
+        .and_then(|row| row.try_get(0))
         .map_err(db)?;
-    let installed: Option<String> = row.try_get(0).map_err(db)?;
-    let old_installed: bool = row.try_get(1).map_err(db)?;
-    if installed.as_deref() != Some(sql.insert_function_body.as_str()) {
-        tx.batch_execute(&sql.create_insert_function).map_err(db)?;
+    if installed.as_deref() != Some(function.body.as_str()) {
+        tx.batch_execute(&function.create).map_err(db)?;
     }
-    if old_installed {
-        tx.batch_execute(&format!("DROP FUNCTION {}", sql.old_insert_function))
+    for old in &function.old_signatures {
+        let found: bool = tx
+            .query_one("SELECT to_regprocedure($1) IS NOT NULL", &[old])
+            .and_then(|row| row.try_get(0))
             .map_err(db)?;
+        if found {
+            tx.batch_execute(&format!("DROP FUNCTION {old}"))
+                .map_err(db)?;
+        }
     }
     let cache: Option<i64> = tx
         .query_opt(&sql.sequence_cache, &[])

@@ -1,8 +1,13 @@
 //! The SQL of the PostgreSQL recorder: names and quoting, the tables, the
-//! insert function (the writer's side of the gap-free log) and the safe
-//! bound (the reader's side), built once per schema and table prefix.
+//! statements, and the safe bound (the reader's side of the gap-free log),
+//! built once per schema and table prefix. The insert function (the
+//! writer's side) is in `function.rs`, the followers' tables' SQL in
+//! `followers.rs`.
 
 // ------------------------------------------------------------------ the SQL
+
+use super::followers::FollowersSql;
+use super::function::{InsertFunction, Keys, Tables};
 
 /// The statements a connection prepares, by name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +24,14 @@ pub(super) enum Query {
     FindConflict,
     SelectTracking,
     RaiseEpoch,
+    RewindTracking,
+    RegisterFollower,
+    SelectFollower,
+    UpdateFollower,
+    InsertParked,
+    ReleaseParked,
+    DeleteParkedOfFollower,
+    SelectParked,
 }
 
 /// The SQL of every statement, built once for the schema and prefix.
@@ -26,16 +39,11 @@ pub(super) enum Query {
 pub(super) struct Sql {
     pub(super) create_tables: String,
     pub(super) tracking: TrackingSql,
-    /// The insert function as `to_regprocedure` takes it: name and
-    /// argument types.
-    pub(super) insert_function: String,
-    /// The insert function of version 1, without the tracking arguments.
-    pub(super) old_insert_function: String,
-    pub(super) insert_function_body: String,
-    pub(super) create_insert_function: String,
+    followers: FollowersSql,
+    /// The channel the insert function notifies when it inserted events.
+    pub(super) channel: String,
+    pub(super) function: InsertFunction,
     pub(super) sequence_cache: String,
-    insert_events: String,
-    insert_batch: String,
     select_events_ascending: String,
     select_events_descending: String,
     select_notifications: String,
@@ -56,6 +64,7 @@ pub(super) struct TrackingSql {
     pub(super) migrate: String,
     select: String,
     raise_epoch: String,
+    rewind: String,
 }
 
 impl TrackingSql {
@@ -89,6 +98,8 @@ impl TrackingSql {
                  RETURNING t.notification_id, t.epoch",
                 max = i64::MAX
             ),
+            // A rebuild's rewind: $4 the epoch the row must still have.
+            rewind: format!("UPDATE {tracking} SET notification_id = 0 WHERE {key} AND epoch = $4"),
         }
     }
 }
@@ -101,28 +112,13 @@ pub(super) const CONFLICT_DETAIL_PREFIX: &str = "Key (originator_id, originator_
 
 /// The columns of a tracking row, in FORMAT.md's order (`partition` is a
 /// keyword, hence quoted).
-const TRACKING_COLUMNS: &str =
+pub(super) const TRACKING_COLUMNS: &str =
     "application_name, upstream_name, \"partition\", notification_id, epoch";
 
 /// The SQLSTATE the insert function raises when a tracking update's
 /// compare-and-set fails: of the class `ES`, which PostgreSQL leaves to
 /// applications, so that it cannot be mistaken for a server error.
 pub(super) const TRACKING_CONFLICT: &str = "ES001";
-
-/// The arguments of the insert function: the events as arrays, then the
-/// tracking update (all null when there is none).
-const INSERT_FUNCTION_ARGUMENTS: &str = "lock_table boolean, ids uuid[], versions bigint[], \
-     topics text[], states bytea[], tracking_follower text, tracking_upstream text, \
-     tracking_partition integer, tracking_expected bigint, tracking_position bigint, \
-     tracking_epoch bigint";
-
-/// Their types, as `to_regprocedure` and `DROP FUNCTION` name them.
-const INSERT_FUNCTION_TYPES: &str =
-    "boolean, uuid[], bigint[], text[], bytea[], text, text, integer, bigint, bigint, bigint";
-
-/// The argument types of version 1's insert function, which took no
-/// tracking update.
-const OLD_INSERT_FUNCTION_TYPES: &str = "boolean, uuid[], bigint[], text[], bytea[]";
 
 /// Serialises the recorders' `CREATE ... IF NOT EXISTS` statements, which
 /// are not safe to run concurrently (bigint form of the advisory lock).
@@ -221,103 +217,6 @@ fn migrate_tracking(tracking: &str, old: &str, old_name: &str) -> String {
     )
 }
 
-/// The body of the insert function: the writer's side of the protocol
-/// (docs/gap-free-log.md, "Writers"), and the tracking update's
-/// compare-and-set ("Tracking updates").
-pub(super) fn insert_function_body(
-    events: &str,
-    sequence: &str,
-    tracking: &str,
-    aggregate_class: i32,
-    sequence_key: i64,
-) -> String {
-    let sequence_literal = quote_literal(sequence);
-    let tracking_key = "t.application_name = tracking_follower \
-        AND t.upstream_name = tracking_upstream AND t.\"partition\" = tracking_partition";
-    format!(
-            "
-DECLARE
-    conflict record;
-    mark record;
-    writer xid8;
-    new_ids bigint[] := '{{}}';
-BEGIN
-    -- A tracking update is checked first, by a plain read that assigns no
-    -- transaction id and draws no notification id: a worker that lost its
-    -- row fails here without leaving a hole in the ids.
-    IF tracking_follower IS NOT NULL THEN
-        SELECT t.notification_id, t.epoch INTO mark FROM {tracking} AS t WHERE {tracking_key};
-        IF (FOUND AND (mark.notification_id <> tracking_expected OR mark.epoch <> tracking_epoch))
-            OR (NOT FOUND AND (tracking_expected <> 0 OR tracking_epoch <> 0)) THEN
-            RAISE EXCEPTION USING
-                ERRCODE = '{TRACKING_CONFLICT}',
-                MESSAGE = 'tracking conflict (checked before the events)';
-        END IF;
-    END IF;
-    IF cardinality(ids) > 0 THEN
-        -- Writers of one aggregate take turns (keys in ascending order, so no
-        -- deadlock); each statement below sees what the previous holder committed.
-        PERFORM pg_advisory_xact_lock({aggregate_class}, k)
-            FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest(ids) AS i ORDER BY 1) AS keys;
-        IF lock_table THEN
-            LOCK TABLE {events} IN EXCLUSIVE MODE;
-        END IF;
-        -- A conflict is reported before any notification id is drawn, naming
-        -- the batch's first recorded row.
-        SELECT e.originator_id, e.originator_version INTO conflict
-            FROM {events} AS e JOIN unnest(ids, versions) WITH ORDINALITY AS b(i, v, o)
-                ON e.originator_id = b.i AND e.originator_version = b.v
-            ORDER BY b.o LIMIT 1;
-        IF FOUND THEN
-            RAISE unique_violation USING
-                MESSAGE = 'stored event already recorded',
-                DETAIL = format('{CONFLICT_DETAIL_PREFIX}%s, %s) already exists.',
-                    conflict.originator_id, conflict.originator_version);
-        END IF;
-        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-            RAISE EXCEPTION 'stored events must be the first write of their transaction'
-                USING ERRCODE = 'invalid_transaction_state';
-        END IF;
-        -- The serialised section: transaction id first, then the ids.
-        PERFORM pg_advisory_lock({sequence_key});
-        BEGIN
-            writer := pg_current_xact_id();
-            new_ids := ARRAY(SELECT nextval({sequence_literal}) FROM generate_series(1, cardinality(ids)));
-        EXCEPTION WHEN OTHERS OR query_canceled THEN
-            PERFORM pg_advisory_unlock({sequence_key});
-            RAISE;
-        END;
-        PERFORM pg_advisory_unlock({sequence_key});
-        INSERT INTO {events} (notification_id, {EVENT_COLUMNS}, transaction_id)
-            SELECT b.n, b.i, b.v, b.t, b.s, writer
-            FROM unnest(new_ids, ids, versions, topics, states) AS b(n, i, v, t, s);
-    END IF;
-    -- The authoritative compare-and-set, after the events (inserting them
-    -- must be the transaction's first write): another worker may have moved
-    -- the row since the check above.
-    IF tracking_follower IS NOT NULL THEN
-        UPDATE {tracking} AS t SET notification_id = tracking_position
-            WHERE {tracking_key}
-                AND t.notification_id = tracking_expected AND t.epoch = tracking_epoch;
-        IF NOT FOUND AND tracking_expected = 0 AND tracking_epoch = 0 THEN
-            -- A follower without a row stands at notification 0, epoch 0.
-            INSERT INTO {tracking} ({TRACKING_COLUMNS})
-                VALUES (tracking_follower, tracking_upstream, tracking_partition,
-                        tracking_position, 0)
-                ON CONFLICT DO NOTHING;
-        END IF;
-        IF NOT FOUND THEN
-            RAISE EXCEPTION USING
-                ERRCODE = '{TRACKING_CONFLICT}',
-                MESSAGE = 'tracking conflict (found by the compare-and-set)';
-        END IF;
-    END IF;
-    RETURN new_ids;
-END
-"
-        )
-}
-
 /// The common table expressions that compute the safe bound `B`
 /// (docs/gap-free-log.md, "Readers"), as `safe.last`, in the statement's
 /// snapshot.
@@ -355,7 +254,10 @@ fn catalogue_query(query: &str, schema: &str, name: &str) -> String {
 }
 
 impl Sql {
-    pub(super) fn new(schema: &str, prefix: &str, create_schema: bool) -> Self {
+    /// The SQL of the tables of `schema` with `prefix`; `create_schema`:
+    /// the schema is created if missing; `notify`: the recorder's batches
+    /// of events notify listeners.
+    pub(super) fn new(schema: &str, prefix: &str, create_schema: bool, notify: bool) -> Self {
         let name = |table: &str| {
             format!(
                 "{}.{}",
@@ -374,10 +276,14 @@ impl Sql {
         // ids, and the first half of every per-aggregate key.
         let key = fnv1a(format!("eventsourcing\0{schema}\0{prefix}").as_bytes());
         let sequence_key = i64::from_be_bytes(key.to_be_bytes());
+        // The notification channel: an identifier of 19 characters, where
+        // PostgreSQL allows 63, derived the same way by every process.
+        let channel = format!("es_{key:016x}");
         let [a, b, c, d, ..] = key.to_be_bytes();
         let aggregate_class = i32::from_be_bytes([a, b, c, d]);
 
         let create_schema = create_schema.then(|| quote_ident(schema));
+        let followers = FollowersSql::new(&name("followers"), &name("parked"));
         let create_tables = create_tables(
             create_schema.as_deref(),
             &events,
@@ -385,14 +291,21 @@ impl Sql {
             &index,
             &snapshots,
             &tracking,
-        );
+        ) + &followers.create_tables;
 
-        let insert_function_body =
-            insert_function_body(&events, &sequence, &tracking, aggregate_class, sequence_key);
-        let create_insert_function = format!(
-            "CREATE OR REPLACE FUNCTION {insert_function_name}({INSERT_FUNCTION_ARGUMENTS}) \
-             RETURNS bigint[] LANGUAGE plpgsql AS {body}",
-            body = quote_literal(&insert_function_body),
+        let function = InsertFunction::new(
+            &insert_function_name,
+            &Tables {
+                events: &events,
+                sequence: &sequence,
+                tracking: &tracking,
+            },
+            &Keys {
+                channel: &channel,
+                aggregate_class,
+                sequence_key,
+            },
+            notify,
         );
 
         let safe_bound = safe_bound(&events);
@@ -415,25 +328,15 @@ impl Sql {
         Self {
             create_tables,
             tracking: TrackingSql::new(schema, prefix, &tracking),
+            followers,
+            channel,
             sequence_cache: catalogue_query(
                 "SELECT cache_size FROM pg_catalog.pg_sequences \
                  WHERE schemaname = $schema AND sequencename = $name",
                 schema,
                 &format!("{prefix}stored_events_notification_id_seq"),
             ),
-            // Events alone: the tracking arguments are constants of the
-            // statement rather than parameters sent with every batch.
-            insert_events: format!(
-                "SELECT {insert_function_name}($1, $2, $3, $4, $5, \
-                 NULL::text, NULL::text, NULL::integer, NULL::bigint, NULL::bigint, NULL::bigint)"
-            ),
-            insert_batch: format!(
-                "SELECT {insert_function_name}($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            ),
-            insert_function: format!("{insert_function_name}({INSERT_FUNCTION_TYPES})"),
-            old_insert_function: format!("{insert_function_name}({OLD_INSERT_FUNCTION_TYPES})"),
-            insert_function_body,
-            create_insert_function,
+            function,
             select_events_ascending: select_events("ASC"),
             select_events_descending: select_events("DESC"),
             select_notifications: select_notifications(""),
@@ -458,8 +361,8 @@ impl Sql {
 
     pub(super) fn text(&self, query: Query) -> &str {
         match query {
-            Query::InsertEvents => &self.insert_events,
-            Query::InsertBatch => &self.insert_batch,
+            Query::InsertEvents => &self.function.insert_events,
+            Query::InsertBatch => &self.function.insert_batch,
             Query::SelectEventsAscending => &self.select_events_ascending,
             Query::SelectEventsDescending => &self.select_events_descending,
             Query::SelectNotifications => &self.select_notifications,
@@ -470,6 +373,14 @@ impl Sql {
             Query::FindConflict => &self.find_conflict,
             Query::SelectTracking => &self.tracking.select,
             Query::RaiseEpoch => &self.tracking.raise_epoch,
+            Query::RewindTracking => &self.tracking.rewind,
+            Query::RegisterFollower => &self.followers.register,
+            Query::SelectFollower => &self.followers.select,
+            Query::UpdateFollower => &self.followers.update,
+            Query::InsertParked => &self.followers.insert_parked,
+            Query::ReleaseParked => &self.followers.release_parked,
+            Query::DeleteParkedOfFollower => &self.followers.delete_parked_of_follower,
+            Query::SelectParked => &self.followers.select_parked,
         }
     }
 }
@@ -488,12 +399,17 @@ mod tests {
     fn lock_keys_are_stable_and_distinct_per_table() {
         // FNV-1a's published test vector: every process must agree.
         assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
-        let a = Sql::new("public", "a_", false);
-        let b = Sql::new("public", "b_", false);
-        assert_ne!(a.insert_function_body, b.insert_function_body);
+        let a = Sql::new("public", "a_", false, true);
+        let b = Sql::new("public", "b_", false, true);
+        assert_ne!(a.function.body, b.function.body);
         assert_eq!(
-            Sql::new("public", "a_", false).insert_function_body,
-            a.insert_function_body
+            Sql::new("public", "a_", false, true).function.body,
+            a.function.body
         );
+        // The notification channel likewise, within PostgreSQL's 63 bytes.
+        assert_ne!(a.channel, b.channel);
+        assert_ne!(a.channel, Sql::new("other", "a_", false, true).channel);
+        assert_eq!(Sql::new("public", "a_", false, true).channel, a.channel);
+        assert!(a.channel.len() <= 63 && a.channel.starts_with("es_"));
     }
 }

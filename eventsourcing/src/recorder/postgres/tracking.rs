@@ -1,5 +1,5 @@
 //! Reading and taking over tracking rows in PostgreSQL. (Moving a row is
-//! part of the insert function: see `sql.rs`.)
+//! part of the insert function: see `function.rs`.)
 
 use super::PostgresRecorder;
 use super::errors::Call;
