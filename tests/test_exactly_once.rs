@@ -18,8 +18,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use eventsourcing::follower::{Envelope, Follower, HandleError, Policy, Processing};
+use eventsourcing::postgres;
 use eventsourcing::prelude::*;
-use eventsourcing::recorder::{SqliteRecorder, TrackingKey};
+use eventsourcing::recorder::{PostgresRecorder, SqliteRecorder, TrackingKey};
 use eventsourcing::rusqlite;
 use support::account::{Account, AccountEvent};
 
@@ -78,6 +79,28 @@ impl SqliteRows {
     ) -> rusqlite::Result<()> {
         let id = i64::try_from(envelope.notification_id()).unwrap();
         tx.execute("INSERT INTO effect_rows (upstream_id) VALUES (?1)", [id])?;
+        Ok(())
+    }
+}
+
+/// The same on PostgreSQL.
+struct PostgresRows;
+
+#[policy(name = "Effects")]
+impl PostgresRows {
+    #[setup]
+    fn create(&self, tx: &mut postgres::Transaction<'_>) -> Result<(), postgres::Error> {
+        tx.batch_execute("CREATE TABLE IF NOT EXISTS effect_rows (upstream_id BIGINT NOT NULL)")
+    }
+
+    #[on(AccountEvent::Deposited)]
+    fn deposited(
+        &self,
+        tx: &mut postgres::Transaction<'_>,
+        envelope: &Envelope,
+    ) -> Result<(), postgres::Error> {
+        let id = i64::try_from(envelope.notification_id()).unwrap();
+        tx.execute("INSERT INTO effect_rows (upstream_id) VALUES ($1)", &[&id])?;
         Ok(())
     }
 }
@@ -165,6 +188,15 @@ fn follower_child() {
     ) {
         (Ok("projection"), Some(sqlite)) => {
             let mut follower = Follower::sqlite(SqliteRows, sqlite)
+                .follow(&bank)
+                .batch_size(batch)
+                .start()
+                .unwrap();
+            follower.run_until_caught_up().unwrap();
+        }
+        (Ok("projection"), None) => {
+            let pg = store.recorder_as::<PostgresRecorder>().unwrap();
+            let mut follower = Follower::postgres(PostgresRows, pg)
                 .follow(&bank)
                 .batch_size(batch)
                 .start()
@@ -566,6 +598,34 @@ fn exactly_once_of_a_process_application_on_postgres_under_kill() {
     );
 }
 
+/// The upstream ids of the rows in `effect_rows` of a PostgreSQL schema.
+fn postgres_rows(scratch: &support::pg::Scratch) -> Vec<u64> {
+    scratch
+        .client()
+        .query("SELECT upstream_id FROM effect_rows", &[])
+        .unwrap()
+        .iter()
+        .map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap())
+        .collect()
+}
+
+#[test]
+fn exactly_once_of_a_projection_on_postgres_under_kill() {
+    let Some(scratch) = support::pg::Scratch::new() else {
+        return;
+    };
+    let uri = scratch.db_uri();
+    let rows = || postgres_rows(&scratch);
+    killed_followers_leave_exactly_one_effect(
+        &uri,
+        &uri,
+        Kind::Projection,
+        &Made::Rows(&rows),
+        100,
+        &POINTS,
+    );
+}
+
 #[test]
 #[ignore = "a soak of 1,000 kills per backend and kind; run by hand"]
 fn exactly_once_soak() {
@@ -599,6 +659,18 @@ fn exactly_once_soak() {
             &Made::Events,
             1000,
             &POSTGRES_PROCESS_POINTS,
+        );
+    }
+    if let Some(scratch) = support::pg::Scratch::new() {
+        let uri = scratch.db_uri();
+        let rows = || postgres_rows(&scratch);
+        killed_followers_leave_exactly_one_effect(
+            &uri,
+            &uri,
+            Kind::Projection,
+            &Made::Rows(&rows),
+            1000,
+            &POINTS,
         );
     }
 }

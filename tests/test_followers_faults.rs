@@ -169,7 +169,7 @@ fn an_open_writer_transaction_holds_the_follower_back_on_postgres() {
     holder
         .query(
             "SELECT stored_events_insert(false, $1, $2, $3, $4, NULL::text, NULL::text, \
-             NULL::integer, NULL::bigint, NULL::bigint, NULL::bigint)",
+             NULL::integer, NULL::bigint, NULL::bigint, NULL::bigint, true)",
             &[&ids, &versions, &topics, &states],
         )
         .unwrap();

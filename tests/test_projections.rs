@@ -315,3 +315,182 @@ fn a_projection_may_live_in_another_database_than_its_upstream() {
     assert_eq!(position.notification_id, 2);
     let _ = alice;
 }
+
+/// The same projection on PostgreSQL.
+mod on_postgres {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::time::Duration;
+
+    use eventsourcing::follower::{BoxError, Envelope, Follower};
+    use eventsourcing::postgres::{self, Transaction};
+    use eventsourcing::prelude::*;
+    use eventsourcing::recorder::PostgresRecorder;
+    use support::account::AccountEvent;
+    use support::pg::Scratch;
+
+    use super::save;
+
+    #[derive(Clone, Default)]
+    struct Balances {
+        fail_negative: Arc<AtomicBool>,
+    }
+
+    #[policy]
+    impl Balances {
+        #[setup]
+        fn create_tables(&self, tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+            tx.batch_execute(
+                "CREATE TABLE IF NOT EXISTS balances (
+                     account UUID PRIMARY KEY, owner TEXT NOT NULL, balance BIGINT NOT NULL);
+                 CREATE TABLE IF NOT EXISTS deposits (
+                     notification_id BIGINT NOT NULL, account UUID NOT NULL, amount BIGINT NOT NULL);",
+            )
+        }
+
+        #[reset]
+        fn drop_tables(&self, tx: &mut Transaction<'_>) -> Result<(), postgres::Error> {
+            tx.batch_execute("DROP TABLE IF EXISTS balances; DROP TABLE IF EXISTS deposits;")
+        }
+
+        #[on(AccountEvent::Opened)]
+        fn opened(
+            &self,
+            tx: &mut Transaction<'_>,
+            envelope: &Envelope,
+            owner: &str,
+        ) -> Result<(), postgres::Error> {
+            tx.execute(
+                "INSERT INTO balances (account, owner, balance) VALUES ($1, $2, 0)",
+                &[&envelope.originator_id(), &owner],
+            )?;
+            Ok(())
+        }
+
+        #[on(AccountEvent::Deposited)]
+        fn deposited(
+            &self,
+            tx: &mut Transaction<'_>,
+            envelope: &Envelope,
+            amount: i64,
+        ) -> Result<(), BoxError> {
+            let id = i64::try_from(envelope.notification_id())?;
+            tx.execute(
+                "INSERT INTO deposits (notification_id, account, amount) VALUES ($1, $2, $3)",
+                &[&id, &envelope.originator_id(), &amount],
+            )?;
+            if amount < 0 && self.fail_negative.load(Ordering::SeqCst) {
+                return Err(format!("negative deposit {amount}").into());
+            }
+            tx.execute(
+                "UPDATE balances SET balance = balance + $1 WHERE account = $2",
+                &[&amount, &envelope.originator_id()],
+            )?;
+            Ok(())
+        }
+    }
+
+    fn balance(scratch: &Scratch, account: Uuid) -> Option<i64> {
+        scratch
+            .client()
+            .query_opt(
+                "SELECT balance FROM balances WHERE account = $1",
+                &[&account],
+            )
+            .unwrap()
+            .map(|row| row.get(0))
+    }
+
+    fn deposits(scratch: &Scratch) -> Vec<i64> {
+        scratch
+            .client()
+            .query(
+                "SELECT notification_id FROM deposits ORDER BY notification_id",
+                &[],
+            )
+            .unwrap()
+            .iter()
+            .map(|row| row.get(0))
+            .collect()
+    }
+
+    #[test]
+    fn rows_and_position_commit_together_and_roll_back_together() {
+        let Some(scratch) = Scratch::new() else {
+            return;
+        };
+        let bank = scratch.builder().name("Bank").build().unwrap();
+        let database = bank
+            .event_store()
+            .recorder_as::<PostgresRecorder>()
+            .unwrap();
+        let policy = Balances::default();
+        policy.fail_negative.store(true, Ordering::SeqCst);
+        let account = save(&bank, "alice", &[10, -1, 5]);
+        let mut follower = Follower::postgres(policy.clone(), Arc::clone(&database))
+            .follow(&bank)
+            .start()
+            .unwrap();
+        let error = follower.run_until_caught_up().unwrap_err();
+        assert!(
+            matches!(
+                error,
+                Error::Handler {
+                    notification_id: 3,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+        // The deposit before it is there with the position; its own row is not.
+        assert_eq!(deposits(&scratch), [2]);
+        assert_eq!(balance(&scratch, account.id()), Some(10));
+        assert_eq!(follower.position("Bank"), Some(2));
+        policy.fail_negative.store(false, Ordering::SeqCst);
+        follower.run_until_caught_up().unwrap();
+        assert_eq!(deposits(&scratch), [2, 3, 4]);
+        assert_eq!(balance(&scratch, account.id()), Some(14));
+        drop(follower);
+
+        // A new worker of the same version starts where the last one ended.
+        let mut again = Follower::postgres(policy, database)
+            .follow(&bank)
+            .start()
+            .unwrap();
+        assert!(again.rebuild().is_none(), "same version: no rebuild");
+        assert_eq!(again.position("Bank"), Some(4));
+        assert_eq!(again.run_until_caught_up().unwrap().events, 0);
+    }
+
+    /// A follower that polls once an hour is still woken at once by a
+    /// commit from another recorder (as from another process): the
+    /// database notifies it.
+    #[test]
+    fn a_commit_elsewhere_wakes_a_running_projection() {
+        let Some(scratch) = Scratch::new() else {
+            return;
+        };
+        let bank = scratch.builder().name("Bank").build().unwrap();
+        let writer = scratch.builder().name("Bank").build().unwrap();
+        let database = bank
+            .event_store()
+            .recorder_as::<PostgresRecorder>()
+            .unwrap();
+        let running = Follower::postgres(Balances::default(), database)
+            .follow(&bank)
+            .poll_interval(Duration::from_hours(1), Duration::from_hours(1))
+            .start()
+            .unwrap()
+            .spawn();
+        // Give the follower time to catch up and wait on its doorbell (it
+        // listens before it first reads, so an earlier commit is read too).
+        std::thread::sleep(Duration::from_millis(300));
+        let account = save(&writer, "bob", &[7]);
+        assert!(
+            running.wait_for("Bank", 2, Duration::from_mins(1)).unwrap(),
+            "no notification woke the follower"
+        );
+        assert_eq!(balance(&scratch, account.id()), Some(7));
+        running.stop().unwrap();
+    }
+}

@@ -20,6 +20,8 @@ pub use self::policy::{BoxError, Envelope, HandleError, Policy, variant_topics};
 pub use self::processing::Processing;
 pub use self::runner::{DEFAULT_BATCH_SIZE, Follower, Progress, Rebuild};
 pub use self::running::{Lag, Running};
+#[cfg(feature = "postgres")]
+pub use self::sql::PostgresProjection;
 #[cfg(feature = "sqlite")]
 pub use self::sql::SqliteProjection;
 pub use self::target::{InMemory, ProcessTarget, Target};

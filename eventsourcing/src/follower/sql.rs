@@ -172,3 +172,101 @@ mod sqlite {
         }
     }
 }
+
+#[cfg(feature = "postgres")]
+pub use self::postgres::PostgresProjection;
+
+#[cfg(feature = "postgres")]
+mod postgres {
+    use super::{
+        Arc, Batch, Cell, Commit, Envelope, Failure, Policy, Recorder, Registration, Result, Sink,
+        TrackingKey, batch, handle_all, outcome, prepare,
+    };
+    use crate::follower::{Follower, FollowerBuilder};
+    use crate::recorder::PostgresRecorder;
+
+    /// A projection's target in a PostgreSQL database: its handlers take a
+    /// `&mut postgres::Transaction` and write SQL; its tracking rows,
+    /// registration and parked notifications live in the same database
+    /// ([`Follower::postgres`]).
+    #[derive(Debug)]
+    pub struct PostgresProjection {
+        recorder: Arc<PostgresRecorder>,
+    }
+
+    impl<P> Follower<P, PostgresProjection>
+    where
+        P: for<'t> Policy<postgres::Transaction<'t>>,
+    {
+        /// A projection into the PostgreSQL database of `recorder` (its
+        /// schema and table prefix): each batch of upstream events is
+        /// handled in one transaction of it, with the follower's new
+        /// position. The upstream may live anywhere.
+        ///
+        /// For the database of an application:
+        /// `app.event_store().recorder_as::<PostgresRecorder>()`.
+        pub fn postgres(
+            policy: P,
+            recorder: Arc<PostgresRecorder>,
+        ) -> FollowerBuilder<P, PostgresProjection> {
+            FollowerBuilder::new(policy, PostgresProjection { recorder })
+        }
+    }
+
+    impl<P> Sink<P> for PostgresProjection
+    where
+        P: for<'t> Policy<postgres::Transaction<'t>>,
+    {
+        const TRANSACTIONAL: bool = true;
+
+        fn policy_name() -> &'static str {
+            <P as Policy<postgres::Transaction<'static>>>::NAME
+        }
+
+        fn policy_version() -> u32 {
+            <P as Policy<postgres::Transaction<'static>>>::VERSION
+        }
+
+        fn policy_topics() -> Option<Vec<&'static str>> {
+            <P as Policy<postgres::Transaction<'static>>>::topics()
+        }
+
+        fn recorder(&self) -> &dyn Recorder {
+            &*self.recorder
+        }
+
+        fn process(
+            &mut self,
+            policy: &mut P,
+            events: &[Envelope],
+            commit: Commit<'_>,
+        ) -> Result<Vec<u64>, Failure> {
+            let failed = Cell::new(None);
+            let result = self.recorder.transact(&batch(&commit), |tx| {
+                handle_all(policy, tx, events, &failed)
+            });
+            outcome(result, failed).map(|((), ids)| ids)
+        }
+
+        fn setup(&mut self, policy: &mut P) -> Result<(), Failure> {
+            let failed = Cell::new(None);
+            let result = self
+                .recorder
+                .transact(&Batch::default(), |tx| prepare(policy, tx, false, &failed));
+            outcome(result, failed).map(drop)
+        }
+
+        fn rebuild(
+            &mut self,
+            policy: &mut P,
+            rewind: &[(TrackingKey, u64)],
+            registration: &Registration,
+        ) -> Result<bool, Failure> {
+            let failed = Cell::new(None);
+            let result = self.recorder.rebuild(rewind, registration, |tx| {
+                prepare(policy, tx, true, &failed)
+            });
+            outcome(result, failed).map(|()| true)
+        }
+    }
+}

@@ -26,13 +26,6 @@ fn ran_twice() -> Failure {
     ))
 }
 
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the follower runtime calls these; until it lands, only the tests do"
-    )
-)]
 impl PostgresRecorder {
     /// Runs `work` (a follower's own statements, say the rows of a
     /// projection), then the batch's tracking compare-and-set and parked
@@ -55,6 +48,32 @@ impl PostgresRecorder {
     /// answer to the commit leaves the outcome unknown (read the position
     /// to see). The crash points `after_insert` and `before_commit` come
     /// after the compare-and-set and the parked changes.
+    /// Runs `read` with a pooled connection, outside any transaction of
+    /// the recorder's: for querying a projection's tables. `read`'s error
+    /// comes back as [`Error::Database`]; a connection on which it failed
+    /// is closed rather than reused.
+    ///
+    /// ```no_run
+    /// use eventsourcing::recorder::{PostgresOptions, PostgresRecorder};
+    ///
+    /// let recorder = PostgresRecorder::open(PostgresOptions::new("postgres://localhost/test"))?;
+    /// let balance: i64 = recorder.read_with(|client| {
+    ///     Ok(client.query_one("SELECT sum(balance) FROM balances", &[])?.get(0))
+    /// })?;
+    /// # Ok::<(), eventsourcing::Error>(())
+    /// ```
+    pub fn read_with<T>(
+        &self,
+        read: impl FnOnce(&mut postgres::Client) -> std::result::Result<T, crate::follower::BoxError>,
+    ) -> Result<T> {
+        let mut lease = self.lease(Call::Read)?;
+        let result = read(&mut lease.connection()?.client);
+        if result.is_err() {
+            lease.discard();
+        }
+        result.map_err(Error::Database)
+    }
+
     pub(crate) fn transact<T>(
         &self,
         batch: &Batch<'_>,
