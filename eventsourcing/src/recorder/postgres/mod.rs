@@ -3,13 +3,12 @@
 //!
 //! One job per file: `options` (how to open it), `sql` (names, quoting, the
 //! tables, the statements, the safe bound), `function` (the insert
-//! function), `pool` (connections and
-//! leases), `errors` (what the server's errors mean), `rows` (decoding),
-//! `setup` (creating the tables and installing the function), `tracking`
-//! (reading and taking over tracking rows), `insert` (writing a batch),
-//! `followers` (the `followers` and `parked` tables), `transact`
-//! (transactions that run a follower's own statements), `listener`
-//! (waiting for notifications).
+//! function), `pool` (connections and leases), `errors` (what the server's
+//! errors mean), `rows` (decoding), `setup` (creating the tables and
+//! installing the function), `tracking` (reading and taking over tracking
+//! rows), `insert` (writing a batch), `followers` (the `followers` and
+//! `parked` tables), `transact` (transactions that run a follower's own
+//! statements), `listener` (waiting for notifications).
 
 use std::fmt;
 use std::ops::ControlFlow;
@@ -132,11 +131,11 @@ pub use self::options::{PostgresOptions, Sequencing};
 /// ([`PostgresOptions::pool_size`]), each with its prepared statements. A
 /// save is one statement in its own transaction (or one explicit
 /// transaction), so a dropped connection or a server restart in the middle
-/// of one leaves nothing partial: the save
-/// fails with [`Error::Database`], and it either committed whole or not at
-/// all (as with any database, a commit whose answer was lost cannot be told
-/// from one that did not happen; load the aggregate to see, and a second
-/// save of the same version is refused as a conflict). A connection that
+/// of one leaves nothing partial: the save fails with [`Error::Database`],
+/// and it either committed whole or not at all (as with any database, a
+/// commit whose answer was lost cannot be told from one that did not
+/// happen; load the aggregate to see, and a second save of the same
+/// version is refused as a conflict). A connection that
 /// failed is closed rather than reused, and all idle ones with it when it
 /// had lost its server, so the next call opens fresh connections. Before a
 /// write, a connection that served earlier calls is checked with a round
