@@ -136,18 +136,7 @@ impl SqliteRecorder {
                     | OpenFlags::SQLITE_OPEN_NO_MUTEX;
                 let conn = Connection::open_with_flags(&path, flags).map_err(db)?;
                 conn.busy_timeout(options.busy_timeout).map_err(db)?;
-                let mode: String = conn
-                    .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
-                    .map_err(db)?;
-                if !mode.eq_ignore_ascii_case("wal") {
-                    return Err(Error::Database(
-                        format!(
-                            "cannot switch {} to WAL mode (journal mode is {mode})",
-                            path.display()
-                        )
-                        .into(),
-                    ));
-                }
+                setup::switch_to_wal(&conn, &path, options.busy_timeout)?;
                 conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
                     .map_err(db)?;
                 let readers = ReaderPool::new(path, options.busy_timeout);

@@ -1,12 +1,51 @@
-//! Setting up a SQLite database: the tables, and the migration of a
-//! version-1 tracking table, in one transaction.
+//! Setting up a SQLite database: WAL mode for a file, then the tables, and
+//! the migration of a version-1 tracking table, in one transaction.
 
-use rusqlite::Connection;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode};
 
 use super::db;
 use super::statements::{BEGIN_IMMEDIATE, COMMIT, Statements};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::recorder::is_version_1;
+
+/// Switches the file database of `conn` (at `path`) to WAL mode.
+///
+/// Changing the journal mode takes an exclusive lock, and when another
+/// connection is opening the same new file at that moment SQLite answers
+/// `SQLITE_BUSY` at once, without waiting in its busy handler (to avoid a
+/// deadlock between two lock upgrades): so the switch is tried again, with
+/// short pauses, for at most `busy_timeout`, as any other lock would be
+/// waited for.
+pub(super) fn switch_to_wal(conn: &Connection, path: &Path, busy_timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + busy_timeout;
+    let mut pause = Duration::from_millis(1);
+    let mode: String = loop {
+        match conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0)) {
+            Ok(mode) => break mode,
+            Err(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.code == ErrorCode::DatabaseBusy && Instant::now() < deadline =>
+            {
+                thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+            Err(error) => return Err(db(error)),
+        }
+    };
+    if mode.eq_ignore_ascii_case("wal") {
+        return Ok(());
+    }
+    Err(Error::Database(
+        format!(
+            "cannot switch {} to WAL mode (journal mode is {mode})",
+            path.display()
+        )
+        .into(),
+    ))
+}
 
 /// Creates what is missing, after migrating a version-1 `tracking` table,
 /// in one `BEGIN IMMEDIATE` transaction: another process opening the same

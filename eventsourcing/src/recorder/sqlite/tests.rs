@@ -373,3 +373,28 @@ fn impossible_stored_values_are_corrupt() {
         assert!(matches!(result, Err(Error::Corrupt { .. })), "{result:?}");
     }
 }
+
+/// Connections opening the same new file at once all succeed: switching it
+/// to WAL mode, which SQLite refuses at once while another connection is
+/// doing the same, waits its turn like any other lock.
+#[test]
+fn concurrent_opens_of_a_new_file_succeed() {
+    let dir = tempfile::tempdir().unwrap();
+    for round in 0..40 {
+        let path = dir.path().join(format!("open-{round}.db"));
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let opens: Vec<_> = ["a_", "b_", "a_", "b_"]
+            .into_iter()
+            .map(|prefix| {
+                let (path, barrier) = (path.clone(), std::sync::Arc::clone(&barrier));
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    SqliteRecorder::open(SqliteOptions::file(path).table_prefix(prefix)).map(drop)
+                })
+            })
+            .collect();
+        for open in opens {
+            open.join().unwrap().unwrap();
+        }
+    }
+}
