@@ -19,13 +19,6 @@ fn ended_by_work() -> Error {
     }
 }
 
-#[cfg_attr(
-    not(test),
-    allow(
-        dead_code,
-        reason = "the follower runtime calls these; until it lands, only the tests do"
-    )
-)]
 impl SqliteRecorder {
     /// Runs `work` (a follower's own statements, say the rows of a
     /// projection), then writes `batch` (its events, parked changes and
