@@ -40,6 +40,10 @@ const RECONNECT_AFTER: Duration = Duration::from_secs(1);
 
 /// Starts listening to every upstream that can be listened to.
 pub(crate) fn start(upstreams: &[Upstream], shared: &Arc<Shared>) -> Listeners {
+    #[cfg_attr(
+        not(feature = "postgres"),
+        allow(unused_mut, reason = "only PostgreSQL upstreams are listened to")
+    )]
     let mut listeners = Listeners::default();
     #[cfg(feature = "postgres")]
     for upstream in upstreams {

@@ -11,6 +11,7 @@ mod processing;
 mod reader;
 mod runner;
 mod running;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 mod sql;
 mod target;
 mod watch;
