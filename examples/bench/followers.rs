@@ -4,8 +4,12 @@
 //!
 //! - P1, a projection: one SQL row per deposit (notification id, account,
 //!   amount) in the upstream's own database, with the tracking update.
-//! - P2, a process application: one new aggregate per deposit, whose event
-//!   names the deposit, in the same database under a table prefix.
+//! - P2, a process application: a line on the account's statement for
+//!   each deposit (one aggregate per account, opened with its first
+//!   deposit, kept between batches by the aggregate cache), in the same
+//!   database under a table prefix;
+//! - P2n, the same with one new aggregate per deposit, whose event names
+//!   the deposit (every event a new key in the index).
 //!
 //! The raw side reads the same upstream rows in the same pages (every
 //! column by reference, no decoding), and per page writes the same rows
@@ -88,6 +92,110 @@ impl Receipts {
         cx.collect(Receipt::issue(envelope.notification_id()))?;
         Ok(())
     }
+}
+
+/// The aggregate P2 keeps per account: a statement with a line per
+/// deposit. Its id is derived from the account's.
+#[aggregate]
+#[derive(Debug, Default)]
+struct Statement {
+    lines: u64,
+}
+
+fn statement_id(account: Uuid) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_OID, account.as_bytes())
+}
+
+#[aggregate]
+impl Statement {
+    #[created(Opened, id = statement_id(account))]
+    fn open(&mut self, account: Uuid) {
+        let _ = account;
+    }
+
+    #[event(Line)]
+    fn line(&mut self, deposit: u64, amount: i64) {
+        let _ = (deposit, amount);
+        self.lines += 1;
+    }
+}
+
+/// The policy of P2: a line on the account's statement for each deposit
+/// (the statement is opened with the first one).
+struct Statements;
+
+#[policy]
+impl Statements {
+    #[on(AccountEvent::Deposited)]
+    fn deposited(
+        &self,
+        cx: &mut Processing,
+        envelope: &Envelope,
+        amount: i64,
+    ) -> eventsourcing::Result<()> {
+        let account = envelope.originator_id();
+        let statement = match cx.find::<Statement>(statement_id(account))? {
+            Some(statement) => statement,
+            None => cx.collect(Statement::open(account))?,
+        };
+        statement.line(envelope.notification_id(), amount);
+        Ok(())
+    }
+}
+
+/// Runs a process application with `policy` over `bank` until caught up,
+/// in a database of its own beside the upstream's; returns how long it
+/// took and every row it stored.
+fn process<P: eventsourcing::follower::Policy<Processing>>(
+    policy: P,
+    bank: &Application,
+    path: &Path,
+    prefix: &str,
+    events: usize,
+) -> Result<(std::time::Duration, Vec<RawRow>)> {
+    let down = Arc::new(SqliteRecorder::open(options(path, prefix))?);
+    let app = Application::builder().name(prefix).recorder(down).build()?;
+    let (processed, elapsed) = timed(|| {
+        let mut follower = Follower::process(policy, &app)
+            .follow(bank)
+            .cache_aggregates(1_000)
+            .start()?;
+        Ok(follower.run_until_caught_up()?.events)
+    })?;
+    check(processed, events)?;
+    Ok((elapsed, stored_rows(&app)?))
+}
+
+/// The raw side of a process application: the rows it stored, inserted
+/// again page by page, on a database of its own with the same upstream.
+fn raw_process(
+    path: &Path,
+    upstream: &[RawRow],
+    rows: &[RawRow],
+    batch: usize,
+) -> Result<(usize, std::time::Duration)> {
+    let down_schema = SQLITE_SCHEMA.replace("stored_events", "down_stored_events");
+    let mut raw = RawFollower::open(
+        path,
+        upstream,
+        &down_schema,
+        "INSERT INTO down_stored_events (originator_id, originator_version, topic, state) \
+         VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    // A statement's opening shares its deposit's page.
+    let mut next = rows.iter().peekable();
+    timed(|| {
+        raw.follow(batch, &mut |insert, _, _| {
+            let row = next.next().ok_or("more deposits than rows")?;
+            insert.execute((&row.id, row.version, &row.topic, &row.state))?;
+            if row.version == 1
+                && let Some(line) = next.next_if(|line| line.uuid == row.uuid)
+            {
+                insert.execute((&line.id, line.version, &line.topic, &line.state))?;
+            }
+            Ok(())
+        })
+    })
 }
 
 fn options(path: &Path, prefix: &str) -> SqliteOptions {
@@ -226,6 +334,7 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
     let events = plan.p_events;
     let mut p1 = Pair::new();
     let mut p2 = Pair::new();
+    let mut p2n = Pair::new();
     let batch = eventsourcing::follower::DEFAULT_BATCH_SIZE;
     for rep in 0..plan.p_reps {
         let up = dir.join(format!("p-{rep}.sqlite"));
@@ -251,22 +360,13 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
                 .collect::<Result<_, _>>()?
         };
 
-        // P2, ours: a process application beside it.
-        let down = Arc::new(SqliteRecorder::open(options(&up, "receipts_"))?);
-        let receipts = Application::builder()
-            .name("Receipts")
-            .recorder(down)
-            .build()?;
-        let (processed, elapsed) = timed(|| {
-            let mut follower = Follower::process(Receipts, &receipts)
-                .follow(&bank)
-                .start()?;
-            Ok(follower.run_until_caught_up()?.events)
-        })?;
-        check(processed, events)?;
+        // P2, ours: process applications beside it: a line on each
+        // account's statement (P2), a new aggregate per deposit (P2n).
+        let (elapsed, statement_rows) = process(Statements, &bank, &up, "statements_", events)?;
         p2.ours.push(elapsed);
-        let receipt_rows = stored_rows(&receipts)?;
-        drop((bank, receipts));
+        let (elapsed, receipt_rows) = process(Receipts, &bank, &up, "receipts_", events)?;
+        p2n.ours.push(elapsed);
+        drop(bank);
 
         // The raw sides, each on a database of its own with the same
         // upstream rows.
@@ -284,24 +384,13 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
         p1.raw.push(elapsed);
 
         let raw_path = dir.join(format!("p2-raw-{rep}.sqlite"));
-        let down_schema = SQLITE_SCHEMA.replace("stored_events", "receipts_stored_events");
-        let mut raw = RawFollower::open(
-            &raw_path,
-            &upstream_rows,
-            &down_schema,
-            "INSERT INTO receipts_stored_events (originator_id, originator_version, topic, state) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut next = receipt_rows.iter();
-        let (count, elapsed) = timed(|| {
-            raw.follow(batch, &mut |insert, _, _| {
-                let row = next.next().ok_or("more deposits than receipts")?;
-                insert.execute((&row.id, row.version, &row.topic, &row.state))?;
-                Ok(())
-            })
-        })?;
+        let (count, elapsed) = raw_process(&raw_path, &upstream_rows, &statement_rows, batch)?;
         check(count, events)?;
         p2.raw.push(elapsed);
+        let raw_path = dir.join(format!("p2n-raw-{rep}.sqlite"));
+        let (count, elapsed) = raw_process(&raw_path, &upstream_rows, &receipt_rows, batch)?;
+        check(count, events)?;
+        p2n.raw.push(elapsed);
     }
     line(
         "p_sizes",
@@ -321,6 +410,12 @@ pub(crate) fn run(plan: &Plan) -> Result<()> {
         "p2_process_events_per_s",
         "p2_raw_events_per_s",
         "p2_vs_raw",
+    );
+    p2n.print(
+        events,
+        "p2n_new_aggregates_events_per_s",
+        "p2n_raw_events_per_s",
+        "p2n_vs_raw",
     );
     Ok(())
 }
