@@ -26,7 +26,9 @@ use eventsourcing::recorder::{SqliteOptions, SqliteRecorder, Synchronous};
 use eventsourcing::rusqlite::{self, Transaction};
 use support::account::AccountEvent;
 
-use super::{NOTE, Pair, Plan, RawRow, Result, SQLITE_SCHEMA, line, stored_rows, timed};
+use super::sqlite::SQLITE_SCHEMA;
+use super::workloads::{Pair, line, stored_rows, timed};
+use super::{NOTE, Plan, RawRow, Result};
 use support::account::Account;
 
 /// The projection of P1: one row per deposit.
