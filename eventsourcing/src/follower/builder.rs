@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::policy::{HandleError, Policy};
+use super::policy::Policy;
 use super::processing::Processing;
 use super::runner::{Follower, Options, Rebuilding, Upstream};
 use super::target::{Failure, InMemory, ProcessTarget, Target};
@@ -205,22 +205,7 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
                 at,
             });
         }
-        let setup_error = |failure: Failure, step| match failure {
-            Failure::Setup(source) => Error::Setup {
-                follower: name.clone(),
-                step,
-                source,
-            },
-            Failure::Handler { error, .. } => match *error {
-                HandleError::Handler(source) => Error::Setup {
-                    follower: name.clone(),
-                    step,
-                    source,
-                },
-                HandleError::Event(error) => error,
-            },
-            Failure::Store(error) => error,
-        };
+        let setup_error = |failure: Failure, step| failure.into_error(&name, step, None);
         let mut rebuilding = None;
         if held == wanted {
             target

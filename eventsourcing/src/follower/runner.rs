@@ -364,7 +364,11 @@ impl<P, T: Target<P>> Follower<P, T> {
                         to = failed.notification_id() - 1;
                         handle.truncate(at);
                         park.retain(|p| p.notification_id <= to);
-                        stopped = Some(self.handler_error(&failed, *error));
+                        stopped =
+                            Some(self.failure_error(
+                                Failure::Handler { index: at, error },
+                                Some(&failed),
+                            ));
                     }
                 }
             }
@@ -383,44 +387,10 @@ impl<P, T: Target<P>> Follower<P, T> {
         }
     }
 
-    /// The error a follower stops with when `failure` ends a batch whose
-    /// failing event, if a handler failed, is `envelope`.
+    /// The error the follower stops with when `failure` ends a batch
+    /// whose failing event, if a handler failed, is `envelope`.
     pub(crate) fn failure_error(&self, failure: Failure, envelope: Option<&Envelope>) -> Error {
-        match (failure, envelope) {
-            (Failure::Store(error), _) => error,
-            (Failure::Setup(source), _) => Error::Setup {
-                follower: self.name.clone(),
-                step: "setup",
-                source,
-            },
-            (Failure::Handler { error, .. }, Some(envelope)) => {
-                self.handler_error(envelope, *error)
-            }
-            (Failure::Handler { error, .. }, None) => match *error {
-                HandleError::Handler(source) => Error::Setup {
-                    follower: self.name.clone(),
-                    step: "setup",
-                    source,
-                },
-                HandleError::Event(error) => error,
-            },
-        }
-    }
-
-    /// The error a follower stops with when a handler fails.
-    pub(crate) fn handler_error(&self, envelope: &Envelope, error: HandleError) -> Error {
-        match error {
-            HandleError::Handler(source) => Error::Handler {
-                follower: self.name.clone(),
-                upstream: envelope.upstream().to_owned(),
-                notification_id: envelope.notification_id(),
-                topic: envelope.topic().to_owned(),
-                originator_id: envelope.originator_id(),
-                originator_version: envelope.originator_version(),
-                source,
-            },
-            HandleError::Event(error) => error,
-        }
+        failure.into_error(&self.name, "setup", envelope)
     }
 }
 

@@ -22,6 +22,41 @@ use crate::recorder::{
 
 pub(crate) use self::sealed::{Commit, Failure};
 
+impl Failure {
+    /// The error follower `follower` stops with for this failure: a
+    /// handler's names `envelope`, the event it failed on; a setup's (or a
+    /// handler's without an event) names `step`.
+    pub(crate) fn into_error(
+        self,
+        follower: &str,
+        step: &'static str,
+        envelope: Option<&Envelope>,
+    ) -> Error {
+        let setup = |source| Error::Setup {
+            follower: follower.to_owned(),
+            step,
+            source,
+        };
+        match self {
+            Failure::Store(error) => error,
+            Failure::Setup(source) => setup(source),
+            Failure::Handler { error, .. } => match (*error, envelope) {
+                (HandleError::Event(error), _) => error,
+                (HandleError::Handler(source), None) => setup(source),
+                (HandleError::Handler(source), Some(envelope)) => Error::Handler {
+                    follower: follower.to_owned(),
+                    upstream: envelope.upstream().to_owned(),
+                    notification_id: envelope.notification_id(),
+                    topic: envelope.topic().to_owned(),
+                    originator_id: envelope.originator_id(),
+                    originator_version: envelope.originator_version(),
+                    source,
+                },
+            },
+        }
+    }
+}
+
 pub(crate) mod sealed {
     use super::{
         Envelope, Error, HandleError, ParkChange, Recorder, Registration, Result, TrackingKey,
