@@ -316,6 +316,49 @@ fn a_projection_may_live_in_another_database_than_its_upstream() {
     let _ = alice;
 }
 
+/// A projection whose setup fails.
+struct Broken;
+
+#[policy]
+impl Broken {
+    #[setup]
+    fn create(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.execute_batch("CREATE TABLE broken (")
+    }
+
+    #[on(AccountEvent::Opened)]
+    fn opened(&self, _tx: &Transaction<'_>) {}
+}
+
+#[test]
+fn a_setup_that_fails_stops_the_start_and_leaves_nothing() {
+    let (db, bank, recorder) = database();
+    let error = Follower::sqlite(Broken, recorder)
+        .follow(&bank)
+        .start()
+        .unwrap_err();
+    match error {
+        Error::Setup {
+            follower,
+            step,
+            source,
+        } => {
+            assert_eq!((follower.as_str(), step), ("Broken", "setup"));
+            assert!(source.to_string().contains("incomplete input"), "{source}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let tables: i64 = db
+        .conn()
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'broken'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(tables, 0);
+}
+
 /// The same projection on PostgreSQL.
 mod on_postgres {
     use std::sync::Arc;
