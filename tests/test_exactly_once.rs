@@ -348,7 +348,8 @@ fn killed_followers_leave_exactly_one_effect(
         );
         write_upstream(&bank, &mut accounts, 20);
         let end = if rounds % 2 == 0 {
-            let point = points[usize::try_from(random_below(points.len() as u64)).unwrap()];
+            // Each point in turn, so that every one is reached.
+            let point = points[(rounds / 2) % points.len()];
             let nth = 1 + u32::try_from(random_below(3)).unwrap();
             let end = run_child(up, down, kind, Some((point, nth)), None);
             if matches!(end, End::Killed) {
