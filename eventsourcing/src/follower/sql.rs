@@ -11,6 +11,7 @@ use super::policy::{Envelope, Policy};
 use super::target::sealed::Sink;
 use super::target::{Commit, Failure};
 use crate::error::{Error, Result};
+use crate::follower::{Follower, FollowerBuilder};
 use crate::recorder::{Batch, Recorder, Registration, TrackingKey};
 
 /// The batch a commit writes besides the handlers' own statements.
@@ -75,198 +76,121 @@ fn outcome<T>(result: Result<T>, failed: Cell<Option<Failure>>) -> Result<T, Fai
     }
 }
 
-#[cfg(feature = "sqlite")]
-pub use self::sqlite::SqliteProjection;
+/// A projection target over one backend: the struct, its `Follower`
+/// constructor, and its `Sink` impl. The backends differ only in their
+/// recorder and transaction types; the transaction is the driver's own.
+macro_rules! sql_target {
+    (
+        $(#[$target_doc:meta])*
+        $target:ident($recorder:ty, $tx:ident::Transaction),
+        $(#[$constructor_doc:meta])*
+        fn $constructor:ident
+    ) => {
+        $(#[$target_doc])*
+        #[derive(Debug)]
+        pub struct $target {
+            recorder: Arc<$recorder>,
+        }
 
-#[cfg(feature = "sqlite")]
-mod sqlite {
-    use super::{
-        Arc, Batch, Cell, Commit, Envelope, Failure, Policy, Recorder, Registration, Result, Sink,
-        TrackingKey, batch, handle_all, outcome, prepare,
+        impl<P> Follower<P, $target>
+        where
+            P: for<'t> Policy<$tx::Transaction<'t>>,
+        {
+            $(#[$constructor_doc])*
+            pub fn $constructor(policy: P, recorder: Arc<$recorder>) -> FollowerBuilder<P, $target> {
+                FollowerBuilder::new(policy, $target { recorder })
+            }
+        }
+
+        impl<P> Sink<P> for $target
+        where
+            P: for<'t> Policy<$tx::Transaction<'t>>,
+        {
+            const TRANSACTIONAL: bool = true;
+
+            fn policy_name() -> &'static str {
+                <P as Policy<$tx::Transaction<'static>>>::NAME
+            }
+
+            fn policy_version() -> u32 {
+                <P as Policy<$tx::Transaction<'static>>>::VERSION
+            }
+
+            fn policy_topics() -> Option<Vec<&'static str>> {
+                <P as Policy<$tx::Transaction<'static>>>::topics()
+            }
+
+            fn recorder(&self) -> &dyn Recorder {
+                &*self.recorder
+            }
+
+            fn process(
+                &mut self,
+                policy: &mut P,
+                events: &[Envelope],
+                commit: Commit<'_>,
+            ) -> Result<Vec<u64>, Failure> {
+                let failed = Cell::new(None);
+                let result = self.recorder.transact(&batch(&commit), |tx| {
+                    handle_all(policy, tx, events, &failed)
+                });
+                outcome(result, failed).map(|((), ids)| ids)
+            }
+
+            fn setup(&mut self, policy: &mut P) -> Result<(), Failure> {
+                let failed = Cell::new(None);
+                let result = self
+                    .recorder
+                    .transact(&Batch::default(), |tx| prepare(policy, tx, false, &failed));
+                outcome(result, failed).map(drop)
+            }
+
+            fn rebuild(
+                &mut self,
+                policy: &mut P,
+                rewind: &[(TrackingKey, u64)],
+                registration: &Registration,
+            ) -> Result<bool, Failure> {
+                let failed = Cell::new(None);
+                let result = self.recorder.rebuild(rewind, registration, |tx| {
+                    prepare(policy, tx, true, &failed)
+                });
+                outcome(result, failed).map(|()| true)
+            }
+        }
     };
-    use crate::follower::{Follower, FollowerBuilder};
-    use crate::recorder::SqliteRecorder;
+}
 
+#[cfg(feature = "sqlite")]
+sql_target! {
     /// A projection's target in a SQLite database: its handlers take a
     /// `&rusqlite::Transaction` (or `&mut`) and write SQL; its tracking
     /// rows, registration and parked notifications live in the same
     /// database ([`Follower::sqlite`]).
-    #[derive(Debug)]
-    pub struct SqliteProjection {
-        recorder: Arc<SqliteRecorder>,
-    }
-
-    impl<P> Follower<P, SqliteProjection>
-    where
-        P: for<'t> Policy<rusqlite::Transaction<'t>>,
-    {
-        /// A projection into the SQLite database of `recorder`: each batch
-        /// of upstream events is handled in one transaction of it, with the
-        /// follower's new position. The upstream may live anywhere (the
-        /// same database, another file, PostgreSQL, memory).
-        ///
-        /// For the database of an application:
-        /// `app.event_store().recorder_as::<SqliteRecorder>()`.
-        pub fn sqlite(
-            policy: P,
-            recorder: Arc<SqliteRecorder>,
-        ) -> FollowerBuilder<P, SqliteProjection> {
-            FollowerBuilder::new(policy, SqliteProjection { recorder })
-        }
-    }
-
-    impl<P> Sink<P> for SqliteProjection
-    where
-        P: for<'t> Policy<rusqlite::Transaction<'t>>,
-    {
-        const TRANSACTIONAL: bool = true;
-
-        fn policy_name() -> &'static str {
-            <P as Policy<rusqlite::Transaction<'static>>>::NAME
-        }
-
-        fn policy_version() -> u32 {
-            <P as Policy<rusqlite::Transaction<'static>>>::VERSION
-        }
-
-        fn policy_topics() -> Option<Vec<&'static str>> {
-            <P as Policy<rusqlite::Transaction<'static>>>::topics()
-        }
-
-        fn recorder(&self) -> &dyn Recorder {
-            &*self.recorder
-        }
-
-        fn process(
-            &mut self,
-            policy: &mut P,
-            events: &[Envelope],
-            commit: Commit<'_>,
-        ) -> Result<Vec<u64>, Failure> {
-            let failed = Cell::new(None);
-            let result = self.recorder.transact(&batch(&commit), |tx| {
-                handle_all(policy, tx, events, &failed)
-            });
-            outcome(result, failed).map(|((), ids)| ids)
-        }
-
-        fn setup(&mut self, policy: &mut P) -> Result<(), Failure> {
-            let failed = Cell::new(None);
-            let result = self
-                .recorder
-                .transact(&Batch::default(), |tx| prepare(policy, tx, false, &failed));
-            outcome(result, failed).map(drop)
-        }
-
-        fn rebuild(
-            &mut self,
-            policy: &mut P,
-            rewind: &[(TrackingKey, u64)],
-            registration: &Registration,
-        ) -> Result<bool, Failure> {
-            let failed = Cell::new(None);
-            let result = self.recorder.rebuild(rewind, registration, |tx| {
-                prepare(policy, tx, true, &failed)
-            });
-            outcome(result, failed).map(|()| true)
-        }
-    }
+    SqliteProjection(crate::recorder::SqliteRecorder, rusqlite::Transaction),
+    /// A projection into the SQLite database of `recorder`: each batch of
+    /// upstream events is handled in one transaction of it, with the
+    /// follower's new position. The upstream may live anywhere (the same
+    /// database, another file, PostgreSQL, memory).
+    ///
+    /// For the database of an application:
+    /// `app.event_store().recorder_as::<SqliteRecorder>()`.
+    fn sqlite
 }
 
 #[cfg(feature = "postgres")]
-pub use self::postgres::PostgresProjection;
-
-#[cfg(feature = "postgres")]
-mod postgres {
-    use super::{
-        Arc, Batch, Cell, Commit, Envelope, Failure, Policy, Recorder, Registration, Result, Sink,
-        TrackingKey, batch, handle_all, outcome, prepare,
-    };
-    use crate::follower::{Follower, FollowerBuilder};
-    use crate::recorder::PostgresRecorder;
-
+sql_target! {
     /// A projection's target in a PostgreSQL database: its handlers take a
     /// `&mut postgres::Transaction` and write SQL; its tracking rows,
     /// registration and parked notifications live in the same database
     /// ([`Follower::postgres`]).
-    #[derive(Debug)]
-    pub struct PostgresProjection {
-        recorder: Arc<PostgresRecorder>,
-    }
-
-    impl<P> Follower<P, PostgresProjection>
-    where
-        P: for<'t> Policy<postgres::Transaction<'t>>,
-    {
-        /// A projection into the PostgreSQL database of `recorder` (its
-        /// schema and table prefix): each batch of upstream events is
-        /// handled in one transaction of it, with the follower's new
-        /// position. The upstream may live anywhere.
-        ///
-        /// For the database of an application:
-        /// `app.event_store().recorder_as::<PostgresRecorder>()`.
-        pub fn postgres(
-            policy: P,
-            recorder: Arc<PostgresRecorder>,
-        ) -> FollowerBuilder<P, PostgresProjection> {
-            FollowerBuilder::new(policy, PostgresProjection { recorder })
-        }
-    }
-
-    impl<P> Sink<P> for PostgresProjection
-    where
-        P: for<'t> Policy<postgres::Transaction<'t>>,
-    {
-        const TRANSACTIONAL: bool = true;
-
-        fn policy_name() -> &'static str {
-            <P as Policy<postgres::Transaction<'static>>>::NAME
-        }
-
-        fn policy_version() -> u32 {
-            <P as Policy<postgres::Transaction<'static>>>::VERSION
-        }
-
-        fn policy_topics() -> Option<Vec<&'static str>> {
-            <P as Policy<postgres::Transaction<'static>>>::topics()
-        }
-
-        fn recorder(&self) -> &dyn Recorder {
-            &*self.recorder
-        }
-
-        fn process(
-            &mut self,
-            policy: &mut P,
-            events: &[Envelope],
-            commit: Commit<'_>,
-        ) -> Result<Vec<u64>, Failure> {
-            let failed = Cell::new(None);
-            let result = self.recorder.transact(&batch(&commit), |tx| {
-                handle_all(policy, tx, events, &failed)
-            });
-            outcome(result, failed).map(|((), ids)| ids)
-        }
-
-        fn setup(&mut self, policy: &mut P) -> Result<(), Failure> {
-            let failed = Cell::new(None);
-            let result = self
-                .recorder
-                .transact(&Batch::default(), |tx| prepare(policy, tx, false, &failed));
-            outcome(result, failed).map(drop)
-        }
-
-        fn rebuild(
-            &mut self,
-            policy: &mut P,
-            rewind: &[(TrackingKey, u64)],
-            registration: &Registration,
-        ) -> Result<bool, Failure> {
-            let failed = Cell::new(None);
-            let result = self.recorder.rebuild(rewind, registration, |tx| {
-                prepare(policy, tx, true, &failed)
-            });
-            outcome(result, failed).map(|()| true)
-        }
-    }
+    PostgresProjection(crate::recorder::PostgresRecorder, postgres::Transaction),
+    /// A projection into the PostgreSQL database of `recorder` (its schema
+    /// and table prefix): each batch of upstream events is handled in one
+    /// transaction of it, with the follower's new position. The upstream
+    /// may live anywhere.
+    ///
+    /// For the database of an application:
+    /// `app.event_store().recorder_as::<PostgresRecorder>()`.
+    fn postgres
 }
