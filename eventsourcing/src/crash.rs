@@ -9,15 +9,17 @@
 //!
 //! The points, in the order a follower's batch reaches them:
 //!
-//! - `"after_handler"`: a process application's handler has run on one
-//!   upstream event (its effects are collected, nothing is written);
+//! - `"after_handler"`: a handler has run on one upstream event (a
+//!   process application's effects are collected, a projection's rows are
+//!   written in its open transaction; nothing is committed);
 //! - `"after_insert"`: the transaction's statements (events, parked
 //!   changes, the tracking compare-and-set, and a follower's own
 //!   statements) have run, nothing is committed;
 //! - `"before_commit"`: the next statement is `COMMIT`;
 //! - `"after_commit"`: the batch is committed, and nobody has been told
 //!   (no commit hook has run, the follower's position in memory has not
-//!   moved).
+//!   moved): in `EventStore::write` (every save, a process application's
+//!   batches included) and after a projection's transaction.
 //!
 //! Where the recorders' are: every write of a batch by the SQLite recorder
 //! (`Recorder::insert`, and its crate-internal `transact`); on PostgreSQL,

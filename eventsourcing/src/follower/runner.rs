@@ -205,14 +205,13 @@ impl<P, T: Target<P>> Follower<P, T> {
                 return Ok(progress);
             }
         }
-        self.finish_rebuild(progress.events);
+        self.finish_rebuild();
         Ok(progress)
     }
 
     /// Marks a rebuild done once the follower has caught up.
-    fn finish_rebuild(&mut self, events: u64) {
-        if let Some(mut rebuilding) = self.rebuilding.take() {
-            rebuilding.events += events;
+    fn finish_rebuild(&mut self) {
+        if let Some(rebuilding) = self.rebuilding.take() {
             self.rebuilt = Some(Rebuild {
                 version: rebuilding.version,
                 from_version: rebuilding.from_version,
@@ -276,6 +275,9 @@ impl<P, T: Target<P>> Follower<P, T> {
         if page.to > from || events > 0 {
             step.batches += self.record(index, page.envelopes, page.to)?;
             step.events += events;
+            if let Some(rebuilding) = &mut self.rebuilding {
+                rebuilding.events += events;
+            }
         }
         if let Some(error) = page.unreadable {
             return Err(error);
@@ -312,7 +314,6 @@ impl<P, T: Target<P>> Follower<P, T> {
             };
             match self.target.process(&mut self.policy, &handle, commit) {
                 Ok(_) => {
-                    crate::crash::point("after_commit");
                     self.upstreams[index].at.notification_id = to;
                     self.parked
                         .extend(newly_parked.iter().map(|id| (index, *id)));

@@ -134,7 +134,9 @@ macro_rules! sql_target {
                 let result = self.recorder.transact(&batch(&commit), |tx| {
                     handle_all(policy, tx, events, &failed)
                 });
-                outcome(result, failed).map(|((), ids)| ids)
+                let ids = outcome(result, failed).map(|((), ids)| ids)?;
+                crate::crash::point("after_commit");
+                Ok(ids)
             }
 
             fn setup(&mut self, policy: &mut P) -> Result<(), Failure> {
