@@ -10,11 +10,13 @@
 //!   every backend;
 //! - [`child`]: one test of the current binary run in a child process with
 //!   a chosen environment;
-//! - [`fixtures`] and [`account`]: the aggregates several programs use.
+//! - [`fixtures`] and [`account`]: the aggregates several programs use;
+//!   [`orders`]: the orders system (its applications and its oracle).
 
 pub mod account;
 pub mod child;
 pub mod fixtures;
+pub mod orders;
 pub mod pg;
 pub mod recorders;
 pub mod sqlite;

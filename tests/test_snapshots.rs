@@ -510,6 +510,15 @@ impl Recorder for Instrumented {
         self.inner.max_notification_id()
     }
 
+    fn select_notification_of(
+        &self,
+        originator_id: Uuid,
+        originator_version: u64,
+    ) -> Result<Option<eventsourcing::recorder::Notification>> {
+        self.inner
+            .select_notification_of(originator_id, originator_version)
+    }
+
     fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {
         if self.fail_snapshots.load(Ordering::SeqCst) {
             return Err(Error::Database("the disk is full".into()));

@@ -336,3 +336,10 @@ pub fn handled<R: Outcome>(result: R) -> Result<bool, HandleError> {
 pub fn boxed<R: Outcome>(result: R) -> Result<(), BoxError> {
     result.into_result()
 }
+
+/// Turns the check of causal dependencies by partitioned followers off
+/// (`false`) or back on, for the test that shows what goes wrong without
+/// it. Never for use outside tests.
+pub fn set_dependency_check(on: bool) {
+    crate::follower::causal::set_check(on);
+}

@@ -338,6 +338,10 @@ pub enum Error {
         reason: String,
     },
 
+    /// A system's definition was refused, or its runner cannot run it.
+    #[error("system: {0}")]
+    System(#[from] crate::system::SystemError),
+
     /// The database reported an error (connection, I/O, constraint other than
     /// the concurrency one).
     #[error("database error: {0}")]

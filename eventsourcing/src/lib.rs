@@ -75,6 +75,7 @@ mod repository;
 pub mod schema;
 mod snapshot;
 mod store;
+pub mod system;
 pub mod testing;
 
 pub use crate::application::{Application, ApplicationBuilder, Unsaved};

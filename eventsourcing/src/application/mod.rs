@@ -91,6 +91,24 @@ impl Application {
     }
 
     /// The name, shared.
+    /// Whether other processes can open the application's database (a
+    /// SQLite file, PostgreSQL).
+    pub(crate) fn is_shared(&self) -> bool {
+        #[cfg(feature = "postgres")]
+        if self
+            .store
+            .recorder_as::<crate::recorder::PostgresRecorder>()
+            .is_some()
+        {
+            return true;
+        }
+        #[cfg(feature = "sqlite")]
+        if let Some(sqlite) = self.store.recorder_as::<crate::recorder::SqliteRecorder>() {
+            return sqlite.is_file();
+        }
+        false
+    }
+
     pub(crate) fn shared_name(&self) -> Arc<str> {
         Arc::clone(&self.name)
     }

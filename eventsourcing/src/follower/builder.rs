@@ -6,6 +6,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use super::causal::{Causal, Partition};
 use super::policy::Policy;
 use super::processing::Processing;
 use super::runner::{Follower, Options, Rebuilding, Upstream};
@@ -152,6 +153,38 @@ impl<P, T> FollowerBuilder<P, T> {
         self
     }
 
+    /// Makes this worker one partition of the follower: it handles the
+    /// upstream events of the aggregates [`Partition::owns`], in order per
+    /// aggregate, and moves a tracking row of its own (the row's
+    /// `partition` column). Run one worker per partition, side by side.
+    /// When the follower is partitioned, an event carrying causal
+    /// dependencies on its upstream waits until every partition has
+    /// passed them (see [`record_dependencies`](Self::record_dependencies)).
+    ///
+    /// A projection whose version changed is not rebuilt partitioned:
+    /// [`start`](Self::start) refuses it; rebuild it with one partition.
+    pub fn partition(mut self, partition: Partition) -> Self {
+        self.options.partition = partition;
+        self
+    }
+
+    /// Records causal dependencies with what this process application's
+    /// handlers record: the place, in its own log, of the latest event of
+    /// each aggregate they read. Needed when a partitioned follower
+    /// follows this application (a [`System`](crate::system::System) turns
+    /// it on where so); costs a read per aggregate loaded.
+    pub fn record_dependencies(mut self, record: bool) -> Self {
+        self.options.record_dependencies = record;
+        self
+    }
+
+    /// Stops every upstream at notification `until` (for bringing the
+    /// partitions of a follower level before their number changes).
+    pub(crate) fn until(mut self, until: u64) -> Self {
+        self.options.until = Some(until);
+        self
+    }
+
     /// How often a running follower looks at its upstream logs when
     /// nothing wakes it: from `min` after an event, doubling while there is
     /// nothing, up to `max` (1 ms and 100 ms unless set). Commits in this
@@ -193,9 +226,14 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
                 held_by: held.kind,
             });
         }
+        target.set_causal(Causal {
+            partition: Some(options.partition),
+            record: options.record_dependencies,
+        });
         let mut rows = Vec::with_capacity(upstreams.len());
         for (upstream, app) in upstreams {
-            let key = TrackingKey::new(name.clone(), upstream.to_string());
+            let key = TrackingKey::new(name.clone(), upstream.to_string())
+                .partition(options.partition.index());
             let at = target.recorder().raise_epoch(&key)?;
             rows.push(Upstream {
                 name: upstream,
@@ -211,6 +249,16 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
             target
                 .setup(&mut policy)
                 .map_err(|failure| setup_error(failure, "setup"))?;
+        } else if options.partition.count() > 1 && T::policy_version() != held.version {
+            return Err(Error::InvalidArgument {
+                name: "partition",
+                reason: format!(
+                    "follower `{name}` changed version ({} to {}) and would be rebuilt; \
+                     rebuild it with one partition, then partition it",
+                    held.version,
+                    T::policy_version()
+                ),
+            });
         } else {
             let rewind: Vec<(TrackingKey, u64)> =
                 rows.iter().map(|u| (u.key.clone(), u.at.epoch)).collect();
@@ -233,15 +281,8 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
                 });
             }
         }
-        let parked: HashSet<_> = target
-            .recorder()
-            .select_parked(&name)?
-            .into_iter()
-            .filter_map(|p| {
-                let index = rows.iter().position(|u| *u.name == p.upstream)?;
-                Some((index, p.originator_id))
-            })
-            .collect();
+        let parked = parked_of(&target, &name, &rows, options.partition)?;
+        let rows_len = rows.len();
         let shared = Arc::new(Shared::new(
             name.clone(),
             rows.iter().map(|u| u.name.to_string()).collect(),
@@ -258,8 +299,30 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
             shared,
             rebuilding,
             rebuilt: None,
+            siblings: vec![0; rows_len],
+            blocked: false,
         })
     }
+}
+
+/// The aggregates with parked notifications, of this partition: (upstream
+/// index, originator).
+fn parked_of<P, T: Target<P>>(
+    target: &T,
+    name: &str,
+    rows: &[Upstream],
+    partition: Partition,
+) -> Result<HashSet<(usize, uuid::Uuid)>> {
+    Ok(target
+        .recorder()
+        .select_parked(name)?
+        .into_iter()
+        .filter(|p| partition.owns(p.originator_id))
+        .filter_map(|p| {
+            let index = rows.iter().position(|u| *u.name == p.upstream)?;
+            Some((index, p.originator_id))
+        })
+        .collect())
 }
 
 /// A follower needs an upstream, and one name for each.

@@ -4,6 +4,7 @@
 //! position in each upstream log, are written in one transaction.
 
 mod builder;
+pub(crate) mod causal;
 mod listen;
 mod parked;
 mod policy;
@@ -17,6 +18,7 @@ mod target;
 mod watch;
 
 pub use self::builder::FollowerBuilder;
+pub use self::causal::{Dependency, Partition};
 pub use self::policy::{BoxError, Envelope, HandleError, Policy, variant_topics};
 pub use self::processing::Processing;
 pub use self::runner::{DEFAULT_BATCH_SIZE, Follower, Progress, Rebuild};

@@ -9,8 +9,9 @@ use std::fmt;
 
 use uuid::Uuid;
 
+use super::causal::{Causal, Gathered};
 use crate::application::{Application, Pending, Visit};
-use crate::domain::{Aggregate, AggregateId, Metadata};
+use crate::domain::{Aggregate, AggregateId};
 use crate::error::{Error, Result};
 use crate::recorder::{ParkChange, TrackingUpdate};
 
@@ -45,6 +46,7 @@ pub struct Processing {
     collected: Vec<Box<dyn Collected>>,
     by_id: HashMap<Uuid, usize>,
     cache: Cache,
+    gathered: Gathered,
 }
 
 /// Aggregates as a process application last saved them, kept from one
@@ -106,12 +108,13 @@ impl<A: Aggregate> Collected for A {
 
 impl Processing {
     /// An empty context over the follower's application.
-    pub(crate) fn new(app: Application, cache: Cache) -> Processing {
+    pub(crate) fn new(app: Application, cache: Cache, causal: Causal) -> Processing {
         Processing {
             app,
             collected: Vec::new(),
             by_id: HashMap::new(),
             cache,
+            gathered: Gathered::new(causal),
         }
     }
 
@@ -132,9 +135,13 @@ impl Processing {
         let index = if let Some(&index) = self.by_id.get(&uuid) {
             index
         } else if let Some(cached) = self.cache.aggregates.remove(&uuid) {
-            self.push_boxed(uuid, cached)
+            let index = self.push_boxed(uuid, cached);
+            let version = self.typed::<A>(uuid, index)?.version();
+            self.gathered.read(&self.app, uuid, version)?;
+            index
         } else {
             let aggregate: A = self.app.repository().get(id)?;
+            self.gathered.read(&self.app, uuid, aggregate.version())?;
             self.push(uuid, aggregate)
         };
         self.typed(uuid, index)
@@ -220,7 +227,8 @@ impl Processing {
         parked: &[ParkChange],
     ) -> (Result<Vec<u64>>, Cache) {
         let app = self.app.clone();
-        let result = app.save_batch(&Metadata::new(), &mut self, tracking, parked);
+        let metadata = self.gathered.metadata();
+        let result = app.save_batch(&metadata, &mut self, tracking, parked);
         let mut cache = self.cache;
         if result.is_ok() && cache.capacity > 0 {
             let mut ids: Vec<(Uuid, usize)> = self.by_id.into_iter().collect();

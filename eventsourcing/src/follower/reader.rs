@@ -36,6 +36,8 @@ pub(crate) struct Source {
     pub(crate) log: NotificationLog,
     pub(crate) topics: Option<Vec<&'static str>>,
     pub(crate) limit: usize,
+    /// Read nothing past this notification.
+    pub(crate) until: Option<u64>,
 }
 
 impl Source {
@@ -44,6 +46,7 @@ impl Source {
         // Every id up to the head is settled: a recorder never reports one
         // that a reader could still miss.
         let head = self.log.max_id()?;
+        let head = self.until.map_or(head, |until| head.min(until));
         if head <= from {
             return Ok(Page {
                 envelopes: Vec::new(),
@@ -53,8 +56,12 @@ impl Source {
             });
         }
         let topics = self.topics.as_deref().unwrap_or(&[]);
-        let rows = self.log.select(from + 1, self.limit, topics)?;
-        let full = rows.len() >= self.limit;
+        let mut rows = self.log.select(from + 1, self.limit, topics)?;
+        let mut full = rows.len() >= self.limit;
+        if self.until.is_some() && rows.last().is_some_and(|row| row.id > head) {
+            rows.retain(|row| row.id <= head);
+            full = false;
+        }
         // A short page holds every wanted row up to the head; the rows it
         // holds are settled too.
         let mut to = match rows.last() {

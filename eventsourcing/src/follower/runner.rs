@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
+use super::causal::{Partition, waits_for};
 use super::policy::{Envelope, HandleError};
 use super::reader::{Page, ReadAhead, Source};
 use super::target::{Commit, Failure, Target};
@@ -51,6 +52,13 @@ pub(crate) struct Options {
     pub(crate) park: bool,
     pub(crate) poll_min: Duration,
     pub(crate) poll_max: Duration,
+    /// The share of the upstream events this worker handles.
+    pub(crate) partition: Partition,
+    /// Whether what the follower records carries causal dependencies.
+    pub(crate) record_dependencies: bool,
+    /// Stop at this notification of every upstream (a repartition brings
+    /// the old partitions level first).
+    pub(crate) until: Option<u64>,
 }
 
 impl Default for Options {
@@ -61,6 +69,9 @@ impl Default for Options {
             park: false,
             poll_min: Duration::from_millis(1),
             poll_max: Duration::from_millis(100),
+            partition: Partition::whole(),
+            record_dependencies: false,
+            until: None,
         }
     }
 }
@@ -135,6 +146,12 @@ pub struct Follower<P, T> {
     pub(crate) shared: Arc<Shared>,
     pub(crate) rebuilding: Option<Rebuilding>,
     pub(crate) rebuilt: Option<Rebuild>,
+    /// For each upstream, the least position of the other partitions of
+    /// this follower, as last read (dependencies below it are met).
+    pub(crate) siblings: Vec<u64>,
+    /// Whether the last catch-up stopped at an event whose dependencies
+    /// other partitions have not handled yet.
+    pub(crate) blocked: bool,
 }
 
 impl<P, T> std::fmt::Debug for Follower<P, T> {
@@ -197,6 +214,7 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// nothing of the failed batch does.
     pub fn run_until_caught_up(&mut self) -> Result<Progress> {
         let mut progress = Progress::default();
+        self.blocked = false;
         for index in 0..self.upstreams.len() {
             let step = self.catch_up(index)?;
             progress.events += step.events;
@@ -236,6 +254,7 @@ impl<P, T: Target<P>> Follower<P, T> {
             } else {
                 1
             },
+            until: self.options.until,
         };
         let mut step = Step::default();
         let first = source.read(self.upstreams[index].at.notification_id)?;
@@ -271,13 +290,16 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// follower was not told to stop).
     fn record_page(&mut self, index: usize, page: Page, step: &mut Step) -> Result<bool> {
         let from = self.upstreams[index].at.notification_id;
-        let events = u64::try_from(page.envelopes.len()).unwrap_or(u64::MAX);
-        if page.to > from || events > 0 {
-            step.batches += self.record(index, page.envelopes, page.to)?;
+        if page.to > from || !page.envelopes.is_empty() {
+            let (batches, events) = self.record(index, page.envelopes, page.to)?;
+            step.batches += batches;
             step.events += events;
             if let Some(rebuilding) = &mut self.rebuilding {
                 rebuilding.events += events;
             }
+        }
+        if self.blocked {
+            return Ok(false);
         }
         if let Some(error) = page.unreadable {
             return Err(error);
@@ -287,13 +309,33 @@ impl<P, T: Target<P>> Follower<P, T> {
 
     /// Records the effects of `envelopes` (in notification order) and
     /// moves upstream `index` to `to`, in one transaction; returns how
-    /// many transactions committed (0 or 1).
-    fn record(&mut self, index: usize, envelopes: Vec<Envelope>, mut to: u64) -> Result<u64> {
+    /// many transactions committed (0 or 1) and how many events were
+    /// handled or parked. Events of other partitions are passed over; an
+    /// event whose dependencies another partition has not handled yet
+    /// ends the batch before it (and sets `blocked`).
+    fn record(
+        &mut self,
+        index: usize,
+        envelopes: Vec<Envelope>,
+        mut to: u64,
+    ) -> Result<(u64, u64)> {
         let from = self.upstreams[index].at.notification_id;
+        let partition = self.options.partition;
         let mut handle = Vec::with_capacity(envelopes.len());
         let mut park = Vec::new();
         let mut newly_parked = Vec::new();
         for envelope in envelopes {
+            if !partition.owns(envelope.originator_id()) {
+                continue;
+            }
+            if partition.count() > 1
+                && let Some(wanted) = waits_for(&envelope)?
+                && !self.dependency_met(index, wanted)?
+            {
+                to = envelope.notification_id() - 1;
+                self.blocked = true;
+                break;
+            }
             if self.parked.contains(&(index, envelope.originator_id())) {
                 park.push(
                     self.parked_record(&envelope, "an earlier event of its aggregate is parked"),
@@ -301,6 +343,9 @@ impl<P, T: Target<P>> Follower<P, T> {
             } else {
                 handle.push(envelope);
             }
+        }
+        if to <= from && handle.is_empty() && park.is_empty() {
+            return Ok((0, 0));
         }
         let mut stopped = None;
         let mut attempts = 0_u32;
@@ -318,9 +363,10 @@ impl<P, T: Target<P>> Follower<P, T> {
                     self.parked
                         .extend(newly_parked.iter().map(|id| (index, *id)));
                     self.shared.advance(index, to);
+                    let events = u64::try_from(handle.len() + park.len()).unwrap_or(u64::MAX);
                     return match stopped {
                         Some(error) => Err(error),
-                        None => Ok(1),
+                        None => Ok((1, events)),
                     };
                 }
                 Err(Failure::Store(Error::Concurrency { id, version })) => {
@@ -374,6 +420,28 @@ impl<P, T: Target<P>> Follower<P, T> {
                 }
             }
         }
+    }
+
+    /// Whether every other partition of this follower has passed
+    /// notification `wanted` of upstream `index` (read again from their
+    /// tracking rows when what was last read is not enough).
+    fn dependency_met(&mut self, index: usize, wanted: u64) -> Result<bool> {
+        if self.siblings[index] >= wanted {
+            return Ok(true);
+        }
+        let partition = self.options.partition;
+        let key = &self.upstreams[index].key;
+        let mut least = u64::MAX;
+        for other in (0..partition.count()).filter(|&p| p != partition.index()) {
+            let position = self
+                .target
+                .recorder()
+                .select_tracking(&key.clone().partition(other))?
+                .map_or(0, |at| at.notification_id);
+            least = least.min(position);
+        }
+        self.siblings[index] = least;
+        Ok(least >= wanted)
     }
 
     /// A parked row for `envelope`.

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::policy::{Envelope, HandleError, Policy};
 
+use super::causal::Causal;
 use super::processing::{Cache, Processing};
 use crate::application::Application;
 use crate::error::{Error, Result};
@@ -137,6 +138,12 @@ pub(crate) mod sealed {
         fn application(&self) -> Option<&crate::Application> {
             None
         }
+
+        /// What the target records about causes (a process application
+        /// stamps its partition and dependencies; others record nothing).
+        fn set_causal(&mut self, causal: crate::follower::causal::Causal) {
+            let _ = causal;
+        }
     }
 }
 
@@ -153,6 +160,7 @@ impl<P, T: sealed::Sink<P> + Send + 'static> Target<P> for T {}
 pub struct ProcessTarget {
     app: Application,
     pub(crate) cache: Cache,
+    causal: Causal,
 }
 
 impl ProcessTarget {
@@ -160,6 +168,7 @@ impl ProcessTarget {
         ProcessTarget {
             app,
             cache: Cache::default(),
+            causal: Causal::default(),
         }
     }
 }
@@ -189,7 +198,11 @@ impl<P: Policy<Processing>> sealed::Sink<P> for ProcessTarget {
         batch: &[Envelope],
         commit: Commit<'_>,
     ) -> Result<Vec<u64>, Failure> {
-        let mut cx = Processing::new(self.app.clone(), std::mem::take(&mut self.cache));
+        let mut cx = Processing::new(
+            self.app.clone(),
+            std::mem::take(&mut self.cache),
+            self.causal,
+        );
         for (index, envelope) in batch.iter().enumerate() {
             if let Err(error) = policy.handle(&mut cx, envelope) {
                 // What the batch collected goes; the rest of the cache stays.
@@ -227,6 +240,10 @@ impl<P: Policy<Processing>> sealed::Sink<P> for ProcessTarget {
 
     fn application(&self) -> Option<&Application> {
         Some(&self.app)
+    }
+
+    fn set_causal(&mut self, causal: Causal) {
+        self.causal = causal;
     }
 }
 

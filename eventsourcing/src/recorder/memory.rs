@@ -310,6 +310,20 @@ impl Recorder for MemoryRecorder {
         Ok(u64::try_from(self.read().events.len()).unwrap_or(u64::MAX))
     }
 
+    fn select_notification_of(
+        &self,
+        originator_id: Uuid,
+        originator_version: u64,
+    ) -> Result<Option<Notification>> {
+        let tables = self.read();
+        Ok(tables
+            .by_originator
+            .get(&originator_id)
+            .and_then(|versions| versions.get(&originator_version))
+            .and_then(|&index| tables.events.get(index))
+            .cloned())
+    }
+
     fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {
         signed_version(snapshot)?;
         let mut tables = self.write();

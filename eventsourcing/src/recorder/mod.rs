@@ -460,6 +460,16 @@ pub trait Recorder: Any + Send + Sync {
     /// The greatest notification id recorded, or 0 when there is none.
     fn max_notification_id(&self) -> Result<u64>;
 
+    /// The row of one event of one aggregate, with its notification id;
+    /// `None` when there is no such event. A partitioned follower uses it
+    /// to learn where the latest event of an aggregate it read sits in the
+    /// log, and which partition recorded it (causal dependencies).
+    fn select_notification_of(
+        &self,
+        originator_id: Uuid,
+        originator_version: u64,
+    ) -> Result<Option<Notification>>;
+
     /// Records a snapshot (a row of `snapshots`; its `state` has the same
     /// format as an event's).
     ///

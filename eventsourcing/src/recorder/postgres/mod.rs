@@ -439,6 +439,23 @@ impl Recorder for PostgresRecorder {
         u64::try_from(last).map_err(|_| corrupt(Uuid::nil(), 0, "notification_id is negative"))
     }
 
+    fn select_notification_of(
+        &self,
+        originator_id: Uuid,
+        originator_version: u64,
+    ) -> Result<Option<Notification>> {
+        let Ok(version) = i64::try_from(originator_version) else {
+            return Ok(None);
+        };
+        self.run(Call::Read, |connection| {
+            let statement = connection.statement(&self.sql, Query::SelectNotificationOf)?;
+            let row = connection
+                .client
+                .query_opt(&statement, &[&originator_id, &version])?;
+            Ok(row.as_ref().map(read_notification).transpose()?)
+        })
+    }
+
     fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {
         let version = signed_version(snapshot)?;
         let inserted = self.run(Call::Write, |connection| {

@@ -19,6 +19,7 @@ pub(super) enum Query {
     SelectNotifications,
     SelectNotificationsWithTopics,
     MaxNotificationId,
+    SelectNotificationOf,
     InsertSnapshot,
     SelectSnapshot,
     FindConflict,
@@ -49,6 +50,7 @@ pub(super) struct Sql {
     select_notifications: String,
     select_notifications_with_topics: String,
     max_notification_id: String,
+    select_notification_of: String,
     insert_snapshot: String,
     select_snapshot: String,
     find_conflict: String,
@@ -342,6 +344,10 @@ impl Sql {
             select_notifications: select_notifications(""),
             select_notifications_with_topics: select_notifications(" AND e.topic = ANY($3)"),
             max_notification_id: format!("{safe_bound} SELECT last FROM safe"),
+            select_notification_of: format!(
+                "SELECT notification_id, {EVENT_COLUMNS} FROM {events} \
+                 WHERE originator_id = $1 AND originator_version = $2"
+            ),
             insert_snapshot: format!(
                 "INSERT INTO {snapshots} ({EVENT_COLUMNS}) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (originator_id, originator_version) DO NOTHING"
@@ -368,6 +374,7 @@ impl Sql {
             Query::SelectNotifications => &self.select_notifications,
             Query::SelectNotificationsWithTopics => &self.select_notifications_with_topics,
             Query::MaxNotificationId => &self.max_notification_id,
+            Query::SelectNotificationOf => &self.select_notification_of,
             Query::InsertSnapshot => &self.insert_snapshot,
             Query::SelectSnapshot => &self.select_snapshot,
             Query::FindConflict => &self.find_conflict,

@@ -275,6 +275,13 @@ impl SqliteRecorder {
     }
 }
 
+impl SqliteRecorder {
+    /// Whether the database is a file (other processes can open it).
+    pub(crate) fn is_file(&self) -> bool {
+        self.readers.is_some()
+    }
+}
+
 impl Recorder for SqliteRecorder {
     fn insert(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
         if batch.is_empty() {
@@ -372,6 +379,28 @@ impl Recorder for SqliteRecorder {
         })?;
         u64::try_from(max.unwrap_or(0))
             .map_err(|_| corrupt(Uuid::nil(), 0, "notification_id is negative"))
+    }
+
+    fn select_notification_of(
+        &self,
+        originator_id: Uuid,
+        originator_version: u64,
+    ) -> Result<Option<Notification>> {
+        let Ok(version) = i64::try_from(originator_version) else {
+            return Ok(None);
+        };
+        let mut buffer = Uuid::encode_buffer();
+        let id = originator_id.hyphenated().encode_lower(&mut buffer);
+        self.read(|conn| {
+            let mut select = conn
+                .prepare_cached(&self.sql.select_notification_of)
+                .map_err(db)?;
+            let mut rows = select.query((&*id, version)).map_err(db)?;
+            match rows.next().map_err(db)? {
+                Some(row) => Ok(Some(read_notification(row)?)),
+                None => Ok(None),
+            }
+        })
     }
 
     fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {

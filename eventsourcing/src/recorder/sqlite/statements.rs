@@ -12,6 +12,7 @@ pub(super) struct Statements {
     pub(super) select_notifications: String,
     stored_events: String,
     pub(super) max_notification_id: String,
+    pub(super) select_notification_of: String,
     pub(super) insert_snapshot: String,
     pub(super) select_snapshot: String,
     pub(super) select_tracking: String,
@@ -125,6 +126,10 @@ impl Statements {
                  WHERE notification_id >= ?1 ORDER BY notification_id LIMIT ?2"
             ),
             max_notification_id: format!("SELECT MAX(notification_id) FROM {events}"),
+            select_notification_of: format!(
+                "SELECT notification_id, {EVENT_COLUMNS} FROM {events} \
+                 WHERE originator_id = ?1 AND originator_version = ?2"
+            ),
             insert_snapshot: format!(
                 "INSERT INTO {snapshots} ({EVENT_COLUMNS}) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT (originator_id, originator_version) DO NOTHING"

@@ -1,0 +1,253 @@
+//! Partitions and causal dependencies.
+//!
+//! A follower split into `count` partitions hands partition `index` the
+//! upstream events whose aggregate falls in it ([`Partition::owns`]), so
+//! each aggregate's events stay in order on one worker, and each partition
+//! moves a tracking row of its own.
+//!
+//! Partitions of a follower run side by side, so a downstream follower
+//! may see two events of its upstream log in another order than they
+//! were caused in. To stop that, a process application whose events feed
+//! a partitioned follower records, with the events of each batch, the
+//! place in its own log of the latest event of every aggregate its
+//! handlers read (`"$meta"."dependencies"`, FORMAT.md), and the partition
+//! that recorded it. A partitioned downstream follower does not handle
+//! such an event until each of its partitions has passed those places:
+//! whatever the read aggregates' events caused downstream is recorded
+//! first.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::policy::Envelope;
+use crate::application::Application;
+use crate::domain::Metadata;
+use crate::error::Result;
+
+/// Which share of a follower's upstream events one worker handles.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Partition {
+    index: u32,
+    count: u32,
+}
+
+impl Partition {
+    /// Partition `index` of `count` (`None` when `index` is not below
+    /// `count`).
+    #[must_use]
+    pub fn new(index: u32, count: u32) -> Option<Partition> {
+        (index < count).then_some(Partition { index, count })
+    }
+
+    /// The whole: one partition of one.
+    #[must_use]
+    pub fn whole() -> Partition {
+        Partition { index: 0, count: 1 }
+    }
+
+    /// Which partition this is, from 0.
+    #[must_use]
+    pub fn index(self) -> u32 {
+        self.index
+    }
+
+    /// How many partitions there are.
+    #[must_use]
+    pub fn count(self) -> u32 {
+        self.count
+    }
+
+    /// The partition, of `count`, that the events of aggregate `id` go
+    /// to: the id's 128 bits modulo `count`. Stable across processes,
+    /// machines and releases (it is part of what a tracking row means).
+    #[must_use]
+    pub fn of(id: Uuid, count: u32) -> u32 {
+        let count = u128::from(count.max(1));
+        u32::try_from(id.as_u128() % count).unwrap_or(0)
+    }
+
+    /// Whether events of aggregate `id` are this partition's.
+    #[must_use]
+    pub fn owns(self, id: Uuid) -> bool {
+        self.count <= 1 || Partition::of(id, self.count) == self.index
+    }
+}
+
+/// One causal dependency of a recorded event: notification
+/// `notification_id` of application `upstream` (recorded by its partition
+/// `partition`) must be handled downstream first.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Dependency {
+    /// The application whose log holds the notification.
+    pub upstream: String,
+    /// The partition of that application's follower that recorded it (0
+    /// when it was not recorded by a partitioned follower).
+    pub partition: u32,
+    /// Its place in that log.
+    pub notification_id: u64,
+}
+
+impl Dependency {
+    /// The dependencies in an event's metadata (none when it has none;
+    /// entries that are not well formed are passed over).
+    #[must_use]
+    pub fn read(metadata: &Metadata) -> Vec<Dependency> {
+        let Some(Value::Array(list)) = metadata.get("dependencies") else {
+            return Vec::new();
+        };
+        list.iter()
+            .filter_map(|entry| {
+                let entry = entry.as_object()?;
+                Some(Dependency {
+                    upstream: entry.get("upstream")?.as_str()?.to_owned(),
+                    partition: u32::try_from(entry.get("partition")?.as_u64()?).ok()?,
+                    notification_id: entry.get("notification_id")?.as_u64()?,
+                })
+            })
+            .collect()
+    }
+
+    fn to_json(&self) -> Value {
+        let mut entry = Map::new();
+        entry.insert("upstream".to_owned(), Value::from(self.upstream.as_str()));
+        entry.insert("partition".to_owned(), Value::from(self.partition));
+        entry.insert(
+            "notification_id".to_owned(),
+            Value::from(self.notification_id),
+        );
+        Value::Object(entry)
+    }
+}
+
+/// The metadata key a partitioned follower stamps its partition under.
+const PARTITION_KEY: &str = "partition";
+
+/// What a process application records about causes: set when its events
+/// feed a partitioned follower, or when it is partitioned itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Causal {
+    /// This worker's partition, stamped on what it records.
+    pub(crate) partition: Option<Partition>,
+    /// Whether to record dependencies at all.
+    pub(crate) record: bool,
+}
+
+/// The dependencies a batch has gathered so far.
+#[derive(Debug, Default)]
+pub(crate) struct Gathered {
+    causal: Causal,
+    found: Vec<Dependency>,
+}
+
+impl Gathered {
+    pub(crate) fn new(causal: Causal) -> Gathered {
+        Gathered {
+            causal,
+            found: Vec::new(),
+        }
+    }
+
+    /// Notes that a handler read aggregate `id` at `version`: the place of
+    /// that event in `app`'s log becomes a dependency of the batch.
+    pub(crate) fn read(&mut self, app: &Application, id: Uuid, version: u64) -> Result<()> {
+        if !self.causal.record || version == 0 {
+            return Ok(());
+        }
+        let recorder = app.event_store().recorder();
+        let Some(row) = recorder.select_notification_of(id, version)? else {
+            return Ok(());
+        };
+        let notification_id = row.id;
+        let event = app.notification_log().decode(row)?;
+        let partition = event
+            .metadata()?
+            .get(PARTITION_KEY)
+            .and_then(Value::as_u64)
+            .and_then(|p| u32::try_from(p).ok())
+            .unwrap_or(0);
+        let dependency = Dependency {
+            upstream: app.name().to_owned(),
+            partition,
+            notification_id,
+        };
+        if !self.found.contains(&dependency) {
+            self.found.push(dependency);
+        }
+        Ok(())
+    }
+
+    /// The metadata to stamp on the batch's events (empty when there is
+    /// nothing to say).
+    pub(crate) fn metadata(&self) -> Metadata {
+        let mut metadata = Metadata::new();
+        if let Some(partition) = self.causal.partition.filter(|p| p.count > 1) {
+            metadata = metadata.with(PARTITION_KEY, partition.index);
+        }
+        if !self.found.is_empty() {
+            let list: Vec<Value> = self.found.iter().map(Dependency::to_json).collect();
+            metadata = metadata.with("dependencies", Value::Array(list));
+        }
+        metadata
+    }
+}
+
+/// Whether downstream followers check dependencies (on unless a test
+/// turned it off to show what goes wrong without).
+static CHECK: AtomicBool = AtomicBool::new(true);
+
+/// Turns the dependency check off (`false`) or on; for tests only.
+pub(crate) fn set_check(on: bool) {
+    CHECK.store(on, Ordering::SeqCst);
+}
+
+/// The notification id `envelope` has to wait for in the log it came
+/// from: the greatest of its dependencies on that log, if any.
+pub(crate) fn waits_for(envelope: &Envelope) -> Result<Option<u64>> {
+    if !CHECK.load(Ordering::SeqCst) {
+        return Ok(None);
+    }
+    let metadata = envelope.metadata()?;
+    Ok(Dependency::read(&metadata)
+        .into_iter()
+        .filter(|d| d.upstream == envelope.upstream())
+        .map(|d| d.notification_id)
+        .max())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partitions_share_out_every_id_once() {
+        for count in 1..6 {
+            for _ in 0..200 {
+                let id = Uuid::new_v4();
+                let owners = (0..count)
+                    .filter(|&i| Partition::new(i, count).is_some_and(|p| p.owns(id)))
+                    .count();
+                assert_eq!(owners, 1);
+            }
+        }
+        assert!(Partition::new(2, 2).is_none());
+    }
+
+    #[test]
+    fn dependencies_round_trip_through_metadata() {
+        let mut gathered = Gathered::new(Causal {
+            partition: Partition::new(1, 3),
+            record: true,
+        });
+        gathered.found.push(Dependency {
+            upstream: "Reservations".into(),
+            partition: 2,
+            notification_id: 41,
+        });
+        let metadata = gathered.metadata();
+        assert_eq!(metadata.get("partition").and_then(Value::as_u64), Some(1));
+        assert_eq!(Dependency::read(&metadata), gathered.found);
+        assert!(Dependency::read(&Metadata::new()).is_empty());
+    }
+}

@@ -1,0 +1,116 @@
+//! The single-thread runner: every follower runs on the thread that
+//! saved, right after the commit, in the order the system defines them,
+//! again and again until none has anything left; so a save returns once
+//! everything it caused downstream is recorded.
+
+use std::cell::Cell;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
+
+use super::definition::System;
+use super::worker::Worker;
+use crate::application::Application;
+use crate::error::{Error, Result};
+use crate::store::CommitHook;
+
+thread_local! {
+    /// Whether this thread is running the system's followers already (a
+    /// commit they make rings the hook again; the loop in progress picks
+    /// it up).
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Says this thread no longer drains, however the drain ends.
+struct Reset;
+
+impl Drop for Reset {
+    fn drop(&mut self) {
+        DRAINING.with(|d| d.set(false));
+    }
+}
+
+pub(crate) struct Single {
+    workers: Mutex<Vec<Box<dyn Worker>>>,
+    failed: Mutex<Option<Error>>,
+    hooks: Mutex<Vec<CommitHook>>,
+}
+
+impl Single {
+    pub(crate) fn start(system: &System, apps: &[Application]) -> Result<Arc<Single>> {
+        let single = Arc::new(Single {
+            workers: Mutex::new(system.workers(apps, None, None)?),
+            failed: Mutex::new(None),
+            hooks: Mutex::new(Vec::new()),
+        });
+        let hooks = apps
+            .iter()
+            .map(|app| {
+                let weak: Weak<Single> = Arc::downgrade(&single);
+                app.on_commit(move |_| {
+                    if let Some(single) = weak.upgrade() {
+                        single.drain();
+                    }
+                })
+            })
+            .collect();
+        *single.hooks.lock().unwrap_or_else(PoisonError::into_inner) = hooks;
+        // What was recorded before the system started.
+        single.drain();
+        single.check()?;
+        Ok(single)
+    }
+
+    /// Runs every follower until none has anything left, unless this
+    /// thread is doing so already, or a follower failed before.
+    fn drain(&self) {
+        if DRAINING.with(Cell::get) {
+            return;
+        }
+        DRAINING.with(|d| d.set(true));
+        let _reset = Reset;
+        let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
+        if failed.is_some() {
+            return;
+        }
+        loop {
+            let mut moved = false;
+            for worker in workers.iter_mut() {
+                match worker.run_until_caught_up() {
+                    Ok(progress) => moved |= progress.batches > 0,
+                    Err(error) => {
+                        *failed = Some(error);
+                        return;
+                    }
+                }
+            }
+            if !moved {
+                return;
+            }
+        }
+    }
+
+    /// The error a follower failed with, if one did (then no follower runs
+    /// any more).
+    pub(crate) fn check(&self) -> Result<()> {
+        match &*self.failed.lock().unwrap_or_else(PoisonError::into_inner) {
+            Some(error) => Err(Error::Stopped {
+                follower: "a follower of the system".to_owned(),
+                reason: error.to_string(),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    pub(crate) fn stop(&self) -> Result<()> {
+        self.hooks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
+        let failed = self
+            .failed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        failed.map_or(Ok(()), Err)
+    }
+}

@@ -1,0 +1,255 @@
+//! The orders system of the seed: `Orders | Reservations | Orders, Orders
+//! | Payments | Orders`. An order placed in `Orders` is reserved by
+//! `Reservations`, marked reserved back in `Orders`, paid by `Payments`
+//! and marked paid in `Orders`. Shared by `examples/orders.rs`, the bench
+//! program's `s1_*` lines and the system tests; the oracle here checks
+//! that every order was reserved and paid exactly once.
+
+use std::time::Duration;
+
+use eventsourcing::follower::{Envelope, Processing};
+use eventsourcing::prelude::*;
+use eventsourcing::system::{App, System, SystemRunning};
+
+/// An order.
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Order {
+    /// The reservation made for it.
+    pub reservation: Option<Uuid>,
+    /// The payment made for it.
+    pub payment: Option<Uuid>,
+}
+
+#[aggregate]
+impl Order {
+    /// Places an order.
+    #[created(Created)]
+    pub fn create(&mut self) {}
+
+    /// Notes the reservation made for it.
+    #[event(Reserved)]
+    pub fn set_reserved(&mut self, reservation: Uuid) {
+        self.reservation = Some(reservation);
+    }
+
+    /// Notes the payment made for it.
+    #[event(Paid)]
+    pub fn set_paid(&mut self, payment: Uuid) {
+        self.payment = Some(payment);
+    }
+}
+
+/// The stock held for one order; its id is derived from the order's.
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Reservation {
+    /// The order.
+    pub order: Uuid,
+}
+
+#[aggregate]
+impl Reservation {
+    /// Holds stock for `order`.
+    #[created(Created, id = Uuid::new_v5(&Uuid::NAMESPACE_OID, order.as_bytes()))]
+    pub fn create(&mut self, order: Uuid) {
+        self.order = order;
+    }
+}
+
+/// The payment of one order; its id is derived from the order's.
+#[aggregate]
+#[derive(Debug, Default)]
+pub struct Payment {
+    /// The order.
+    pub order: Uuid,
+}
+
+#[aggregate]
+impl Payment {
+    /// Takes payment for `order`.
+    #[created(Created, id = Uuid::new_v5(&Uuid::NAMESPACE_URL, order.as_bytes()))]
+    pub fn create(&mut self, order: Uuid) {
+        self.order = order;
+    }
+}
+
+/// The orders application: takes orders, and notes their reservations and
+/// payments.
+#[derive(Clone, Debug, Default)]
+pub struct Orders;
+
+#[policy]
+impl Orders {
+    #[on(ReservationEvent::Created)]
+    fn reserved(&self, cx: &mut Processing, envelope: &Envelope, order: Uuid) -> Result<()> {
+        cx.get::<Order>(order)?
+            .set_reserved(envelope.originator_id());
+        Ok(())
+    }
+
+    #[on(PaymentEvent::Created)]
+    fn paid(&self, cx: &mut Processing, envelope: &Envelope, order: Uuid) -> Result<()> {
+        cx.get::<Order>(order)?.set_paid(envelope.originator_id());
+        Ok(())
+    }
+}
+
+impl App for Orders {
+    type Aggregates = (Order,);
+}
+
+/// The reservations application: reserves stock for each new order.
+#[derive(Clone, Debug, Default)]
+pub struct Reservations;
+
+#[policy]
+impl Reservations {
+    #[on(OrderEvent::Created)]
+    fn created(&self, cx: &mut Processing, envelope: &Envelope) -> Result<()> {
+        cx.collect(Reservation::create(envelope.originator_id()))?;
+        Ok(())
+    }
+}
+
+impl App for Reservations {
+    type Aggregates = (Reservation,);
+}
+
+/// The payments application: takes payment for each reserved order.
+#[derive(Clone, Debug, Default)]
+pub struct Payments;
+
+#[policy]
+impl Payments {
+    #[on(OrderEvent::Reserved)]
+    fn reserved(&self, cx: &mut Processing, envelope: &Envelope) -> Result<()> {
+        cx.collect(Payment::create(envelope.originator_id()))?;
+        Ok(())
+    }
+}
+
+impl App for Payments {
+    type Aggregates = (Payment,);
+}
+
+/// The system, with `Reservations` and `Payments` following in
+/// `partitions` partitions each.
+///
+/// # Errors
+///
+/// Never for this definition; the signature is the builder's.
+pub fn system(partitions: u32) -> eventsourcing::Result<System> {
+    let mut builder = System::builder()
+        .app(Orders)
+        .app(Reservations)
+        .app(Payments)
+        .pipe::<(Orders, Reservations, Orders)>()
+        .pipe::<(Orders, Payments, Orders)>();
+    if partitions > 1 {
+        builder = builder
+            .partitions::<Reservations>(partitions)
+            .partitions::<Payments>(partitions);
+    }
+    builder.build()
+}
+
+/// Places `count` orders, one save each; returns their ids.
+///
+/// # Errors
+///
+/// When a save fails.
+pub fn place(running: &SystemRunning, count: usize) -> eventsourcing::Result<Vec<Uuid>> {
+    let orders = running.app::<Orders>();
+    (0..count)
+        .map(|_| {
+            let mut order = Order::create();
+            orders.save(&mut order)?;
+            Ok(order.id())
+        })
+        .collect()
+}
+
+/// What the oracle found: every order reserved and paid exactly once, and
+/// the latency from placed to paid of each.
+#[derive(Debug)]
+pub struct Report {
+    /// Orders checked.
+    pub orders: usize,
+    /// From `Created` to `Paid`, per order, sorted.
+    pub latencies: Vec<Duration>,
+}
+
+impl Report {
+    /// The `q`-quantile of the latencies (0.5: the median).
+    #[must_use]
+    pub fn quantile(&self, q: f64) -> Duration {
+        if self.latencies.is_empty() {
+            return Duration::ZERO;
+        }
+        #[allow(
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss,
+            clippy::cast_precision_loss,
+            reason = "an index into a short list"
+        )]
+        let index = ((self.latencies.len() - 1) as f64 * q).round() as usize;
+        self.latencies[index.min(self.latencies.len() - 1)]
+    }
+}
+
+/// Checks every order in `ids`: its events are exactly `Created`,
+/// `Reserved`, `Paid`; its reservation and payment exist, name it, are the
+/// ones it notes, and have one event each. Returns the latencies, or what
+/// is wrong.
+///
+/// # Errors
+///
+/// A description of the first order that is not reserved and paid exactly
+/// once, or a store error.
+pub fn check(running: &SystemRunning, ids: &[Uuid]) -> Result<Report, String> {
+    let orders = running.app::<Orders>();
+    let reservations = running.app::<Reservations>();
+    let payments = running.app::<Payments>();
+    let mut latencies = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let events = orders
+            .event_store()
+            .recorded_events(id)
+            .map_err(|e| format!("order {id}: {e}"))?;
+        let topics: Vec<&str> = events.iter().map(|e| &*e.topic).collect();
+        let shape = ["Created", "Reserved", "Paid"];
+        if topics.len() != 3 || !topics.iter().zip(shape).all(|(t, s)| t.ends_with(s)) {
+            return Err(format!("order {id} has events {topics:?}"));
+        }
+        let order: Order = orders
+            .repository()
+            .get(id)
+            .map_err(|e| format!("order {id}: {e}"))?;
+        let reservation: Reservation = reservations
+            .repository()
+            .get(order.reservation.unwrap_or_default())
+            .map_err(|e| format!("reservation of order {id}: {e}"))?;
+        let payment: Payment = payments
+            .repository()
+            .get(order.payment.unwrap_or_default())
+            .map_err(|e| format!("payment of order {id}: {e}"))?;
+        if reservation.order != id || payment.order != id {
+            return Err(format!(
+                "order {id}: its reservation or payment names another order"
+            ));
+        }
+        if reservation.version() != 1 || payment.version() != 1 {
+            return Err(format!(
+                "order {id}: its reservation or payment has more than one event"
+            ));
+        }
+        let micros = events[2].timestamp.saturating_sub(events[0].timestamp);
+        latencies.push(Duration::from_micros(u64::try_from(micros).unwrap_or(0)));
+    }
+    latencies.sort_unstable();
+    Ok(Report {
+        orders: ids.len(),
+        latencies,
+    })
+}
