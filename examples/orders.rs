@@ -64,8 +64,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         "machines" => start_machines(&system, args.nodes, &mut nodes)?,
         other => return Err(format!("unknown runner {other}").into()),
     };
+    // Order numbers of their own for this run, so that runs can share a
+    // database.
+    let first = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs()
+        * 1_000_000;
     let started = Instant::now();
-    let ids = orders::place(&running, args.orders)?;
+    let ids = orders::place(&running, first..first + args.orders as u64)?;
     if !running.wait_until_quiescent(Duration::from_mins(5))? {
         return Err("the system did not settle within 300 s".into());
     }

@@ -5,16 +5,26 @@
 //! program's `s1_*` lines and the system tests; the oracle here checks
 //! that every order was reserved and paid exactly once.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use eventsourcing::follower::{Envelope, Processing};
 use eventsourcing::prelude::*;
 use eventsourcing::system::{App, System, SystemRunning};
 
+/// The id of order number `number`: the same in every run, so that runs
+/// can be compared aggregate by aggregate.
+#[must_use]
+pub fn order_id(number: u64) -> Uuid {
+    Uuid::new_v5(&Uuid::NAMESPACE_DNS, &number.to_be_bytes())
+}
+
 /// An order.
 #[aggregate]
 #[derive(Debug, Default)]
 pub struct Order {
+    /// Its number.
+    pub number: u64,
     /// The reservation made for it.
     pub reservation: Option<Uuid>,
     /// The payment made for it.
@@ -23,9 +33,11 @@ pub struct Order {
 
 #[aggregate]
 impl Order {
-    /// Places an order.
-    #[created(Created)]
-    pub fn create(&mut self) {}
+    /// Places order number `number`.
+    #[created(Created, id = order_id(number))]
+    pub fn create(&mut self, number: u64) {
+        self.number = number;
+    }
 
     /// Notes the reservation made for it.
     #[event(Reserved)]
@@ -154,16 +166,21 @@ pub fn system(partitions: u32) -> eventsourcing::Result<System> {
     builder.build()
 }
 
-/// Places `count` orders, one save each; returns their ids.
+/// Places the orders with these numbers, one save each; returns their
+/// ids.
 ///
 /// # Errors
 ///
 /// When a save fails.
-pub fn place(running: &SystemRunning, count: usize) -> eventsourcing::Result<Vec<Uuid>> {
+pub fn place(
+    running: &SystemRunning,
+    numbers: impl IntoIterator<Item = u64>,
+) -> eventsourcing::Result<Vec<Uuid>> {
     let orders = running.app::<Orders>();
-    (0..count)
-        .map(|_| {
-            let mut order = Order::create();
+    numbers
+        .into_iter()
+        .map(|number| {
+            let mut order = Order::create(number);
             orders.save(&mut order)?;
             Ok(order.id())
         })
@@ -252,4 +269,50 @@ pub fn check(running: &SystemRunning, ids: &[Uuid]) -> Result<Report, String> {
         orders: ids.len(),
         latencies,
     })
+}
+
+/// Every application's aggregates, each as the list of its events' topics
+/// and fields (without metadata, which says which partition recorded
+/// them, and without timestamps and hashes, which differ from run to run):
+/// what two runs of one command log must agree on.
+///
+/// # Errors
+///
+/// When a log cannot be read.
+pub fn state(
+    running: &SystemRunning,
+) -> eventsourcing::Result<BTreeMap<String, BTreeMap<Uuid, Vec<String>>>> {
+    let mut state = BTreeMap::new();
+    for name in running.system().names() {
+        let app =
+            running
+                .application(name)
+                .ok_or_else(|| eventsourcing::Error::InvalidArgument {
+                    name: "application",
+                    reason: name.to_owned(),
+                })?;
+        let log = app.notification_log();
+        let rows = app
+            .event_store()
+            .recorder()
+            .select_notifications(1, usize::MAX, &[])?;
+        let mut aggregates: BTreeMap<Uuid, Vec<String>> = BTreeMap::new();
+        for row in rows {
+            let event = log.decode(row)?;
+            let mut data: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_slice(&event.data).unwrap_or_default();
+            data.remove("$meta");
+            aggregates
+                .entry(event.originator_id)
+                .or_default()
+                .push(format!(
+                    "{} v{} {}",
+                    event.topic,
+                    event.originator_version,
+                    serde_json::Value::Object(data)
+                ));
+        }
+        state.insert(name.to_owned(), aggregates);
+    }
+    Ok(state)
 }

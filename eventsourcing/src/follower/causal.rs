@@ -16,12 +16,15 @@
 //! whatever the read aggregates' events caused downstream is recorded
 //! first.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::policy::Envelope;
+use super::watch::Shared;
 use crate::application::Application;
 use crate::domain::Metadata;
 use crate::error::Result;
@@ -214,6 +217,32 @@ pub(crate) fn waits_for(envelope: &Envelope) -> Result<Option<u64>> {
         .filter(|d| d.upstream == envelope.upstream())
         .map(|d| d.notification_id)
         .max())
+}
+
+/// The running partitions of each follower in this process, so that one
+/// that commits wakes the others at once (one of them may be waiting for
+/// what it just recorded).
+static SIBLINGS: Mutex<Option<HashMap<String, Vec<Weak<Shared>>>>> = Mutex::new(None);
+
+/// Lists a running partition of follower `name` among its siblings.
+pub(crate) fn join(name: &str, shared: &Arc<Shared>) {
+    let mut siblings = SIBLINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    let list = siblings
+        .get_or_insert_with(HashMap::new)
+        .entry(name.to_owned())
+        .or_default();
+    list.retain(|s| s.strong_count() > 0);
+    list.push(Arc::downgrade(shared));
+}
+
+/// Wakes the running partitions of follower `name` in this process.
+pub(crate) fn wake_siblings(name: &str) {
+    let siblings = SIBLINGS.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(list) = siblings.as_ref().and_then(|map| map.get(name)) {
+        for sibling in list.iter().filter_map(Weak::upgrade) {
+            sibling.doorbell.ring();
+        }
+    }
 }
 
 #[cfg(test)]

@@ -328,10 +328,7 @@ impl<P, T: Target<P>> Follower<P, T> {
             if !partition.owns(envelope.originator_id()) {
                 continue;
             }
-            if partition.count() > 1
-                && let Some(wanted) = waits_for(&envelope)?
-                && !self.dependency_met(index, wanted)?
-            {
+            if self.must_wait(index, &envelope)? {
                 to = envelope.notification_id() - 1;
                 self.blocked = true;
                 break;
@@ -363,6 +360,9 @@ impl<P, T: Target<P>> Follower<P, T> {
                     self.parked
                         .extend(newly_parked.iter().map(|id| (index, *id)));
                     self.shared.advance(index, to);
+                    if self.options.partition.count() > 1 {
+                        super::causal::wake_siblings(&self.name);
+                    }
                     let events = u64::try_from(handle.len() + park.len()).unwrap_or(u64::MAX);
                     return match stopped {
                         Some(error) => Err(error),
@@ -419,6 +419,18 @@ impl<P, T: Target<P>> Follower<P, T> {
                     }
                 }
             }
+        }
+    }
+
+    /// Whether `envelope` depends on what another partition of this
+    /// follower has not handled yet.
+    fn must_wait(&mut self, index: usize, envelope: &Envelope) -> Result<bool> {
+        if self.options.partition.count() <= 1 {
+            return Ok(false);
+        }
+        match waits_for(envelope)? {
+            Some(wanted) => Ok(!self.dependency_met(index, wanted)?),
+            None => Ok(false),
         }
     }
 

@@ -97,6 +97,9 @@ impl<P, T: Target<P>> Follower<P, T> {
             })
             .collect();
         let _listeners = super::listen::start(&self.upstreams, &shared);
+        if self.options.partition.count() > 1 {
+            super::causal::join(&self.name, &shared);
+        }
         let (min, max) = (self.options.poll_min, self.options.poll_max);
         let mut wait = min;
         let result = loop {

@@ -50,13 +50,14 @@ pub use self::run::{AppFactory, Runner, SystemRunning, table_prefix};
 
 /// An application of a [`System`]: a process application's policy (its
 /// `#[policy]` handlers for the events of the applications it follows;
-/// none for one that follows nothing) and the aggregates it records. Its
+/// [`source_app!`](crate::source_app) for one that follows nothing) and
+/// the aggregates it records. Its
 /// name in the system is the policy's name (`#[policy(name = "...")]`,
 /// the type's name unless given).
 ///
 /// ```
 /// # use eventsourcing::prelude::*;
-/// # use eventsourcing::follower::Processing;
+/// # use eventsourcing::follower::{Envelope, Processing};
 /// # #[aggregate] #[derive(Default)] struct Order {}
 /// # #[aggregate] impl Order { #[created(Placed)] fn place(&mut self) {} }
 /// use eventsourcing::system::App;
@@ -64,11 +65,25 @@ pub use self::run::{AppFactory, Runner, SystemRunning, table_prefix};
 /// #[derive(Clone)]
 /// struct Orders;
 ///
-/// #[policy]
-/// impl Orders {}
+/// // Follows nothing: takes commands only.
+/// eventsourcing::source_app!(Orders: Order);
 ///
-/// impl App for Orders {
-///     type Aggregates = (Order,);
+/// # #[aggregate] #[derive(Default)] struct Invoice {}
+/// # #[aggregate] impl Invoice { #[created(Issued, id = order)] fn issue(&mut self, order: Uuid) { let _ = order; } }
+/// #[derive(Clone)]
+/// struct Invoicing;
+///
+/// #[policy]
+/// impl Invoicing {
+///     #[on(OrderEvent::Placed)]
+///     fn placed(&self, cx: &mut Processing, envelope: &Envelope) -> Result<()> {
+///         cx.collect(Invoice::issue(envelope.originator_id()))?;
+///         Ok(())
+///     }
+/// }
+///
+/// impl App for Invoicing {
+///     type Aggregates = (Invoice,);
 /// }
 /// ```
 pub trait App: Policy<Processing> + Clone + Sync {
@@ -135,3 +150,32 @@ pipe_tuple!(A1, A2, A3, A4, A5);
 pipe_tuple!(A1, A2, A3, A4, A5, A6);
 pipe_tuple!(A1, A2, A3, A4, A5, A6, A7);
 pipe_tuple!(A1, A2, A3, A4, A5, A6, A7, A8);
+
+/// Makes `$app` an [`App`] that follows nothing (it takes commands only)
+/// and records the aggregates listed: `source_app!(Feed: Trigger)`. Its
+/// name in the system is the type's name. (An app that follows others
+/// writes its handlers with `#[policy]` and implements [`App`] itself.)
+#[macro_export]
+macro_rules! source_app {
+    ($app:ident: $($aggregate:ty),+ $(,)?) => {
+        impl $crate::follower::Policy<$crate::follower::Processing> for $app {
+            const NAME: &'static str = stringify!($app);
+
+            fn topics() -> Option<Vec<&'static str>> {
+                Some(Vec::new())
+            }
+
+            fn handle(
+                &mut self,
+                _: &mut $crate::follower::Processing,
+                _: &$crate::follower::Envelope,
+            ) -> Result<bool, $crate::follower::HandleError> {
+                Ok(false)
+            }
+        }
+
+        impl $crate::system::App for $app {
+            type Aggregates = ($($aggregate,)+);
+        }
+    };
+}

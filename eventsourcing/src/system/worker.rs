@@ -90,7 +90,7 @@ impl<A: App> Worker for Follower<A, ProcessTarget> {
 }
 
 /// A follower running on a thread of its own.
-pub(crate) trait Spawned: Send {
+pub(crate) trait Spawned: Send + Sync {
     fn is_finished(&self) -> bool;
     /// Stops it after the batch in progress; the error it failed with, if
     /// it failed.
