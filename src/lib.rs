@@ -10,11 +10,14 @@
 //!   every backend;
 //! - [`child`]: one test of the current binary run in a child process with
 //!   a chosen environment;
+//! - [`netns`]: nodes in network namespaces of their own, reaching
+//!   PostgreSQL through a link that can be cut and restored;
 //! - [`fixtures`] and [`account`]: the aggregates several programs use.
 
 pub mod account;
 pub mod child;
 pub mod fixtures;
+pub mod netns;
 pub mod pg;
 pub mod recorders;
 pub mod sqlite;
