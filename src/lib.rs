@@ -10,12 +10,15 @@
 //!   every backend;
 //! - [`child`]: one test of the current binary run in a child process with
 //!   a chosen environment;
+//! - [`netns`]: nodes in network namespaces of their own, reaching
+//!   PostgreSQL through a link that can be cut and restored;
 //! - [`fixtures`] and [`account`]: the aggregates several programs use;
 //!   [`orders`]: the orders system (its applications and its oracle).
 
 pub mod account;
 pub mod child;
 pub mod fixtures;
+pub mod netns;
 pub mod orders;
 pub mod pg;
 pub mod recorders;
