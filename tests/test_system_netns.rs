@@ -161,16 +161,14 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
             }
             placed
         });
-        wait_until("the cut node to work", Duration::from_secs(60), || {
+        wait_until("the cut node to work", Duration::from_mins(1), || {
             recorded_by(&running, "cut") > 0
         });
         node.cut().unwrap();
         // Its leases expire; the main node takes every unit over.
-        wait_until(
-            "the main node to take over",
-            Duration::from_secs(60),
-            || running.held().len() == 5,
-        );
+        wait_until("the main node to take over", Duration::from_mins(1), || {
+            running.held().len() == 5
+        });
         let before = recorded_by(&running, "cut");
         node.restore().unwrap();
         // Restored, while orders keep coming, for several leases.
