@@ -43,6 +43,7 @@ mod followers;
 mod million;
 mod postgres;
 mod sqlite;
+mod systems;
 mod workloads;
 
 use self::million::million;
@@ -237,7 +238,8 @@ fn builder(codec: Codec) -> Result<eventsourcing::ApplicationBuilder> {
 
 // ---------------------------------------------------------------- main
 
-const USAGE: &str = "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers]
+const USAGE: &str =
+    "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems]
        bench --replay-million build|load|load-one PATH
        bench --profile w1|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
 
@@ -339,11 +341,14 @@ fn main() -> Result<()> {
     };
     let mut db = "sqlite".to_owned();
     let mut only_followers = false;
+    let mut only_systems = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => plan = QUICK_PLAN,
             "--followers" => only_followers = true,
+            "--systems" => only_systems = true,
+            systems::CHILD => return systems::child(),
             "--smoke" => plan = SMOKE_PLAN,
             "--full" => plan = FULL_PLAN,
             "--db" => db.clone_from(args.next().ok_or(USAGE)?),
@@ -372,6 +377,14 @@ fn main() -> Result<()> {
     }
     if only_followers {
         return followers::run(&plan);
+    }
+    if only_systems {
+        let (count, repeats) = match plan.name {
+            "full" => (2000, 3),
+            "quick" => (500, 1),
+            _ => (20, 1),
+        };
+        return systems::run(&db, count, repeats);
     }
     match db.as_str() {
         "sqlite" => run(&mut SqliteTarget::new()?, &plan),
