@@ -140,6 +140,14 @@ fn child_of_the_process_runner() {
     if std::env::var_os(ROLE_VARIABLE).is_none() {
         return;
     }
+    if let Ok(log) = std::env::var("ES_SYSTEM_CRASH_LOG") {
+        let pid = std::process::id();
+        let point = POINTS[usize::try_from(pid).unwrap_or(0) % POINTS.len()];
+        CRASH
+            .set((log, point, 1 + u64::from(pid / 4 % 40)))
+            .unwrap();
+        eventsourcing::__private::set_crash_hook(crash_hook);
+    }
     let partitions = std::env::var("ES_SYSTEM_PARTITIONS")
         .ok()
         .and_then(|p| p.parse().ok())
@@ -151,9 +159,47 @@ fn child_of_the_process_runner() {
     unreachable!("the process runner's child returned");
 }
 
+/// The named points a child of the crash test kills itself at.
+const POINTS: [&str; 4] = [
+    "after_handler",
+    "after_insert",
+    "before_commit",
+    "after_commit",
+];
+
+/// Where this child writes the point it dies at, which point, and at
+/// which time of reaching it.
+static CRASH: std::sync::OnceLock<(String, &'static str, u64)> = std::sync::OnceLock::new();
+static HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Notes the point in the log, then kills this process with SIGKILL.
+fn crash_hook(point: &'static str) {
+    let Some((log, at, nth)) = CRASH.get() else {
+        return;
+    };
+    if point == *at && HITS.fetch_add(1, Ordering::SeqCst) + 1 == *nth {
+        use std::io::Write;
+        if let Ok(mut file) = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(log)
+        {
+            let _ = writeln!(file, "{point}");
+        }
+        let _ = kill(std::process::id());
+        loop {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+}
+
 fn process_runner(uri: &str, partitions: u32) -> Runner {
+    process_runner_with(uri, partitions, ProcessOptions::new())
+}
+
+fn process_runner_with(uri: &str, partitions: u32, options: ProcessOptions) -> Runner {
     Runner::Processes(
-        ProcessOptions::new()
+        options
             .args([
                 "--exact",
                 "child_of_the_process_runner",
@@ -385,6 +431,57 @@ fn the_machine_runner_takes_over_from_a_node_killed_with_kill_9() {
         "machine runner: 2 of 3 nodes killed with SIGKILL; {} orders each reserved and paid \
          exactly once",
         report.orders
+    );
+    running.stop().unwrap();
+}
+
+#[test]
+fn the_process_runner_survives_children_killed_at_named_points() {
+    let crashes: usize = std::env::var("ES_SYSTEM_CRASHES")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(40);
+    let db = FileDb::new();
+    let log = db.path.with_extension("crashes");
+    let system = orders::system(2).unwrap();
+    let options = ProcessOptions::new().env("ES_SYSTEM_CRASH_LOG", &log);
+    let mut running = system
+        .start_with(
+            process_runner_with(&db.uri(), 2, options),
+            factory(db.uri()),
+        )
+        .unwrap();
+    let stop = AtomicBool::new(false);
+    let crashed = || {
+        std::fs::read_to_string(&log)
+            .map(|text| text.lines().count())
+            .unwrap_or(0)
+    };
+    let ids = std::thread::scope(|scope| {
+        let placing = scope.spawn(|| keep_placing(&running, &stop, 0));
+        while crashed() < crashes {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::SeqCst);
+        placing.join().unwrap()
+    });
+    assert!(running.wait_until_quiescent(SETTLE).unwrap(), "settles");
+    let report = orders::check(&running, &ids).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let counts: Vec<(&str, usize)> = POINTS
+        .iter()
+        .map(|p| (*p, text.lines().filter(|l| l == p).count()))
+        .collect();
+    println!(
+        "process runner: {} children killed at named points {counts:?}, {} restarts; {} orders \
+         each reserved and paid exactly once; every tracking row at its head",
+        text.lines().count(),
+        running.restarts(),
+        report.orders
+    );
+    assert!(
+        counts.iter().all(|&(_, n)| n > 0),
+        "every point reached: {counts:?}"
     );
     running.stop().unwrap();
 }

@@ -1,11 +1,17 @@
-//! The machine runner for real: a node in a network namespace of its own
-//! reaches PostgreSQL over a veth link; the link is cut (the node is not
-//! killed) until its leases expire and another node takes its units
-//! over; then it is restored. The cut node must have committed nothing
-//! after losing its leases, and the system ends exactly-once.
+//! Fencing under the machine runner: a node that lost its leases commits
+//! nothing more, and the system ends exactly-once.
 //!
-//! Skipped, with the reason printed, where namespaces cannot be made (not
-//! root, no `ip`) or PostgreSQL is not there.
+//! - For real: a node in a network namespace of its own reaches PostgreSQL
+//!   over a veth link; the link is cut (the node is not killed) until its
+//!   leases expire and another node takes its units over; then it is
+//!   restored. Skipped, with the reason printed, where namespaces cannot
+//!   be made (not root, no `ip`).
+//! - Paused: a node is stopped with SIGSTOP in the middle of its work
+//!   until the other node has taken its units over, then continued: its
+//!   followers resume where they were, batches handled and about to
+//!   commit, and only the raised epochs stop them.
+//!
+//! Both need PostgreSQL (skipped without it, unless it is required).
 
 use std::io::Read;
 use std::process::Stdio;
@@ -38,21 +44,21 @@ fn options(name: &str) -> MachineOptions {
         .poll_interval(Duration::from_millis(20))
 }
 
-/// The node in the namespace: runs until it has lost every unit it held
+/// A node in a process of its own: runs until it has lost every unit it held
 /// (then stops, so that it does not take units again once its link is
 /// back: what it commits after that would be under new leases), or its
 /// standard input closes.
 #[test]
-fn child_node_in_a_namespace() {
-    let Ok(uri) = std::env::var("ES_NETNS_URI") else {
+fn child_node() {
+    let (Ok(uri), Ok(name)) = (
+        std::env::var("ES_FENCED_URI"),
+        std::env::var("ES_FENCED_NAME"),
+    ) else {
         return;
     };
     let running = orders::system(2)
         .unwrap()
-        .start_with(
-            Runner::Machines(options("cut")),
-            factory(uri, "cut".to_owned()),
-        )
+        .start_with(Runner::Machines(options(&name)), factory(uri, name.clone()))
         .unwrap();
     let closed = std::sync::Arc::new(AtomicBool::new(false));
     let stdin_closed = std::sync::Arc::clone(&closed);
@@ -65,7 +71,7 @@ fn child_node_in_a_namespace() {
     while !closed.load(Ordering::SeqCst) {
         let held = !running.held().is_empty();
         if held_some && !held {
-            eprintln!("node cut: lost every unit");
+            eprintln!("node {name}: lost every unit");
             break;
         }
         held_some |= held;
@@ -128,13 +134,9 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
     );
     let mut child = node
         .command(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_node_in_a_namespace",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env("ES_NETNS_URI", node.postgres_url(&uri))
+        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
+        .env("ES_FENCED_URI", node.postgres_url(&uri))
+        .env("ES_FENCED_NAME", "cut")
         .env_remove("DB_URI")
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
@@ -194,6 +196,90 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
     assert_eq!(
         after, before,
         "the cut node committed after losing its leases"
+    );
+    running.stop().unwrap();
+}
+
+fn signal(pid: u32, signal: &str) {
+    let status = std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {signal} {pid}");
+}
+
+#[test]
+fn a_node_paused_until_its_leases_expire_commits_nothing_after() {
+    let url = pg::url();
+    if let Decision::Skip(reason) = pg::decide(&url, pg::required()) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let scratch = pg::Scratch::new().expect("scratch schema");
+    let uri = format!(
+        "{}%20-cidle_in_transaction_session_timeout%3D1000",
+        scratch.db_uri()
+    );
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
+        .env("ES_FENCED_URI", &uri)
+        .env("ES_FENCED_NAME", "paused")
+        .env_remove("DB_URI")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let system = orders::system(2).unwrap();
+    let mut running = system
+        .start_with(
+            Runner::Machines(options("main")),
+            factory(uri.clone(), "main".to_owned()),
+        )
+        .unwrap();
+    let mut ids = orders::place(&running, 0..20).unwrap();
+    let stop = AtomicBool::new(false);
+    let (before, after) = std::thread::scope(|scope| {
+        let placing = scope.spawn(|| {
+            let mut placed = Vec::new();
+            let mut number = 1000;
+            while !stop.load(Ordering::SeqCst) {
+                placed.extend(orders::place(&running, number..number + 2).unwrap());
+                number += 2;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            placed
+        });
+        wait_until("the paused node to work", Duration::from_mins(1), || {
+            recorded_by(&running, "paused") > 10
+        });
+        signal(child.id(), "-STOP");
+        wait_until("the main node to take over", Duration::from_mins(1), || {
+            running.held().len() == 5
+        });
+        let before = recorded_by(&running, "paused");
+        signal(child.id(), "-CONT");
+        std::thread::sleep(Duration::from_secs(3));
+        let after = recorded_by(&running, "paused");
+        stop.store(true, Ordering::SeqCst);
+        ids.extend(placing.join().unwrap());
+        (before, after)
+    });
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(
+        running
+            .wait_until_quiescent(Duration::from_mins(2))
+            .unwrap()
+    );
+    let report = orders::check(&running, &ids).unwrap();
+    println!(
+        "paused: node stopped until its leases expired; it had recorded {before} events, and \
+         {after} after it was continued; {} orders each reserved and paid exactly once",
+        report.orders
+    );
+    assert_eq!(
+        after, before,
+        "the paused node committed after losing its leases"
     );
     running.stop().unwrap();
 }
