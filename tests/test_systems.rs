@@ -452,14 +452,10 @@ fn the_process_runner_survives_children_killed_at_named_points() {
         )
         .unwrap();
     let stop = AtomicBool::new(false);
-    let crashed = || {
-        std::fs::read_to_string(&log)
-            .map(|text| text.lines().count())
-            .unwrap_or(0)
-    };
+    let logged = || std::fs::read_to_string(&log).map_or(0, |text| text.lines().count());
     let ids = std::thread::scope(|scope| {
         let placing = scope.spawn(|| keep_placing(&running, &stop, 0));
-        while crashed() < crashes {
+        while logged() < crashes {
             std::thread::sleep(Duration::from_millis(50));
         }
         stop.store(true, Ordering::SeqCst);
