@@ -481,3 +481,40 @@ fn the_process_runner_survives_children_killed_at_named_points() {
     );
     running.stop().unwrap();
 }
+
+#[test]
+fn lazy_moves_commit_with_the_next_batch() {
+    use eventsourcing::follower::Follower;
+    use eventsourcing::recorder::TrackingKey;
+    let orders_app = Application::builder().name("Orders").build().unwrap();
+    let reservations = Application::builder().name("Reservations").build().unwrap();
+    let mut follower = Follower::process(Reservations, &reservations)
+        .follow(&orders_app)
+        .lazy_moves(true)
+        .start()
+        .unwrap();
+    let recorded = |follower: &str| {
+        reservations
+            .event_store()
+            .recorder()
+            .select_tracking(&TrackingKey::new(follower, "Orders"))
+            .unwrap()
+            .map_or(0, |at| at.notification_id)
+    };
+    let mut order = orders::Order::create(1);
+    orders_app.save(&mut order).unwrap();
+    assert_eq!(follower.run_until_caught_up().unwrap().events, 1);
+    assert_eq!(recorded("Reservations"), 1);
+    // Events Reservations has no handler for: read past in memory only.
+    order.set_reserved(Uuid::nil());
+    order.set_paid(Uuid::nil());
+    orders_app.save(&mut order).unwrap();
+    let progress = follower.run_until_caught_up().unwrap();
+    assert_eq!((progress.events, progress.batches), (0, 0));
+    assert_eq!(follower.position("Orders"), Some(3));
+    assert_eq!(recorded("Reservations"), 1);
+    // The next batch with an event commits the move with it.
+    orders_app.save(&mut orders::Order::create(2)).unwrap();
+    assert_eq!(follower.run_until_caught_up().unwrap().events, 1);
+    assert_eq!(recorded("Reservations"), 4);
+}

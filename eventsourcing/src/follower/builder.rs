@@ -178,6 +178,19 @@ impl<P, T> FollowerBuilder<P, T> {
         self
     }
 
+    /// Moves the position over notifications the follower has nothing to
+    /// do with (events of other topics) in memory only: the move is
+    /// committed with the next batch that has events, or once it is
+    /// [`batch_size`](Self::batch_size) notifications ahead of the recorded
+    /// position. Saves a transaction for each such page (in a busy system,
+    /// most of them); costs reading those notifications again after a
+    /// restart, never handling anything twice. Partitioned followers
+    /// commit every move (their siblings read each other's positions).
+    pub fn lazy_moves(mut self, lazy: bool) -> Self {
+        self.options.lazy_moves = lazy;
+        self
+    }
+
     /// Stops every upstream at notification `until` (for bringing the
     /// partitions of a follower level before their number changes).
     pub(crate) fn until(mut self, until: u64) -> Self {
@@ -240,6 +253,7 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
                 log: app.notification_log(),
                 app,
                 key,
+                read: at.notification_id,
                 at,
             });
         }
@@ -272,6 +286,7 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
                         notification_id: 0,
                         epoch: row.at.epoch,
                     };
+                    row.read = 0;
                 }
                 rebuilding = Some(Rebuilding {
                     version: wanted.version,
@@ -286,7 +301,7 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
         let shared = Arc::new(Shared::new(
             name.clone(),
             rows.iter().map(|u| u.name.to_string()).collect(),
-            rows.iter().map(|u| u.at.notification_id).collect(),
+            rows.iter().map(|u| u.read).collect(),
         ));
         Ok(Follower {
             name,

@@ -38,6 +38,10 @@ pub(crate) struct Upstream {
     pub(crate) key: TrackingKey,
     /// The position recorded, and the epoch this worker holds the row with.
     pub(crate) at: Position,
+    /// How far the follower has read: past `at` by notifications it had
+    /// nothing to do with, when such moves are not committed on their own
+    /// ([`FollowerBuilder::lazy_moves`](super::FollowerBuilder::lazy_moves)).
+    pub(crate) read: u64,
 }
 
 /// How many upstream events a follower handles per transaction unless
@@ -59,6 +63,9 @@ pub(crate) struct Options {
     /// Stop at this notification of every upstream (a repartition brings
     /// the old partitions level first).
     pub(crate) until: Option<u64>,
+    /// Whether a page with nothing to handle moves the position in memory
+    /// only (committed with the next batch, or once `batch_size` behind).
+    pub(crate) lazy_moves: bool,
 }
 
 impl Default for Options {
@@ -72,6 +79,7 @@ impl Default for Options {
             partition: Partition::whole(),
             record_dependencies: false,
             until: None,
+            lazy_moves: false,
         }
     }
 }
@@ -192,7 +200,7 @@ impl<P, T: Target<P>> Follower<P, T> {
         self.upstreams
             .iter()
             .find(|u| &*u.name == upstream)
-            .map(|u| u.at.notification_id)
+            .map(|u| u.read)
     }
 
     /// The last rebuild, once it has caught up.
@@ -257,14 +265,14 @@ impl<P, T: Target<P>> Follower<P, T> {
             until: self.options.until,
         };
         let mut step = Step::default();
-        let first = source.read(self.upstreams[index].at.notification_id)?;
+        let first = source.read(self.upstreams[index].read)?;
         if !self.record_page(index, first, &mut step)? {
             return Ok(step);
         }
 
         std::thread::scope(|scope| {
             let reader = ReadAhead::start(scope, source);
-            reader.ask(self.upstreams[index].at.notification_id);
+            reader.ask(self.upstreams[index].read);
             let result = loop {
                 let page = match reader.next() {
                     Ok(page) => page,
@@ -289,7 +297,7 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// Records one page; says whether there is more to read (and the
     /// follower was not told to stop).
     fn record_page(&mut self, index: usize, page: Page, step: &mut Step) -> Result<bool> {
-        let from = self.upstreams[index].at.notification_id;
+        let from = self.upstreams[index].read;
         if page.to > from || !page.envelopes.is_empty() {
             let (batches, events) = self.record(index, page.envelopes, page.to)?;
             step.batches += batches;
@@ -320,29 +328,18 @@ impl<P, T: Target<P>> Follower<P, T> {
         mut to: u64,
     ) -> Result<(u64, u64)> {
         let from = self.upstreams[index].at.notification_id;
-        let partition = self.options.partition;
-        let mut handle = Vec::with_capacity(envelopes.len());
-        let mut park = Vec::new();
+        let (mut handle, mut park) = self.sort(index, envelopes, &mut to)?;
         let mut newly_parked = Vec::new();
-        for envelope in envelopes {
-            if !partition.owns(envelope.originator_id()) {
-                continue;
+        if handle.is_empty() && park.is_empty() {
+            let behind = to.saturating_sub(from);
+            if behind == 0 || self.lazy(behind) {
+                // Nothing to commit, or a move that can wait for the next
+                // batch: only the position in memory moves.
+                let upstream = &mut self.upstreams[index];
+                upstream.read = upstream.read.max(to);
+                self.shared.advance(index, upstream.read);
+                return Ok((0, 0));
             }
-            if self.must_wait(index, &envelope)? {
-                to = envelope.notification_id() - 1;
-                self.blocked = true;
-                break;
-            }
-            if self.parked.contains(&(index, envelope.originator_id())) {
-                park.push(
-                    self.parked_record(&envelope, "an earlier event of its aggregate is parked"),
-                );
-            } else {
-                handle.push(envelope);
-            }
-        }
-        if to <= from && handle.is_empty() && park.is_empty() {
-            return Ok((0, 0));
         }
         let mut stopped = None;
         let mut attempts = 0_u32;
@@ -357,6 +354,7 @@ impl<P, T: Target<P>> Follower<P, T> {
             match self.target.process(&mut self.policy, &handle, commit) {
                 Ok(_) => {
                     self.upstreams[index].at.notification_id = to;
+                    self.upstreams[index].read = to;
                     self.parked
                         .extend(newly_parked.iter().map(|id| (index, *id)));
                     self.shared.advance(index, to);
@@ -420,6 +418,47 @@ impl<P, T: Target<P>> Follower<P, T> {
                 }
             }
         }
+    }
+
+    /// Splits a page into the events to handle and those to park (their
+    /// aggregate is parked), passing over other partitions' events, and
+    /// ending it before an event that must wait for another partition
+    /// (`to` is moved back, and `blocked` set).
+    fn sort(
+        &mut self,
+        index: usize,
+        envelopes: Vec<Envelope>,
+        to: &mut u64,
+    ) -> Result<(Vec<Envelope>, Vec<Parked>)> {
+        let partition = self.options.partition;
+        let mut handle = Vec::with_capacity(envelopes.len());
+        let mut park = Vec::new();
+        for envelope in envelopes {
+            if !partition.owns(envelope.originator_id()) {
+                continue;
+            }
+            if self.must_wait(index, &envelope)? {
+                *to = envelope.notification_id() - 1;
+                self.blocked = true;
+                break;
+            }
+            if self.parked.contains(&(index, envelope.originator_id())) {
+                park.push(
+                    self.parked_record(&envelope, "an earlier event of its aggregate is parked"),
+                );
+            } else {
+                handle.push(envelope);
+            }
+        }
+        Ok((handle, park))
+    }
+
+    /// Whether a move of `behind` notifications with nothing in them need
+    /// not be committed now.
+    fn lazy(&self, behind: u64) -> bool {
+        self.options.lazy_moves
+            && self.options.partition.count() <= 1
+            && usize::try_from(behind).is_ok_and(|b| b < self.options.batch_size)
     }
 
     /// Whether `envelope` depends on what another partition of this

@@ -82,12 +82,7 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// in progress has committed.
     pub fn run_forever(&mut self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
-        shared.resume(
-            self.upstreams
-                .iter()
-                .map(|u| u.at.notification_id)
-                .collect(),
-        );
+        shared.resume(self.upstreams.iter().map(|u| u.read).collect());
         let _hooks: Vec<CommitHook> = self
             .upstreams
             .iter()
@@ -141,12 +136,7 @@ impl<P: Send + 'static, T: Target<P>> Follower<P, T> {
     /// [`run_forever`]: Follower::run_forever
     pub fn spawn(mut self) -> Running<P, T> {
         let shared = Arc::clone(&self.shared);
-        shared.resume(
-            self.upstreams
-                .iter()
-                .map(|u| u.at.notification_id)
-                .collect(),
-        );
+        shared.resume(self.upstreams.iter().map(|u| u.read).collect());
         let thread = thread::Builder::new()
             .name(format!("follower {}", self.name))
             .spawn(move || {

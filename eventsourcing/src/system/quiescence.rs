@@ -1,7 +1,9 @@
-//! When a system is quiescent: every follower has passed the head of
-//! every log it follows, and no log grew while that was being checked.
-//! Read from the database, so it holds whichever process or machine the
-//! followers run in.
+//! When a system is quiescent: every follower has passed every event of
+//! the logs it follows that it has a handler for (the events after its
+//! recorded position, if any, are of other topics: followers of a system
+//! do not commit moves over those on their own), and no log grew while
+//! that was being checked. Read from the database, so it holds whichever
+//! process or machine the followers run in.
 
 use super::definition::System;
 use crate::application::Application;
@@ -15,6 +17,7 @@ pub(crate) fn is_quiescent(system: &System, apps: &[Application]) -> Result<bool
     let def = &system.inner;
     for (app, partition) in def.units() {
         let recorder = apps[app].event_store().recorder();
+        let topics = def.apps[app].handles();
         for upstream in def.upstreams(app) {
             let key = TrackingKey::new(def.apps[app].name(), def.apps[upstream].name())
                 .partition(partition);
@@ -22,7 +25,16 @@ pub(crate) fn is_quiescent(system: &System, apps: &[Application]) -> Result<bool
                 .select_tracking(&key)?
                 .map_or(0, |position| position.notification_id);
             if at < heads[upstream] {
-                return Ok(false);
+                let Some(topics) = &topics else {
+                    return Ok(false);
+                };
+                let wanted = apps[upstream]
+                    .event_store()
+                    .recorder()
+                    .select_notifications(at + 1, 1, topics)?;
+                if wanted.first().is_some_and(|row| row.id <= heads[upstream]) {
+                    return Ok(false);
+                }
             }
         }
     }

@@ -4,6 +4,7 @@
 //! everything it caused downstream is recorded.
 
 use std::cell::Cell;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 
 use super::definition::System;
@@ -29,24 +30,55 @@ impl Drop for Reset {
 }
 
 pub(crate) struct Single {
-    workers: Mutex<Vec<Box<dyn Worker>>>,
+    workers: Mutex<Vec<Unit>>,
+    /// Commits of each application so far, counted by its hook.
+    commits: Vec<AtomicU64>,
     failed: Mutex<Option<Error>>,
     hooks: Mutex<Vec<CommitHook>>,
 }
 
+/// One follower, the applications it follows, and how many commits of
+/// each it had seen when it last ran: it runs again only when one of them
+/// has committed since, or when it stopped at a dependency.
+struct Unit {
+    worker: Box<dyn Worker>,
+    upstreams: Vec<usize>,
+    seen: Vec<u64>,
+    blocked: bool,
+}
+
 impl Single {
     pub(crate) fn start(system: &System, apps: &[Application]) -> Result<Arc<Single>> {
+        let units = system
+            .inner
+            .units()
+            .into_iter()
+            .zip(system.workers(apps, None, None)?)
+            .map(|((app, _), worker)| {
+                let upstreams = system.inner.upstreams(app);
+                Unit {
+                    worker,
+                    seen: vec![0; upstreams.len()],
+                    upstreams,
+                    // What was recorded before the system started.
+                    blocked: true,
+                }
+            })
+            .collect();
         let single = Arc::new(Single {
-            workers: Mutex::new(system.workers(apps, None, None)?),
+            workers: Mutex::new(units),
+            commits: apps.iter().map(|_| AtomicU64::new(0)).collect(),
             failed: Mutex::new(None),
             hooks: Mutex::new(Vec::new()),
         });
         let hooks = apps
             .iter()
-            .map(|app| {
+            .enumerate()
+            .map(|(index, app)| {
                 let weak: Weak<Single> = Arc::downgrade(&single);
                 app.on_commit(move |_| {
                     if let Some(single) = weak.upgrade() {
+                        single.commits[index].fetch_add(1, Ordering::SeqCst);
                         single.drain();
                     }
                 })
@@ -74,9 +106,23 @@ impl Single {
         }
         loop {
             let mut moved = false;
-            for worker in workers.iter_mut() {
-                match worker.run_until_caught_up() {
-                    Ok(progress) => moved |= progress.batches > 0,
+            for unit in workers.iter_mut() {
+                let now: Vec<u64> = unit
+                    .upstreams
+                    .iter()
+                    .map(|&u| self.commits[u].load(Ordering::SeqCst))
+                    .collect();
+                if now == unit.seen && !unit.blocked {
+                    continue;
+                }
+                unit.seen = now;
+                match unit.worker.run_until_caught_up() {
+                    Ok(progress) => {
+                        moved |= progress.batches > 0;
+                        // Run again next round while waiting for a
+                        // sibling partition, which makes the round move.
+                        unit.blocked = unit.worker.is_blocked();
+                    }
                     Err(error) => {
                         *failed = Some(error);
                         return;

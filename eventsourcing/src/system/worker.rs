@@ -25,6 +25,10 @@ pub(crate) trait Spec: Send + Sync {
     ) -> Result<Box<dyn Worker>>;
 }
 
+/// How many aggregates each follower of a system keeps between batches (a
+/// process application often changes again what it changed last).
+const AGGREGATE_CACHE: usize = 10_000;
+
 /// How a worker is to follow.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct How {
@@ -58,7 +62,9 @@ impl<A: App> Spec for Typed<A> {
         let mut builder = Follower::process(self.0.clone(), own)
             .name(A::name())
             .partition(how.partition)
-            .record_dependencies(how.record_dependencies);
+            .record_dependencies(how.record_dependencies)
+            .lazy_moves(true)
+            .cache_aggregates(AGGREGATE_CACHE);
         for (name, app) in upstreams {
             builder = builder.follow_as(name, app);
         }
@@ -75,6 +81,9 @@ impl<A: App> Spec for Typed<A> {
 /// A started follower of some policy.
 pub(crate) trait Worker: Send {
     fn run_until_caught_up(&mut self) -> Result<Progress>;
+    /// Whether the last run stopped at an event whose dependencies another
+    /// partition has not handled yet.
+    fn is_blocked(&self) -> bool;
     /// Runs it on a thread of its own.
     fn spawn(self: Box<Self>) -> Box<dyn Spawned>;
 }
@@ -82,6 +91,10 @@ pub(crate) trait Worker: Send {
 impl<A: App> Worker for Follower<A, ProcessTarget> {
     fn run_until_caught_up(&mut self) -> Result<Progress> {
         Follower::run_until_caught_up(self)
+    }
+
+    fn is_blocked(&self) -> bool {
+        self.blocked
     }
 
     fn spawn(self: Box<Self>) -> Box<dyn Spawned> {

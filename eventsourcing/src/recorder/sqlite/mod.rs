@@ -144,6 +144,7 @@ impl SqliteRecorder {
             }
         };
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        setup::stable_plans(&writer)?;
         setup::create_tables(&writer, &sql)?;
         Ok(Self {
             writer: Mutex::new(writer),

@@ -46,6 +46,7 @@ impl ReaderPool {
         conn.busy_timeout(self.busy_timeout).map_err(db)?;
         conn.pragma_update(None, "query_only", true).map_err(db)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+        super::setup::stable_plans(&conn)?;
         Ok(conn)
     }
 
