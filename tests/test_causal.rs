@@ -11,7 +11,7 @@
 //! `Mirror`, and the single-thread runner runs `b`'s partition first: only
 //! the dependency that `b` carries on `a` makes it wait.
 
-use eventsourcing::follower::{Envelope, Partition, Processing};
+use eventsourcing::follower::{Dependency, Envelope, Partition, Processing};
 use eventsourcing::prelude::*;
 use eventsourcing::system::{App, Runner, System};
 
@@ -136,20 +136,26 @@ fn b_found_a() -> bool {
     // `a` is echoed by Mirror's partition 1, `b` by its partition 0, which
     // runs first; `a` is made by Relay's partition 0, `b` by its
     // partition 1 (after reading `a`, which came through the other one).
-    let (a, b) = (id_in(1), id_in(0));
+    let (a, b, c) = (id_in(1), id_in(0), Uuid::new_v4());
     let mut first = Trigger::fire(id_in(0), a, None);
     let mut second = Trigger::fire(id_in(1), a, Some(b));
+    // Handled in the same batch as the second, reading nothing.
+    let mut third = Trigger::fire(id_in(1), c, None);
     running
         .app::<Feed>()
-        .save((&mut first, &mut second))
+        .save((&mut first, &mut second, &mut third))
         .unwrap();
     let relay = running.app::<Relay>();
     let b_events = relay.event_store().recorded_events(b).unwrap();
     let meta = b_events[0].metadata().unwrap();
-    let dependencies = eventsourcing::follower::Dependency::read(&meta);
+    let dependencies = Dependency::read(&meta);
     assert_eq!(dependencies.len(), 1, "{meta:?}");
     assert_eq!(dependencies[0].upstream, "Relay");
     assert_eq!(dependencies[0].partition, 0, "a came through partition 0");
+    // Dependencies are per handler: `c`, made in the same batch without
+    // reading anything, depends on nothing.
+    let c_events = relay.event_store().recorded_events(c).unwrap();
+    assert!(Dependency::read(&c_events[0].metadata().unwrap()).is_empty());
     let echo: Echo = running.app::<Mirror>().repository().get(b).unwrap();
     running.stop().unwrap();
     echo.found

@@ -184,7 +184,7 @@ impl Application {
         metadata: &Metadata,
         mut aggregates: U,
     ) -> Result<Vec<u64>> {
-        self.save_batch(metadata, &mut aggregates, None, &[])
+        self.save_batch(metadata, None, &mut aggregates, None, &[])
     }
 
     /// Saves the aggregates' pending events with a tracking update and
@@ -193,6 +193,7 @@ impl Application {
     pub(crate) fn save_batch<U: Visit + ?Sized>(
         &self,
         metadata: &Metadata,
+        per_aggregate: Option<&dyn Fn(uuid::Uuid) -> Option<Metadata>>,
         aggregates: &mut U,
         tracking: Option<&TrackingUpdate>,
         parked: &[ParkChange],
@@ -216,23 +217,40 @@ impl Application {
             }
             index += 1;
             rows.reserve(pending.len());
-            match &stamp {
+            let own = per_aggregate
+                .zip(pending.first())
+                .and_then(|(of, first)| of(first.originator_id));
+            let merged;
+            let stamp = match (&stamp, own) {
+                (stamp, None) => stamp.as_ref(),
+                (None, Some(own)) => {
+                    merged = own;
+                    Some(&merged)
+                }
+                (Some(stamp), Some(own)) => {
+                    let mut both = stamp.clone();
+                    both.merge(&own);
+                    merged = both;
+                    Some(&merged)
+                }
+            };
+            let mut head = None;
+            match stamp {
                 None => {
                     for event in pending {
                         rows.push(mapper.encode(event)?);
                     }
                 }
                 Some(metadata) => {
-                    let mut head = None;
                     for event in pending {
                         let previous = head.unwrap_or(event.previous_hash);
                         let stamped: RecordedEvent = event.stamped(metadata, previous)?;
                         head = Some(stamped.event_hash);
                         rows.push(mapper.encode(&stamped)?);
                     }
-                    heads.push(head);
                 }
             }
+            heads.push(head);
             Ok(())
         })?;
         let mut batch = Batch::new(&rows).with_parked(parked);

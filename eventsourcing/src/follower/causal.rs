@@ -8,10 +8,10 @@
 //! Partitions of a follower run side by side, so a downstream follower
 //! may see two events of its upstream log in another order than they
 //! were caused in. To stop that, a process application whose events feed
-//! a partitioned follower records, with the events of each batch, the
-//! place in its own log of the latest event of every aggregate its
-//! handlers read (`"$meta"."dependencies"`, FORMAT.md), and the partition
-//! that recorded it. A partitioned downstream follower does not handle
+//! a partitioned follower records, with the events each handler records,
+//! the place in its own log of the latest event of every other aggregate
+//! that handler read (`"$meta"."dependencies"`, FORMAT.md), and the
+//! partition that recorded it. A partitioned downstream follower does not handle
 //! such an event until each of its partitions has passed those places:
 //! whatever the read aggregates' events caused downstream is recorded
 //! first.
@@ -137,63 +137,115 @@ pub struct Causal {
     pub(crate) record: bool,
 }
 
-/// The dependencies a batch has gathered so far.
+/// The dependencies a batch has gathered so far, per aggregate: the
+/// events an aggregate records depend on what was read by the handlers
+/// that got or created it.
 #[derive(Debug, Default)]
 pub(crate) struct Gathered {
     causal: Causal,
-    found: Vec<Dependency>,
+    /// The stored latest event of each aggregate read in this batch.
+    read: HashMap<Uuid, Dependency>,
+    /// What the handler now running has read, and which aggregates it got
+    /// or created.
+    reads_now: Vec<Uuid>,
+    touched_now: Vec<Uuid>,
+    /// What each aggregate's events depend on.
+    of: HashMap<Uuid, Vec<Dependency>>,
 }
 
 impl Gathered {
     pub(crate) fn new(causal: Causal) -> Gathered {
         Gathered {
             causal,
-            found: Vec::new(),
+            ..Gathered::default()
         }
     }
 
-    /// Notes that a handler read aggregate `id` at `version`: the place of
-    /// that event in `app`'s log becomes a dependency of the batch.
-    pub(crate) fn read(&mut self, app: &Application, id: Uuid, version: u64) -> Result<()> {
-        if !self.causal.record || version == 0 {
+    /// Notes that the handler now running got aggregate `id` (at
+    /// `version`, as stored, when it was not collected already): its
+    /// stored latest event becomes a dependency of what the handler
+    /// records on other aggregates.
+    pub(crate) fn got(&mut self, app: &Application, id: Uuid, stored: Option<u64>) -> Result<()> {
+        if !self.causal.record {
             return Ok(());
         }
-        let recorder = app.event_store().recorder();
-        let Some(row) = recorder.select_notification_of(id, version)? else {
-            return Ok(());
-        };
-        let notification_id = row.id;
-        let event = app.notification_log().decode(row)?;
-        let partition = event
-            .metadata()?
-            .get(PARTITION_KEY)
-            .and_then(Value::as_u64)
-            .and_then(|p| u32::try_from(p).ok())
-            .unwrap_or(0);
-        let dependency = Dependency {
-            upstream: app.name().to_owned(),
-            partition,
-            notification_id,
-        };
-        if !self.found.contains(&dependency) {
-            self.found.push(dependency);
+        self.touched(id);
+        if let Some(version) = stored.filter(|&v| v > 0)
+            && !self.read.contains_key(&id)
+            && let Some(dependency) = latest(app, id, version)?
+        {
+            self.read.insert(id, dependency);
+        }
+        if self.read.contains_key(&id) && !self.reads_now.contains(&id) {
+            self.reads_now.push(id);
         }
         Ok(())
     }
 
-    /// The metadata to stamp on the batch's events (empty when there is
-    /// nothing to say).
+    /// Notes that the handler now running created or got aggregate `id`.
+    pub(crate) fn touched(&mut self, id: Uuid) {
+        if self.causal.record && !self.touched_now.contains(&id) {
+            self.touched_now.push(id);
+        }
+    }
+
+    /// The handler now running has returned: what it touched depends on
+    /// what it read (an aggregate never on itself: its own events are in
+    /// order already).
+    pub(crate) fn end_handler(&mut self) {
+        for id in std::mem::take(&mut self.touched_now) {
+            for read in &self.reads_now {
+                let Some(dependency) = self.read.get(read).filter(|_| *read != id) else {
+                    continue;
+                };
+                let list = self.of.entry(id).or_default();
+                if !list.contains(dependency) {
+                    list.push(dependency.clone());
+                }
+            }
+        }
+        self.reads_now.clear();
+    }
+
+    /// The metadata to stamp on every event of the batch: the partition
+    /// that recorded it, if partitioned.
     pub(crate) fn metadata(&self) -> Metadata {
         let mut metadata = Metadata::new();
         if let Some(partition) = self.causal.partition.filter(|p| p.count > 1) {
             metadata = metadata.with(PARTITION_KEY, partition.index);
         }
-        if !self.found.is_empty() {
-            let list: Vec<Value> = self.found.iter().map(Dependency::to_json).collect();
-            metadata = metadata.with("dependencies", Value::Array(list));
-        }
         metadata
     }
+
+    /// The metadata to stamp on the events of aggregate `id`: its
+    /// dependencies, if it has any.
+    pub(crate) fn metadata_of(&self, id: Uuid) -> Option<Metadata> {
+        let list = self.of.get(&id).filter(|list| !list.is_empty())?;
+        let list: Vec<Value> = list.iter().map(Dependency::to_json).collect();
+        Some(Metadata::new().with("dependencies", Value::Array(list)))
+    }
+}
+
+/// Where the event at `version` of aggregate `id` sits in `app`'s log, and
+/// which partition recorded it.
+fn latest(app: &Application, id: Uuid, version: u64) -> Result<Option<Dependency>> {
+    let recorder = app.event_store().recorder();
+    let Some(row) = recorder.select_notification_of(id, version)? else {
+        return Ok(None);
+    };
+    let notification_id = row.id;
+    let event = app.notification_log().decode(row)?;
+    let partition = event
+        .metadata()?
+        .get(PARTITION_KEY)
+        .and_then(Value::as_u64)
+        .and_then(|p| u32::try_from(p).ok())
+        .unwrap_or(0);
+    Ok(Some(Dependency {
+        upstream: app.name().to_owned(),
+        partition,
+        notification_id,
+    }))
 }
 
 /// Whether downstream followers check dependencies (on unless a test
@@ -269,14 +321,23 @@ mod tests {
             partition: Partition::new(1, 3),
             record: true,
         });
-        gathered.found.push(Dependency {
+        let (read, made) = (Uuid::new_v4(), Uuid::new_v4());
+        let dependency = Dependency {
             upstream: "Reservations".into(),
             partition: 2,
             notification_id: 41,
-        });
+        };
+        gathered.read.insert(read, dependency.clone());
+        gathered.reads_now.push(read);
+        gathered.touched(read);
+        gathered.touched(made);
+        gathered.end_handler();
         let metadata = gathered.metadata();
         assert_eq!(metadata.get("partition").and_then(Value::as_u64), Some(1));
-        assert_eq!(Dependency::read(&metadata), gathered.found);
+        let of_made = gathered.metadata_of(made).unwrap();
+        assert_eq!(Dependency::read(&of_made), [dependency]);
+        // An aggregate does not depend on itself.
+        assert!(gathered.metadata_of(read).is_none());
         assert!(Dependency::read(&Metadata::new()).is_empty());
     }
 }

@@ -133,15 +133,17 @@ impl Processing {
     pub fn get<A: Aggregate>(&mut self, id: A::Id) -> Result<&mut A> {
         let uuid = id.to_uuid();
         let index = if let Some(&index) = self.by_id.get(&uuid) {
+            self.gathered.got(&self.app, uuid, None)?;
             index
         } else if let Some(cached) = self.cache.aggregates.remove(&uuid) {
             let index = self.push_boxed(uuid, cached);
             let version = self.typed::<A>(uuid, index)?.version();
-            self.gathered.read(&self.app, uuid, version)?;
+            self.gathered.got(&self.app, uuid, Some(version))?;
             index
         } else {
             let aggregate: A = self.app.repository().get(id)?;
-            self.gathered.read(&self.app, uuid, aggregate.version())?;
+            self.gathered
+                .got(&self.app, uuid, Some(aggregate.version()))?;
             self.push(uuid, aggregate)
         };
         self.typed(uuid, index)
@@ -173,7 +175,14 @@ impl Processing {
             });
         }
         let index = self.push(uuid, aggregate);
+        self.gathered.touched(uuid);
         self.typed(uuid, index)
+    }
+
+    /// The handler now running has returned (what it recorded depends on
+    /// what it read).
+    pub(crate) fn end_handler(&mut self) {
+        self.gathered.end_handler();
     }
 
     /// How many aggregates are collected.
@@ -228,7 +237,9 @@ impl Processing {
     ) -> (Result<Vec<u64>>, Cache) {
         let app = self.app.clone();
         let metadata = self.gathered.metadata();
-        let result = app.save_batch(&metadata, &mut self, tracking, parked);
+        let gathered = std::mem::take(&mut self.gathered);
+        let of = |id| gathered.metadata_of(id);
+        let result = app.save_batch(&metadata, Some(&of), &mut self, tracking, parked);
         let mut cache = self.cache;
         if result.is_ok() && cache.capacity > 0 {
             let mut ids: Vec<(Uuid, usize)> = self.by_id.into_iter().collect();

@@ -212,6 +212,7 @@ impl<P: Policy<Processing>> sealed::Sink<P> for ProcessTarget {
                     error: Box::new(error),
                 });
             }
+            cx.end_handler();
             crate::crash::point("after_handler");
         }
         let (result, cache) = cx.commit(commit.tracking, commit.parked);
