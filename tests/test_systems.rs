@@ -518,3 +518,29 @@ fn lazy_moves_commit_with_the_next_batch() {
     assert_eq!(follower.run_until_caught_up().unwrap().events, 1);
     assert_eq!(recorded("Reservations"), 4);
 }
+
+#[test]
+fn changing_the_partition_count_handles_nothing_twice() {
+    let db = FileDb::new();
+    let mut ids = Vec::new();
+    let mut next = 0;
+    for count in [2, 3, 1, 2] {
+        let system = orders::system(count).unwrap();
+        let running = system
+            .start_with(Runner::Threads, factory(db.uri()))
+            .unwrap();
+        ids.extend(orders::place(&running, next..next + 60).unwrap());
+        next += 60;
+        // Stopped in the middle of the work: the partitions stand at
+        // different places.
+        running.stop().unwrap();
+    }
+    let mut running = orders::system(2)
+        .unwrap()
+        .start_with(Runner::Threads, factory(db.uri()))
+        .unwrap();
+    assert!(running.wait_until_quiescent(SETTLE).unwrap());
+    let report = orders::check(&running, &ids).unwrap();
+    assert_eq!(report.orders, 240);
+    running.stop().unwrap();
+}
