@@ -95,6 +95,7 @@ fn report(name: &str, runs: &[[f64; 3]]) {
 pub(super) fn run(db: &str, count: u64, repeats: usize) -> Result<()> {
     let system = orders::system(1)?;
     let exe = std::env::current_exe()?;
+    line("db", db);
     line("s1_orders", count);
     for name in ["single", "threads", "processes", "machines"] {
         if name == "machines" && db != "postgres" {
@@ -124,8 +125,7 @@ pub(super) fn run(db: &str, count: u64, repeats: usize) -> Result<()> {
             };
             runs.push(measure(&system, runner, &uri, count, 3)?);
         }
-        let suffix = if db == "postgres" { "_postgres" } else { "" };
-        report(&format!("{name}{suffix}"), &runs);
+        report(name, &runs);
     }
     Ok(())
 }
