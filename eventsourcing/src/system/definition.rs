@@ -110,7 +110,7 @@ impl SystemBuilder {
 
     /// Checks the definition and builds the system.
     ///
-    /// [`Error::System`] with [`SystemError`]: no pipeline, an application
+    /// [`Error::System`](crate::Error::System) with [`SystemError`]: no pipeline, an application
     /// in a pipeline but not defined, a name used twice, an application
     /// following itself, a follower with no handler for anything its
     /// upstream records, a bad partition count.
