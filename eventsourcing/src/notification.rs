@@ -99,6 +99,18 @@ impl NotificationLog {
         self.recorder.select_notifications(start, limit, topics)
     }
 
+    /// The greatest notification id so far, and at most `limit` rows after
+    /// `after` of the given topics (none when the head is not past it),
+    /// read together.
+    pub(crate) fn page(
+        &self,
+        after: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> Result<(u64, Vec<Notification>)> {
+        self.recorder.select_page(after, limit, topics)
+    }
+
     /// The greatest notification id so far (0 when the log is empty).
     pub fn max_id(&self) -> Result<u64> {
         self.recorder.max_notification_id()

@@ -44,8 +44,9 @@ impl Source {
     /// The page after position `from`.
     pub(crate) fn read(&self, from: u64) -> Result<Page> {
         // Every id up to the head is settled: a recorder never reports one
-        // that a reader could still miss.
-        let head = self.log.max_id()?;
+        // that a reader could still miss. Head and rows come from one read.
+        let topics = self.topics.as_deref().unwrap_or(&[]);
+        let (head, mut rows) = self.log.page(from, self.limit, topics)?;
         let head = self.until.map_or(head, |until| head.min(until));
         if head <= from {
             return Ok(Page {
@@ -55,10 +56,8 @@ impl Source {
                 unreadable: None,
             });
         }
-        let topics = self.topics.as_deref().unwrap_or(&[]);
-        let mut rows = self.log.select(from + 1, self.limit, topics)?;
         let mut full = rows.len() >= self.limit;
-        if self.until.is_some() && rows.last().is_some_and(|row| row.id > head) {
+        if rows.last().is_some_and(|row| row.id > head) {
             rows.retain(|row| row.id <= head);
             full = false;
         }

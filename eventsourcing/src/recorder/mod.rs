@@ -460,6 +460,25 @@ pub trait Recorder: Any + Send + Sync {
     /// The greatest notification id recorded, or 0 when there is none.
     fn max_notification_id(&self) -> Result<u64>;
 
+    /// The greatest notification id, and, when it is past `after`, at most
+    /// `limit` rows after `after` (as [`select_notifications`] with
+    /// `after + 1`): what a follower reads for a page, in one read
+    /// transaction where the backend has them.
+    ///
+    /// [`select_notifications`]: Recorder::select_notifications
+    fn select_page(
+        &self,
+        after: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> Result<(u64, Vec<Notification>)> {
+        let head = self.max_notification_id()?;
+        if head <= after {
+            return Ok((head, Vec::new()));
+        }
+        Ok((head, self.select_notifications(after + 1, limit, topics)?))
+    }
+
     /// The row of one event of one aggregate, with its notification id;
     /// `None` when there is no such event. A partitioned follower uses it
     /// to learn where the latest event of an aggregate it read sits in the

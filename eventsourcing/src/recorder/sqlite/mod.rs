@@ -277,6 +277,54 @@ impl SqliteRecorder {
 }
 
 impl SqliteRecorder {
+    /// The greatest notification id, read on `conn`.
+    fn max_on(&self, conn: &Connection) -> Result<u64> {
+        let max: Option<i64> = conn
+            .prepare_cached(&self.sql.max_notification_id)
+            .and_then(|mut select| select.query_row([], |row| row.get(0)))
+            .map_err(db)?;
+        u64::try_from(max.unwrap_or(0))
+            .map_err(|_| corrupt(Uuid::nil(), 0, "notification_id is negative"))
+    }
+
+    /// At most `limit` rows from notification `start` of the given topics,
+    /// read on `conn`.
+    fn notifications_on(
+        &self,
+        conn: &Connection,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> Result<Vec<Notification>> {
+        let Ok(start) = i64::try_from(start) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let filtered;
+        let sql = if topics.is_empty() {
+            &self.sql.select_notifications
+        } else {
+            filtered = self.sql.select_notifications_with_topics(topics.len());
+            &filtered
+        };
+        let mut select = conn.prepare_cached(sql).map_err(db)?;
+        select.raw_bind_parameter(1, start).map_err(db)?;
+        select
+            .raw_bind_parameter(2, i64::try_from(limit).unwrap_or(-1))
+            .map_err(db)?;
+        for (i, topic) in topics.iter().enumerate() {
+            select.raw_bind_parameter(i + 3, *topic).map_err(db)?;
+        }
+        let mut rows = select.raw_query();
+        let mut notifications = Vec::with_capacity(limit.min(1024));
+        while let Some(row) = rows.next().map_err(db)? {
+            notifications.push(read_notification(row)?);
+        }
+        Ok(notifications)
+    }
+
     /// Whether the database is a file (other processes can open it).
     pub(crate) fn is_file(&self) -> bool {
         self.readers.is_some()
@@ -341,45 +389,37 @@ impl Recorder for SqliteRecorder {
         limit: usize,
         topics: &[&str],
     ) -> Result<Vec<Notification>> {
-        let Ok(start) = i64::try_from(start) else {
-            return Ok(Vec::new());
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let filtered;
-        let sql = if topics.is_empty() {
-            &self.sql.select_notifications
-        } else {
-            filtered = self.sql.select_notifications_with_topics(topics.len());
-            &filtered
-        };
+        self.read(|conn| self.notifications_on(conn, start, limit, topics))
+    }
+
+    fn select_page(
+        &self,
+        after: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> Result<(u64, Vec<Notification>)> {
+        // One read transaction: the head and the rows of one snapshot.
         self.read(|conn| {
-            let mut select = conn.prepare_cached(sql).map_err(db)?;
-            select.raw_bind_parameter(1, start).map_err(db)?;
-            select
-                .raw_bind_parameter(2, i64::try_from(limit).unwrap_or(-1))
-                .map_err(db)?;
-            for (i, topic) in topics.iter().enumerate() {
-                select.raw_bind_parameter(i + 3, *topic).map_err(db)?;
-            }
-            let mut rows = select.raw_query();
-            let mut notifications = Vec::with_capacity(limit.min(1024));
-            while let Some(row) = rows.next().map_err(db)? {
-                notifications.push(read_notification(row)?);
-            }
-            Ok(notifications)
+            let run = |sql: &str| {
+                conn.prepare_cached(sql)
+                    .and_then(|mut statement| statement.execute([]))
+                    .map_err(db)
+            };
+            run("BEGIN")?;
+            let result = self.max_on(conn).and_then(|head| {
+                if head <= after {
+                    return Ok((head, Vec::new()));
+                }
+                let rows = self.notifications_on(conn, after + 1, limit, topics)?;
+                Ok((head, rows))
+            });
+            run("COMMIT")?;
+            result
         })
     }
 
     fn max_notification_id(&self) -> Result<u64> {
-        let max: Option<i64> = self.read(|conn| {
-            conn.prepare_cached(&self.sql.max_notification_id)
-                .and_then(|mut select| select.query_row([], |row| row.get(0)))
-                .map_err(db)
-        })?;
-        u64::try_from(max.unwrap_or(0))
-            .map_err(|_| corrupt(Uuid::nil(), 0, "notification_id is negative"))
+        self.read(|conn| self.max_on(conn))
     }
 
     fn select_notification_of(
