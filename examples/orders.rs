@@ -65,11 +65,14 @@ fn main() -> Result<(), Box<dyn Error>> {
         other => return Err(format!("unknown runner {other}").into()),
     };
     // Order numbers of their own for this run, so that runs can share a
-    // database.
-    let first = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs()
-        * 1_000_000;
+    // database: from the microseconds since 1970 (a run that places N
+    // orders lasts far more than N microseconds, so the next one starts
+    // past its numbers).
+    let first = u64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_micros(),
+    )?;
     let started = Instant::now();
     let ids = orders::place(&running, first..first + args.orders as u64)?;
     if !running.wait_until_quiescent(Duration::from_mins(5))? {
