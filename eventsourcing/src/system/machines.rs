@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 
 use super::definition::{System, SystemError};
 use super::lease::Leases;
-use super::run::AppFactory;
 use super::worker::Spawned;
 use crate::application::Application;
 use crate::error::Result;
@@ -86,7 +85,6 @@ impl Node {
     pub(crate) fn start(
         system: &System,
         apps: &[Application],
-        _factory: &AppFactory,
         options: MachineOptions,
     ) -> Result<Node> {
         let Some(recorder) = apps

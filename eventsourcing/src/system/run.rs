@@ -127,9 +127,9 @@ impl System {
                 Mode::Processes(Supervisor::start(self, &options)?)
             }
             #[cfg(feature = "postgres")]
-            Runner::Machines(options) => Mode::Machines(super::machines::Node::start(
-                self, &apps, &factory, options,
-            )?),
+            Runner::Machines(options) => {
+                Mode::Machines(super::machines::Node::start(self, &apps, options)?)
+            }
         };
         Ok(SystemRunning {
             system: self.clone(),
