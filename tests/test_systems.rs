@@ -308,10 +308,19 @@ fn random(bound: usize) -> usize {
 
 #[test]
 fn the_process_runner_survives_kill_9_of_its_children() {
-    let kills: usize = std::env::var("ES_SYSTEM_KILLS")
-        .ok()
-        .and_then(|k| k.parse().ok())
-        .unwrap_or(50);
+    kill_children(50);
+}
+
+/// The soak: `cargo test --test test_systems -- --ignored`.
+#[test]
+#[ignore = "a soak of 1,000 kills (minutes); run by hand"]
+fn the_process_runner_survives_1000_kills() {
+    kill_children(1000);
+}
+
+/// Kills random children of the process runner `kills` times while
+/// orders keep coming, then checks every order with the oracle.
+fn kill_children(kills: usize) {
     let db = FileDb::new();
     let system = orders::system(2).unwrap();
     let mut running = system
