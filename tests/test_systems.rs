@@ -553,3 +553,28 @@ fn changing_the_partition_count_handles_nothing_twice() {
     assert_eq!(report.orders, 240);
     running.stop().unwrap();
 }
+
+#[test]
+fn a_follower_stopped_right_after_it_is_spawned_stops() {
+    use eventsourcing::follower::Follower;
+    let orders_app = Application::builder().name("Orders").build().unwrap();
+    let reservations = Application::builder().name("Reservations").build().unwrap();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for _ in 0..200 {
+            let running = Follower::process(Reservations, &reservations)
+                .follow(&orders_app)
+                .start()
+                .unwrap()
+                .spawn();
+            running.stop().unwrap();
+        }
+        done.send(()).unwrap();
+    });
+    // A stop asked for before the follower's thread began must not be
+    // lost (it was: the thread cleared it as it started, and ran on).
+    assert!(
+        finished.recv_timeout(Duration::from_mins(2)).is_ok(),
+        "a spawned follower did not stop"
+    );
+}

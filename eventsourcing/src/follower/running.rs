@@ -81,8 +81,16 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// poll interval), and so on. A stop request ends it after the batch
     /// in progress has committed.
     pub fn run_forever(&mut self) -> Result<()> {
+        self.shared
+            .resume(self.upstreams.iter().map(|u| u.read).collect());
+        self.serve()
+    }
+
+    /// [`run_forever`](Follower::run_forever) once resumed: a stop asked
+    /// for since then is kept (a follower spawned and stopped at once
+    /// stops before it starts).
+    fn serve(&mut self) -> Result<()> {
         let shared = Arc::clone(&self.shared);
-        shared.resume(self.upstreams.iter().map(|u| u.read).collect());
         let _hooks: Vec<CommitHook> = self
             .upstreams
             .iter()
@@ -140,7 +148,7 @@ impl<P: Send + 'static, T: Target<P>> Follower<P, T> {
         let thread = thread::Builder::new()
             .name(format!("follower {}", self.name))
             .spawn(move || {
-                let result = self.run_forever();
+                let result = self.serve();
                 (self, result)
             });
         Running {

@@ -99,6 +99,14 @@ impl Single {
         }
         DRAINING.with(|d| d.set(true));
         let _reset = Reset;
+        #[cfg(feature = "sqlite")]
+        crate::recorder::reading_on_writer(|| self.drain_here());
+        #[cfg(not(feature = "sqlite"))]
+        self.drain_here();
+    }
+
+    /// [`Single::drain`] on this thread, which is not draining already.
+    fn drain_here(&self) {
         let mut workers = self.workers.lock().unwrap_or_else(PoisonError::into_inner);
         let mut failed = self.failed.lock().unwrap_or_else(PoisonError::into_inner);
         if failed.is_some() {

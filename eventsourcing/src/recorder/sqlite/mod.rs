@@ -8,13 +8,12 @@
 //! statements with a batch).
 
 use std::ops::ControlFlow;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use uuid::Uuid;
 
 use self::options::validate_prefix;
-use self::readers::ReaderPool;
 use self::rows::{KnownId, read_event, read_notification};
 use self::statements::{BEGIN_IMMEDIATE, COMMIT, Statements};
 use super::{
@@ -31,6 +30,7 @@ mod options;
 mod readers;
 mod rows;
 mod setup;
+mod shared;
 mod statements;
 #[cfg(test)]
 mod tests;
@@ -38,9 +38,11 @@ mod tracking;
 mod transact;
 
 pub use self::options::{SqliteOptions, SqlitePath};
+pub(crate) use self::shared::reading_on_writer;
 
-/// Room for every fixed statement plus a few topic-filter variants.
-const STATEMENT_CACHE_CAPACITY: usize = 32;
+/// Room for every fixed statement of a few applications sharing one
+/// connection (each with its table prefix), plus topic-filter variants.
+const STATEMENT_CACHE_CAPACITY: usize = 128;
 
 /// A recorder backed by an embedded SQLite database.
 ///
@@ -74,9 +76,17 @@ const STATEMENT_CACHE_CAPACITY: usize = 32;
 ///   36 lowercase hyphenated characters, like `stored_events`).
 #[derive(Debug)]
 pub struct SqliteRecorder {
-    writer: Mutex<Connection>,
-    readers: Option<ReaderPool>,
+    connections: Store,
     sql: Statements,
+}
+
+/// Where a recorder's connections are: its own database in memory, or a
+/// file's connections, shared by every recorder of the file in this
+/// process (`shared.rs`).
+#[derive(Debug)]
+enum Store {
+    Memory(Mutex<Connection>),
+    File(Arc<shared::Connections>),
 }
 
 /// A batch whose values were checked against the columns, before anything
@@ -128,36 +138,36 @@ impl SqliteRecorder {
     pub fn open(options: SqliteOptions) -> Result<Self> {
         validate_prefix(&options.table_prefix)?;
         let sql = Statements::new(&options.table_prefix);
-        let (writer, readers) = match options.path {
-            SqlitePath::Memory => (Connection::open_in_memory().map_err(db)?, None),
-            SqlitePath::File(path) => {
-                let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
-                    | OpenFlags::SQLITE_OPEN_CREATE
-                    | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-                let conn = Connection::open_with_flags(&path, flags).map_err(db)?;
-                conn.busy_timeout(options.busy_timeout).map_err(db)?;
-                setup::switch_to_wal(&conn, &path, options.busy_timeout)?;
-                conn.pragma_update(None, "synchronous", options.synchronous.pragma_value())
-                    .map_err(db)?;
-                let readers = ReaderPool::new(path, options.busy_timeout);
-                (conn, Some(readers))
+        let connections = match options.path {
+            SqlitePath::Memory => {
+                let conn = Connection::open_in_memory().map_err(db)?;
+                conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
+                setup::stable_plans(&conn)?;
+                Store::Memory(Mutex::new(conn))
             }
+            SqlitePath::File(path) => Store::File(shared::open(
+                &path,
+                options.synchronous,
+                options.busy_timeout,
+            )?),
         };
-        writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
-        setup::stable_plans(&writer)?;
-        setup::create_tables(&writer, &sql)?;
-        Ok(Self {
-            writer: Mutex::new(writer),
-            readers,
-            sql,
-        })
+        let recorder = Self { connections, sql };
+        setup::create_tables(&*recorder.writer()?, &recorder.sql)?;
+        Ok(recorder)
+    }
+
+    fn writer_lock(&self) -> &Mutex<Connection> {
+        match &self.connections {
+            Store::Memory(conn) => conn,
+            Store::File(shared) => &shared.writer,
+        }
     }
 
     /// The writer connection, with no transaction left open.
-    fn writer(&self) -> Result<MutexGuard<'_, Connection>> {
+    fn writer(&self) -> Result<shared::WriterGuard<'_>> {
         // A panic while the lock was held (only possible in a caller's
         // callback, outside any transaction) leaves the connection usable.
-        let conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let conn = shared::lock_writer(self.writer_lock())?;
         if !conn.is_autocommit() {
             conn.execute_batch("ROLLBACK").map_err(db)?;
         }
@@ -264,9 +274,20 @@ impl SqliteRecorder {
     /// Runs `read` on a reader connection (the writer for a database in
     /// memory).
     fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        match &self.readers {
-            None => read(&*self.writer()?),
-            Some(pool) => {
+        match &self.connections {
+            Store::Memory(_) => read(&*self.writer()?),
+            Store::File(shared) => {
+                // The writer's cache is warm with what it wrote; a reader's
+                // starts afresh after every commit. On a thread that asked
+                // for it (the single-thread runner), reads go to the writer
+                // when it is free.
+                if shared::writer_reads()
+                    && let Ok(conn) = shared.writer.try_lock()
+                    && conn.is_autocommit()
+                {
+                    return read(&conn);
+                }
+                let pool = &shared.readers;
                 let conn = pool.checkout()?;
                 let result = read(&conn);
                 pool.give_back(conn);
@@ -327,7 +348,7 @@ impl SqliteRecorder {
 
     /// Whether the database is a file (other processes can open it).
     pub(crate) fn is_file(&self) -> bool {
-        self.readers.is_some()
+        matches!(self.connections, Store::File(_))
     }
 }
 

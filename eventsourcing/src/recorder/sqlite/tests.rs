@@ -5,7 +5,9 @@
 use rusqlite::Transaction;
 use uuid::Uuid;
 
-use super::SqliteRecorder;
+use std::sync::Arc;
+
+use super::{SqliteRecorder, Store};
 use crate::crash;
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
@@ -397,4 +399,47 @@ fn concurrent_opens_of_a_new_file_succeed() {
             open.join().unwrap().unwrap();
         }
     }
+}
+
+#[test]
+fn recorders_of_one_file_share_connections_and_a_nested_write_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("shared.db");
+    let open = |prefix: &str| {
+        SqliteRecorder::open(crate::recorder::SqliteOptions::file(&path).table_prefix(prefix))
+            .unwrap()
+    };
+    let (a, b) = (open("a_"), open("b_"));
+    let (Store::File(first), Store::File(second)) = (&a.connections, &b.connections) else {
+        panic!("file recorders");
+    };
+    assert!(
+        Arc::ptr_eq(first, second),
+        "one set of connections per file"
+    );
+    // Other settings, other connections.
+    let full = SqliteRecorder::open(
+        crate::recorder::SqliteOptions::file(&path)
+            .table_prefix("c_")
+            .synchronous(crate::recorder::Synchronous::Full),
+    )
+    .unwrap();
+    let Store::File(third) = &full.connections else {
+        panic!("a file recorder");
+    };
+    assert!(!Arc::ptr_eq(first, third));
+
+    // Writing to `b` from inside a write of `a` would wait for itself:
+    // it is refused, and `a`'s work rolls back.
+    let result: Result<((), Vec<u64>)> = a.transact(&Batch::default(), |_| {
+        b.insert_events(&[StoredEvent {
+            originator_id: Uuid::new_v4(),
+            originator_version: 1,
+            topic: "T".into(),
+            state: vec![0],
+        }])
+        .map(drop)
+    });
+    assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
+    assert_eq!(b.max_notification_id().unwrap(), 0);
 }
