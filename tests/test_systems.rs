@@ -578,3 +578,40 @@ fn a_follower_stopped_right_after_it_is_spawned_stops() {
         "a spawned follower did not stop"
     );
 }
+
+#[test]
+fn a_machine_node_dropped_without_stop_gives_its_units_up() {
+    let url = pg::url();
+    if let Decision::Skip(reason) = pg::decide(&url, pg::required()) {
+        eprintln!("skipped: {reason}");
+        return;
+    }
+    let scratch = pg::Scratch::new().expect("scratch schema");
+    let uri = scratch.db_uri();
+    let system = orders::system(2).unwrap();
+    // A lease far longer than the test: only giving it up frees a unit.
+    let long = |name: &str| node(name).lease(Duration::from_mins(10));
+    let first = system
+        .start_with(Runner::Machines(long("first")), factory(uri.clone()))
+        .unwrap();
+    let deadline = std::time::Instant::now() + SETTLE;
+    while first.held().len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first node took its units"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(first);
+    let second = system
+        .start_with(Runner::Machines(long("second")), factory(uri))
+        .unwrap();
+    while second.held().len() < 5 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the units were given up"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    second.stop().unwrap();
+}

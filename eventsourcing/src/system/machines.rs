@@ -150,6 +150,12 @@ impl Node {
 
     /// Stops every follower of this node and gives its leases up.
     pub(crate) fn stop(mut self) {
+        self.shut_down();
+    }
+
+    /// Stops the loop and every follower of this node, and gives its
+    /// leases up; once (a second call finds nothing to do).
+    fn shut_down(&mut self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -175,8 +181,12 @@ impl Node {
 }
 
 impl Drop for Node {
+    /// A node dropped without `stop` stops all the same: its followers
+    /// would otherwise run on, unsupervised, until the process ends.
     fn drop(&mut self) {
-        self.shared.stopping.store(true, Ordering::SeqCst);
+        if self.thread.is_some() {
+            self.shut_down();
+        }
     }
 }
 
