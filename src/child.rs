@@ -69,3 +69,14 @@ pub fn outcome(stdout: &str) -> String {
         .unwrap_or_else(|| panic!("no outcome in {stdout}"))
         .to_owned()
 }
+
+/// Sends `signal` (`-KILL`, `-STOP`, `-CONT`, ...) to process `pid` with
+/// `kill(1)`; whether it was delivered.
+#[must_use]
+pub fn signal(pid: u32, signal: &str) -> bool {
+    Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}

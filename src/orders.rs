@@ -6,11 +6,13 @@
 //! that every order was reserved and paid exactly once.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use eventsourcing::Metadata;
 use eventsourcing::follower::{Envelope, Processing};
 use eventsourcing::prelude::*;
-use eventsourcing::system::{App, System, SystemRunning};
+use eventsourcing::system::{App, System, SystemRunning, table_prefix};
 
 /// The id of order number `number`: the same in every run, so that runs
 /// can be compared aggregate by aggregate.
@@ -164,6 +166,48 @@ pub fn system(partitions: u32) -> eventsourcing::Result<System> {
             .partitions::<Payments>(partitions);
     }
     builder.build()
+}
+
+/// Makes the system's applications on the database at `uri`, each with
+/// the table prefix `table_prefix` gives (as `System::start` would from
+/// `DB_URI`), every event they record stamped with `metadata` (none when
+/// it is empty): what processes and nodes that must agree pass to
+/// `start_with`.
+pub fn factory(
+    uri: String,
+    metadata: Metadata,
+) -> impl Fn(&str) -> eventsourcing::Result<Application> + Send + Sync + 'static {
+    move |name| {
+        Application::builder()
+            .db_uri(uri.clone())
+            .name(name)
+            .table_prefix(table_prefix(name))
+            .metadata(metadata.clone())
+            .build()
+    }
+}
+
+/// Places two orders every `pause`, numbered from `first`, until `stop`
+/// is set; returns their ids.
+///
+/// # Panics
+///
+/// When a save fails (a test helper).
+#[must_use]
+pub fn keep_placing(
+    running: &SystemRunning,
+    stop: &AtomicBool,
+    first: u64,
+    pause: Duration,
+) -> Vec<Uuid> {
+    let mut ids = Vec::new();
+    let mut number = first;
+    while !stop.load(Ordering::SeqCst) {
+        ids.extend(place(running, number..number + 2).expect("orders are placed"));
+        number += 2;
+        std::thread::sleep(pause);
+    }
+    ids
 }
 
 /// Places the orders with these numbers, one save each; returns their

@@ -14,28 +14,22 @@
 //! Both need PostgreSQL (skipped without it, unless it is required).
 
 use std::io::Read;
-use std::process::Stdio;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use eventsourcing::prelude::*;
-use eventsourcing::system::{MachineOptions, Runner, SystemRunning, table_prefix};
+use eventsourcing::system::{MachineOptions, Runner, SystemRunning};
 use eventsourcing::{Metadata, Result};
+use support::child::signal;
 use support::netns::Node;
 use support::orders;
 use support::pg::{self, Decision};
 
 /// The applications of node `node` on `uri`, every event they record
 /// marked with the node's name.
-fn factory(uri: String, node: String) -> impl Fn(&str) -> Result<Application> + Send + Sync {
-    move |name| {
-        Application::builder()
-            .db_uri(uri.clone())
-            .name(name)
-            .table_prefix(table_prefix(name))
-            .metadata(Metadata::new().with("node", node.clone()))
-            .build()
-    }
+fn factory(uri: String, node: &str) -> impl Fn(&str) -> Result<Application> + Send + Sync + use<> {
+    orders::factory(uri, Metadata::new().with("node", node))
 }
 
 fn options(name: &str) -> MachineOptions {
@@ -58,7 +52,7 @@ fn child_node() {
     };
     let running = orders::system(2)
         .unwrap()
-        .start_with(Runner::Machines(options(&name)), factory(uri, name.clone()))
+        .start_with(Runner::Machines(options(&name)), factory(uri, &name))
         .unwrap();
     let closed = std::sync::Arc::new(AtomicBool::new(false));
     let stdin_closed = std::sync::Arc::clone(&closed);
@@ -111,6 +105,83 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// The URI the nodes use: a transaction a cut-off or paused node left open
+/// is ended by the server, so that the node taking over is not held up by
+/// its row locks.
+fn node_uri(scratch: &pg::Scratch) -> String {
+    format!(
+        "{}%20-cidle_in_transaction_session_timeout%3D1000",
+        scratch.db_uri()
+    )
+}
+
+/// Starts `child_node` named `name` with `command` (this test binary, or
+/// it inside a namespace) reaching PostgreSQL at `uri`.
+fn start_node(mut command: Command, name: &str, uri: &str) -> Child {
+    command
+        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
+        .env("ES_FENCED_URI", uri)
+        .env("ES_FENCED_NAME", name)
+        .env_remove("DB_URI")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The scenario both tests share: the node `name` (started as `child`)
+/// and a main node share the units while orders keep coming; once the
+/// node has recorded something, `interrupt` takes it away until the main
+/// node holds every unit; then `resume` gives it back for several leases.
+/// Returns the events the node had recorded before `resume` and after,
+/// and how many orders the oracle checked (every one reserved and paid
+/// exactly once).
+fn fence(
+    name: &str,
+    uri: &str,
+    mut child: Child,
+    interrupt: impl FnOnce(&Child),
+    resume: impl FnOnce(&Child),
+) -> (usize, usize, usize) {
+    let system = orders::system(2).unwrap();
+    let mut running = system
+        .start_with(
+            Runner::Machines(options("main")),
+            factory(uri.to_owned(), "main"),
+        )
+        .unwrap();
+    let mut ids = orders::place(&running, 0..20).unwrap();
+    let stop = AtomicBool::new(false);
+    let (before, after) = std::thread::scope(|scope| {
+        let placing =
+            scope.spawn(|| orders::keep_placing(&running, &stop, 1000, Duration::from_millis(5)));
+        wait_until("the node to work", Duration::from_mins(1), || {
+            recorded_by(&running, name) > 0
+        });
+        interrupt(&child);
+        wait_until("the main node to take over", Duration::from_mins(1), || {
+            running.held().len() == 5
+        });
+        let before = recorded_by(&running, name);
+        resume(&child);
+        std::thread::sleep(Duration::from_secs(3));
+        let after = recorded_by(&running, name);
+        stop.store(true, Ordering::SeqCst);
+        ids.extend(placing.join().unwrap());
+        (before, after)
+    });
+    drop(child.stdin.take());
+    let _ = child.wait();
+    assert!(
+        running
+            .wait_until_quiescent(Duration::from_mins(2))
+            .unwrap()
+    );
+    let report = orders::check(&running, &ids).unwrap();
+    running.stop().unwrap();
+    (before, after, report.orders)
+}
+
 #[test]
 fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
     let url = pg::url();
@@ -126,86 +197,27 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
         }
     };
     let scratch = pg::Scratch::new().expect("scratch schema");
-    // A transaction the cut node left open is ended by the server, so that
-    // the node taking over is not held up by its row locks.
-    let uri = format!(
-        "{}%20-cidle_in_transaction_session_timeout%3D1000",
-        scratch.db_uri()
+    let uri = node_uri(&scratch);
+    let child = start_node(
+        node.command(std::env::current_exe().unwrap()),
+        "cut",
+        &node.postgres_url(&uri),
     );
-    let mut child = node
-        .command(std::env::current_exe().unwrap())
-        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
-        .env("ES_FENCED_URI", node.postgres_url(&uri))
-        .env("ES_FENCED_NAME", "cut")
-        .env_remove("DB_URI")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    // The two nodes share the units out.
-    let system = orders::system(2).unwrap();
-    let mut running = system
-        .start_with(
-            Runner::Machines(options("main")),
-            factory(uri.clone(), "main".to_owned()),
-        )
-        .unwrap();
-    let mut ids = orders::place(&running, 0..20).unwrap();
-    let stop = AtomicBool::new(false);
-    let (before, after) = std::thread::scope(|scope| {
-        let placing = scope.spawn(|| {
-            let mut placed = Vec::new();
-            let mut number = 1000;
-            while !stop.load(Ordering::SeqCst) {
-                placed.extend(orders::place(&running, number..number + 2).unwrap());
-                number += 2;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            placed
-        });
-        wait_until("the cut node to work", Duration::from_mins(1), || {
-            recorded_by(&running, "cut") > 0
-        });
-        node.cut().unwrap();
-        // Its leases expire; the main node takes every unit over.
-        wait_until("the main node to take over", Duration::from_mins(1), || {
-            running.held().len() == 5
-        });
-        let before = recorded_by(&running, "cut");
-        node.restore().unwrap();
-        // Restored, while orders keep coming, for several leases.
-        std::thread::sleep(Duration::from_secs(4));
-        let after = recorded_by(&running, "cut");
-        stop.store(true, Ordering::SeqCst);
-        ids.extend(placing.join().unwrap());
-        (before, after)
-    });
-    drop(child.stdin.take());
-    let _ = child.wait();
-    assert!(
-        running
-            .wait_until_quiescent(Duration::from_mins(2))
-            .unwrap()
+    let (before, after, orders) = fence(
+        "cut",
+        &uri,
+        child,
+        |_| node.cut().unwrap(),
+        |_| node.restore().unwrap(),
     );
-    let report = orders::check(&running, &ids).unwrap();
     println!(
         "netns: node cut off until its leases expired; it had recorded {before} events, and \
-         {after} after it was restored; {} orders each reserved and paid exactly once",
-        report.orders
+         {after} after it was restored; {orders} orders each reserved and paid exactly once"
     );
     assert_eq!(
         after, before,
         "the cut node committed after losing its leases"
     );
-    running.stop().unwrap();
-}
-
-fn signal(pid: u32, signal: &str) {
-    let status = std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success(), "kill {signal} {pid}");
 }
 
 #[test]
@@ -216,70 +228,25 @@ fn a_node_paused_until_its_leases_expire_commits_nothing_after() {
         return;
     }
     let scratch = pg::Scratch::new().expect("scratch schema");
-    let uri = format!(
-        "{}%20-cidle_in_transaction_session_timeout%3D1000",
-        scratch.db_uri()
+    let uri = node_uri(&scratch);
+    let child = start_node(
+        Command::new(std::env::current_exe().unwrap()),
+        "paused",
+        &uri,
     );
-    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "child_node", "--nocapture", "--test-threads=1"])
-        .env("ES_FENCED_URI", &uri)
-        .env("ES_FENCED_NAME", "paused")
-        .env_remove("DB_URI")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let system = orders::system(2).unwrap();
-    let mut running = system
-        .start_with(
-            Runner::Machines(options("main")),
-            factory(uri.clone(), "main".to_owned()),
-        )
-        .unwrap();
-    let mut ids = orders::place(&running, 0..20).unwrap();
-    let stop = AtomicBool::new(false);
-    let (before, after) = std::thread::scope(|scope| {
-        let placing = scope.spawn(|| {
-            let mut placed = Vec::new();
-            let mut number = 1000;
-            while !stop.load(Ordering::SeqCst) {
-                placed.extend(orders::place(&running, number..number + 2).unwrap());
-                number += 2;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            placed
-        });
-        wait_until("the paused node to work", Duration::from_mins(1), || {
-            recorded_by(&running, "paused") > 10
-        });
-        signal(child.id(), "-STOP");
-        wait_until("the main node to take over", Duration::from_mins(1), || {
-            running.held().len() == 5
-        });
-        let before = recorded_by(&running, "paused");
-        signal(child.id(), "-CONT");
-        std::thread::sleep(Duration::from_secs(3));
-        let after = recorded_by(&running, "paused");
-        stop.store(true, Ordering::SeqCst);
-        ids.extend(placing.join().unwrap());
-        (before, after)
-    });
-    drop(child.stdin.take());
-    let _ = child.wait();
-    assert!(
-        running
-            .wait_until_quiescent(Duration::from_mins(2))
-            .unwrap()
+    let (before, after, orders) = fence(
+        "paused",
+        &uri,
+        child,
+        |child| assert!(signal(child.id(), "-STOP")),
+        |child| assert!(signal(child.id(), "-CONT")),
     );
-    let report = orders::check(&running, &ids).unwrap();
     println!(
         "paused: node stopped until its leases expired; it had recorded {before} events, and \
-         {after} after it was continued; {} orders each reserved and paid exactly once",
-        report.orders
+         {after} after it was continued; {orders} orders each reserved and paid exactly once"
     );
     assert_eq!(
         after, before,
         "the paused node committed after losing its leases"
     );
-    running.stop().unwrap();
 }

@@ -14,7 +14,6 @@ use std::time::Duration;
 use eventsourcing::prelude::*;
 use eventsourcing::system::{
     MachineOptions, ProcessOptions, ROLE_VARIABLE, Runner, System, SystemError, SystemRunning,
-    table_prefix,
 };
 use support::orders::{self, Orders, Payments, Reservations};
 use support::pg::{self, Decision};
@@ -212,13 +211,7 @@ fn process_runner_with(uri: &str, partitions: u32, options: ProcessOptions) -> R
 }
 
 fn factory(uri: String) -> impl Fn(&str) -> eventsourcing::Result<Application> + Send + Sync {
-    move |name| {
-        Application::builder()
-            .db_uri(uri.clone())
-            .name(name)
-            .table_prefix(table_prefix(name))
-            .build()
-    }
+    orders::factory(uri, eventsourcing::Metadata::new())
 }
 
 #[test]
@@ -278,24 +271,13 @@ fn node(name: &str) -> MachineOptions {
         .poll_interval(Duration::from_millis(20))
 }
 
-/// Places orders on its own thread until told to stop; returns the ids.
+/// Places orders until told to stop; returns the ids.
 fn keep_placing(running: &SystemRunning, stop: &AtomicBool, first: u64) -> Vec<Uuid> {
-    let mut ids = Vec::new();
-    let mut number = first;
-    while !stop.load(Ordering::SeqCst) {
-        ids.extend(orders::place(running, number..number + 2).unwrap());
-        number += 2;
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    ids
+    orders::keep_placing(running, stop, first, Duration::from_millis(5))
 }
 
 fn kill(pid: u32) -> bool {
-    Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    support::child::signal(pid, "-KILL")
 }
 
 /// A cheap random number (no dependency for it).

@@ -13,7 +13,7 @@
 use std::time::{Duration, Instant};
 
 use eventsourcing::prelude::*;
-use eventsourcing::system::{MachineOptions, ProcessOptions, Runner, System, table_prefix};
+use eventsourcing::system::{MachineOptions, ProcessOptions, Runner, System};
 use support::orders;
 
 use super::Result;
@@ -25,13 +25,7 @@ pub(super) const CHILD: &str = "--systems-child";
 
 /// Where the applications live: the same for parent and children.
 fn factory(uri: String) -> impl Fn(&str) -> eventsourcing::Result<Application> + Send + Sync {
-    move |name| {
-        Application::builder()
-            .db_uri(uri.clone())
-            .name(name)
-            .table_prefix(table_prefix(name))
-            .build()
-    }
+    orders::factory(uri, eventsourcing::Metadata::new())
 }
 
 /// A child of the process runner: follows until its parent stops it.
