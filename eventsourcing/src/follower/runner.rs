@@ -192,9 +192,13 @@ impl<P, T: Target<P>> Follower<P, T> {
         &self.policy
     }
 
-    /// Where the follower stands in the log of `upstream`: the last
-    /// notification whose effects are recorded; `None` for an upstream it
-    /// does not follow.
+    /// Where the follower stands in the log of `upstream`: every
+    /// notification up to this one has its effects recorded, or is of no
+    /// interest to the follower (with [`lazy_moves`], the recorded position
+    /// may be behind it by such notifications only); `None` for an
+    /// upstream it does not follow.
+    ///
+    /// [`lazy_moves`]: super::FollowerBuilder::lazy_moves
     #[must_use]
     pub fn position(&self, upstream: &str) -> Option<u64> {
         self.upstreams

@@ -98,12 +98,7 @@ pub(crate) fn role() -> Option<String> {
 
 /// Runs a child: follows until standard input closes, then exits (with 1
 /// when a follower failed, so that the parent starts it again).
-pub(crate) fn run_child(
-    system: &System,
-    factory: &AppFactory,
-    _options: &ProcessOptions,
-    role: &str,
-) -> ! {
+pub(crate) fn run_child(system: &System, factory: &AppFactory, role: &str) -> ! {
     let code = match child(system, factory, role) {
         Ok(()) => 0,
         Err(error) => {

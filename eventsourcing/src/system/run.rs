@@ -89,10 +89,10 @@ impl System {
         factory: impl Fn(&str) -> Result<Application> + Send + Sync + 'static,
     ) -> Result<SystemRunning> {
         let factory: AppFactory = Arc::new(factory);
-        if let Runner::Processes(options) = &runner
+        if let Runner::Processes(_) = &runner
             && let Some(role) = processes::role()
         {
-            processes::run_child(self, &factory, options, &role)
+            processes::run_child(self, &factory, &role)
         }
         let apps = self
             .inner
