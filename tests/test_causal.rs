@@ -117,8 +117,10 @@ fn id_in(p: u32) -> Uuid {
     }
 }
 
-/// Runs the scenario; whether `Mirror` had echoed `a` when it echoed `b`.
-fn b_found_a() -> bool {
+/// Runs the scenario with applications in memory, or on a SQLite file
+/// (where the single runner drains in one transaction); whether `Mirror`
+/// had echoed `a` when it echoed `b`.
+fn b_found_a(file: Option<&support::sqlite::FileDb>) -> bool {
     let system = System::builder()
         .app(Feed)
         .app(Relay)
@@ -128,9 +130,17 @@ fn b_found_a() -> bool {
         .partitions::<Mirror>(2)
         .build()
         .unwrap();
+    let uri = file.map(support::sqlite::FileDb::uri);
     let running = system
-        .start_with(Runner::SingleThread, |name| {
-            Application::builder().name(name).build()
+        .start_with(Runner::SingleThread, move |name| {
+            let builder = Application::builder().name(name);
+            match &uri {
+                Some(uri) => builder
+                    .db_uri(uri.clone())
+                    .table_prefix(format!("{}_", name.to_lowercase()))
+                    .build(),
+                None => builder.build(),
+            }
         })
         .unwrap();
     // `a` is echoed by Mirror's partition 1, `b` by its partition 0, which
@@ -163,12 +173,19 @@ fn b_found_a() -> bool {
 
 #[test]
 fn a_partitioned_follower_waits_for_what_an_event_depends_on() {
-    assert!(b_found_a(), "with the check, b waits for a");
+    let files = [
+        support::sqlite::FileDb::new(),
+        support::sqlite::FileDb::new(),
+    ];
+    assert!(b_found_a(None), "with the check, b waits for a");
+    assert!(b_found_a(Some(&files[0])), "on a SQLite file too");
     eventsourcing::__private::set_dependency_check(false);
-    let without = b_found_a();
+    let without = b_found_a(None);
+    let without_on_file = b_found_a(Some(&files[1]));
     eventsourcing::__private::set_dependency_check(true);
     assert!(
         !without,
         "without the check, b is echoed before a: the scenario shows the fault"
     );
+    assert!(!without_on_file, "on a SQLite file too");
 }

@@ -229,6 +229,25 @@ fn one_command_log_ends_in_one_state_on_every_runner() {
     let threads3 = run_the_log(partitioned.start_with(Runner::Threads, in_memory).unwrap());
     assert_eq!(threads3, single, "threads, three partitions");
 
+    // On a SQLite file, the single runner drains in one transaction.
+    let file = FileDb::new();
+    let single_file = run_the_log(
+        system
+            .start_with(Runner::SingleThread, factory(file.uri()))
+            .unwrap(),
+    );
+    assert_eq!(single_file, single, "single thread on a SQLite file");
+    let file = FileDb::new();
+    let single_file3 = run_the_log(
+        partitioned
+            .start_with(Runner::SingleThread, factory(file.uri()))
+            .unwrap(),
+    );
+    assert_eq!(
+        single_file3, single,
+        "single thread on a SQLite file, three partitions"
+    );
+
     let db = FileDb::new();
     let processes = run_the_log(
         partitioned

@@ -273,6 +273,18 @@ impl<P, T: Target<P>> Follower<P, T> {
         if !self.record_page(index, first, &mut step)? {
             return Ok(step);
         }
+        // Inside a transaction this thread holds open (the single-thread
+        // runner's drain), only this thread sees what it holds: every page
+        // is read here.
+        #[cfg(feature = "sqlite")]
+        if crate::recorder::in_scope() {
+            loop {
+                let page = source.read(self.upstreams[index].read)?;
+                if !self.record_page(index, page, &mut step)? {
+                    return Ok(step);
+                }
+            }
+        }
 
         std::thread::scope(|scope| {
             let reader = ReadAhead::start(scope, source);

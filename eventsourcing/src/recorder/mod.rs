@@ -83,9 +83,9 @@ pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{Listener, PostgresOptions, PostgresRecorder, Sequencing};
 #[cfg(feature = "sqlite")]
-pub(crate) use self::sqlite::reading_on_writer;
-#[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
+#[cfg(feature = "sqlite")]
+pub(crate) use self::sqlite::{in_one_transaction, in_scope, on_failure, reading_on_writer};
 #[cfg(feature = "sqlite")]
 pub(crate) use self::tracking::{SignedUpdate, corrupt_tracking};
 pub(crate) use self::tracking::{

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub use self::commits::CommitHook;
+pub(crate) use self::commits::deferring;
 use self::commits::{Commits, Hook};
 pub(crate) use self::load::Until;
 use crate::domain::{Chain, RecordedEvent, Snapshot};
@@ -187,7 +188,26 @@ impl EventStore {
     /// Writes a batch of encoded events (with its tracking update and
     /// parked changes, if any) in one transaction, then tells the commit
     /// hooks. Returns the events' notification ids.
+    ///
+    /// When a single-thread runner follows the store (an immediate hook),
+    /// the write, and everything the runner's followers record because of
+    /// it, is one transaction on a SQLite file
+    /// (`recorder::in_one_transaction`): this returns once it committed.
     pub(crate) fn write(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
+        #[cfg(feature = "sqlite")]
+        if self.commits.has_immediate() && !crate::recorder::in_scope() {
+            return deferring(|| {
+                let (ids, committed) =
+                    crate::recorder::in_one_transaction(|| self.write_now(batch));
+                let ids = ids?;
+                committed.map(|()| ids)
+            });
+        }
+        self.write_now(batch)
+    }
+
+    /// [`EventStore::write`], in the scope the caller is in, if any.
+    fn write_now(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
         let ids = self.recorder.insert(batch)?;
         crate::crash::point("after_commit");
         self.commits.notify(&ids);
@@ -197,7 +217,13 @@ impl EventStore {
     /// Adds a hook called after each commit of new events through this
     /// store or its clones.
     pub(crate) fn on_commit(&self, hook: Arc<Hook>) -> CommitHook {
-        self.commits.subscribe(hook)
+        self.commits.subscribe(hook, false)
+    }
+
+    /// [`EventStore::on_commit`], for a hook that runs the work of a
+    /// [`deferring`] scope: told at once inside one.
+    pub(crate) fn on_commit_immediate(&self, hook: Arc<Hook>) -> CommitHook {
+        self.commits.subscribe(hook, true)
     }
 
     /// Encodes and records a snapshot; `false` when one was already

@@ -20,6 +20,13 @@ pub enum Runner {
     /// On the thread that saves: a save returns after every follower
     /// downstream has handled what it recorded, and what that recorded,
     /// and so on. Deterministic; the runner for tests.
+    ///
+    /// On a SQLite file, the save and all it causes downstream are one
+    /// transaction, each follower's batch a savepoint in it (a failing
+    /// follower undoes only its batch; the save stands, and the error is
+    /// kept for [`SystemRunning::check`]). Commit hooks other than the
+    /// runner's are told once it committed; other threads' writes to the
+    /// file wait for it.
     SingleThread,
     /// One thread per follower and partition in this process, woken by
     /// commits.

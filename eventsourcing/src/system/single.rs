@@ -1,7 +1,8 @@
 //! The single-thread runner: every follower runs on the thread that
 //! saved, right after the commit, in the order the system defines them,
 //! again and again until none has anything left; so a save returns once
-//! everything it caused downstream is recorded.
+//! everything it caused downstream is recorded. On a SQLite file, all of
+//! it is one transaction (see [`Single::drain`]).
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,7 +34,7 @@ pub(crate) struct Single {
     workers: Mutex<Vec<Unit>>,
     /// Commits of each application so far, counted by its hook.
     commits: Vec<AtomicU64>,
-    failed: Mutex<Option<Error>>,
+    failed: Arc<Mutex<Option<Error>>>,
     hooks: Mutex<Vec<CommitHook>>,
 }
 
@@ -68,7 +69,7 @@ impl Single {
         let single = Arc::new(Single {
             workers: Mutex::new(units),
             commits: apps.iter().map(|_| AtomicU64::new(0)).collect(),
-            failed: Mutex::new(None),
+            failed: Arc::new(Mutex::new(None)),
             hooks: Mutex::new(Vec::new()),
         });
         let hooks = apps
@@ -76,12 +77,15 @@ impl Single {
             .enumerate()
             .map(|(index, app)| {
                 let weak: Weak<Single> = Arc::downgrade(&single);
-                app.on_commit(move |_| {
-                    if let Some(single) = weak.upgrade() {
-                        single.commits[index].fetch_add(1, Ordering::SeqCst);
-                        single.drain();
-                    }
-                })
+                // Told at once inside the drain's transaction, where the
+                // commits it counts are the followers' own writes.
+                app.event_store()
+                    .on_commit_immediate(Arc::new(move |_: &[u64]| {
+                        if let Some(single) = weak.upgrade() {
+                            single.commits[index].fetch_add(1, Ordering::SeqCst);
+                            single.drain();
+                        }
+                    }))
             })
             .collect();
         *single.hooks.lock().unwrap_or_else(PoisonError::into_inner) = hooks;
@@ -93,6 +97,15 @@ impl Single {
 
     /// Runs every follower until none has anything left, unless this
     /// thread is doing so already, or a follower failed before.
+    ///
+    /// On SQLite files, the save that rang the hook and the whole drain
+    /// are one transaction per file (`recorder::in_one_transaction`): each
+    /// follower's batch is a savepoint in it, its reads run inside it, and
+    /// one commit ends it; the commit hooks of other listeners are told
+    /// after that commit.
+    /// Should the commit fail, nothing of the drain stays and the runner
+    /// keeps the error, as for a follower's (the followers' positions in
+    /// memory are past what the database holds, so none runs again).
     fn drain(&self) {
         if DRAINING.with(Cell::get) {
             return;
@@ -100,7 +113,22 @@ impl Single {
         DRAINING.with(|d| d.set(true));
         let _reset = Reset;
         #[cfg(feature = "sqlite")]
-        crate::recorder::reading_on_writer(|| self.drain_here());
+        crate::store::deferring(|| {
+            // The save that rang the hook began the transaction already
+            // (`EventStore::write`), unless the runner is starting.
+            let ((), _) = crate::recorder::in_one_transaction(|| {
+                let failed = Arc::clone(&self.failed);
+                crate::recorder::on_failure(move |error| {
+                    failed
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .get_or_insert(Error::Database(
+                            format!("the followers' transaction did not commit: {error}").into(),
+                        ));
+                });
+                crate::recorder::reading_on_writer(|| self.drain_here());
+            });
+        });
         #[cfg(not(feature = "sqlite"))]
         self.drain_here();
     }

@@ -29,6 +29,9 @@ mod followers;
 mod options;
 mod readers;
 mod rows;
+mod scope;
+#[cfg(test)]
+mod scope_tests;
 mod setup;
 mod shared;
 mod statements;
@@ -38,6 +41,7 @@ mod tracking;
 mod transact;
 
 pub use self::options::{SqliteOptions, SqlitePath};
+pub(crate) use self::scope::{in_one_transaction, in_scope, on_failure};
 pub(crate) use self::shared::reading_on_writer;
 
 /// Room for every fixed statement of a few applications sharing one
@@ -110,6 +114,32 @@ impl<'a> Checked<'a> {
     }
 }
 
+/// Runs `write` in a savepoint of the transaction open on `conn`: what it
+/// wrote stays in the transaction when it succeeds, and is undone when it
+/// fails.
+fn in_savepoint<T>(conn: &Connection, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    let run = |sql: &str| {
+        conn.prepare_cached(sql)
+            .and_then(|mut statement| statement.execute([]))
+            .map(drop)
+            .map_err(db)
+    };
+    run("SAVEPOINT es_write")?;
+    match write(conn) {
+        Ok(value) => {
+            run("RELEASE es_write")?;
+            Ok(value)
+        }
+        Err(error) => {
+            // Should undoing fail, the error is the write's all the same,
+            // and the scope's end rolls everything back when its commit
+            // fails.
+            let _ = run("ROLLBACK TO es_write").and_then(|()| run("RELEASE es_write"));
+            Err(error)
+        }
+    }
+}
+
 /// Wraps a database error.
 fn db(error: rusqlite::Error) -> Error {
     Error::Database(Box::new(error))
@@ -156,29 +186,55 @@ impl SqliteRecorder {
         Ok(recorder)
     }
 
-    fn writer_lock(&self) -> &Mutex<Connection> {
-        match &self.connections {
-            Store::Memory(conn) => conn,
-            Store::File(shared) => &shared.writer,
-        }
-    }
-
-    /// The writer connection, with no transaction left open.
+    /// The writer connection, with no transaction left open: one that
+    /// this thread held open ([`in_one_transaction`]) is committed first.
     fn writer(&self) -> Result<shared::WriterGuard<'_>> {
+        let conn = match &self.connections {
+            Store::Memory(conn) => shared::lock_writer(conn)?,
+            Store::File(shared) => {
+                let (conn, held) = scope::writer(shared)?;
+                if held {
+                    scope::let_go(shared, &conn)?;
+                }
+                conn
+            }
+        };
         // A panic while the lock was held (only possible in a caller's
         // callback, outside any transaction) leaves the connection usable.
-        let conn = shared::lock_writer(self.writer_lock())?;
         if !conn.is_autocommit() {
             conn.execute_batch("ROLLBACK").map_err(db)?;
         }
         Ok(conn)
     }
 
+    /// The writer connection and whether it is in the transaction this
+    /// thread holds open: inside [`in_one_transaction`], a file's writer
+    /// begins one if it has none; otherwise no transaction is left open.
+    fn writer_joining(&self) -> Result<(shared::WriterGuard<'_>, bool)> {
+        let Store::File(shared) = &self.connections else {
+            return Ok((self.writer()?, false));
+        };
+        let (conn, held) = scope::writer(shared)?;
+        if held {
+            return Ok((conn, true));
+        }
+        if !conn.is_autocommit() {
+            conn.execute_batch("ROLLBACK").map_err(db)?;
+        }
+        let held = scope::hold(shared, &conn)?;
+        Ok((conn, held))
+    }
+
     /// Runs `write` on the writer connection in a `BEGIN IMMEDIATE`
     /// transaction, committed when `write` succeeds and rolled back, so
-    /// that nothing of it stays, when anything fails.
+    /// that nothing of it stays, when anything fails. Inside
+    /// [`in_one_transaction`], in a savepoint of the transaction held open
+    /// instead, released or rolled back the same way.
     fn write<T>(&self, write: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
-        let conn = self.writer()?;
+        let (conn, held) = self.writer_joining()?;
+        if held {
+            return in_savepoint(&conn, write);
+        }
         // `BEGIN IMMEDIATE` and `COMMIT` are prepared once and cached like
         // the insert: parsing them anew costs more than a one-row insert.
         conn.prepare_cached(BEGIN_IMMEDIATE)
@@ -276,6 +332,9 @@ impl SqliteRecorder {
     fn read<T>(&self, read: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
         match &self.connections {
             Store::Memory(_) => read(&*self.writer()?),
+            // Inside the transaction this thread holds open: it sees what
+            // the scope wrote.
+            Store::File(_) if scope::in_scope() => read(&self.writer_joining()?.0),
             Store::File(shared) => {
                 // The writer's cache is warm with what it wrote; a reader's
                 // starts afresh after every commit. On a thread that asked
@@ -426,7 +485,11 @@ impl Recorder for SqliteRecorder {
                     .and_then(|mut statement| statement.execute([]))
                     .map_err(db)
             };
-            run("BEGIN")?;
+            // Inside a transaction already (one held open), it is that one.
+            let own = conn.is_autocommit();
+            if own {
+                run("BEGIN")?;
+            }
             let result = self.max_on(conn).and_then(|head| {
                 if head <= after {
                     return Ok((head, Vec::new()));
@@ -434,7 +497,9 @@ impl Recorder for SqliteRecorder {
                 let rows = self.notifications_on(conn, after + 1, limit, topics)?;
                 Ok((head, rows))
             });
-            run("COMMIT")?;
+            if own {
+                run("COMMIT")?;
+            }
             result
         })
     }
@@ -466,7 +531,8 @@ impl Recorder for SqliteRecorder {
     }
 
     fn insert_snapshot(&self, snapshot: &StoredEvent) -> Result<bool> {
-        let conn = self.writer()?;
+        // One statement: in the transaction held open, if any.
+        let (conn, _) = self.writer_joining()?;
         let mut buffer = Uuid::encode_buffer();
         let originator_id = snapshot
             .originator_id

@@ -17,6 +17,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags};
 
 use super::readers::ReaderPool;
+use super::scope::Holder;
 use super::{STATEMENT_CACHE_CAPACITY, db, setup};
 use crate::error::{Error, Result};
 use crate::recorder::Synchronous;
@@ -26,6 +27,9 @@ use crate::recorder::Synchronous;
 pub(super) struct Connections {
     pub(super) writer: Mutex<Connection>,
     pub(super) readers: ReaderPool,
+    /// The thread holding the writer's transaction open, if any
+    /// (`scope.rs`).
+    pub(super) holder: Holder,
 }
 
 /// What a set of connections was opened with: recorders share it only
@@ -78,6 +82,7 @@ pub(super) fn open(
     let shared = Arc::new(Connections {
         writer: Mutex::new(conn),
         readers: ReaderPool::new(path.to_owned(), busy_timeout),
+        holder: Holder::default(),
     });
     let path = match canonical {
         Some(path) => path,
