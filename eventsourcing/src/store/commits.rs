@@ -7,15 +7,27 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, Weak};
 
+use crate::mapper::StoredEvent;
+
 /// What a commit hook is called with: the notification ids of the events
 /// just committed, in order.
 pub(crate) type Hook = dyn Fn(&[u64]) + Send + Sync;
 
+/// A hook that runs the work of a [`deferring`] scope: told at once inside
+/// one, with the events committed as well as their ids.
+pub(crate) type Immediate = dyn Fn(&[u64], &[StoredEvent]) + Send + Sync;
+
+/// A hook of either kind.
+#[derive(Clone)]
+enum Listener {
+    Hook(Arc<Hook>),
+    Immediate(Arc<Immediate>),
+}
+
 /// The hooks of one event store, shared by its clones.
 #[derive(Default)]
 pub(crate) struct Commits {
-    /// Each hook, and whether it is told at once inside [`deferring`].
-    hooks: RwLock<Vec<(u64, Arc<Hook>, bool)>>,
+    hooks: RwLock<Vec<(u64, Listener)>>,
     /// How many hooks there are, read without the lock so that a store
     /// without listeners pays one atomic load per commit.
     count: AtomicUsize,
@@ -26,12 +38,21 @@ pub(crate) struct Commits {
 
 impl Commits {
     /// Adds `hook`; it stays until the returned handle is dropped. Inside
-    /// [`deferring`], it is told at once when `immediate` (it runs the
-    /// scope's work), after the scope otherwise.
-    pub(crate) fn subscribe(self: &Arc<Self>, hook: Arc<Hook>, immediate: bool) -> CommitHook {
+    /// [`deferring`], it is told when the scope ends.
+    pub(crate) fn subscribe(self: &Arc<Self>, hook: Arc<Hook>) -> CommitHook {
+        self.add(Listener::Hook(hook))
+    }
+
+    /// Adds `hook`, told at once inside [`deferring`] too; it stays until
+    /// the returned handle is dropped.
+    pub(crate) fn subscribe_immediate(self: &Arc<Self>, hook: Arc<Immediate>) -> CommitHook {
+        self.add(Listener::Immediate(hook))
+    }
+
+    fn add(self: &Arc<Self>, listener: Listener) -> CommitHook {
         let key = self.next_key.fetch_add(1, Ordering::Relaxed);
         let mut hooks = self.hooks.write().unwrap_or_else(PoisonError::into_inner);
-        hooks.push((key, hook, immediate));
+        hooks.push((key, listener));
         self.count_hooks(&hooks);
         CommitHook {
             commits: Arc::downgrade(self),
@@ -39,41 +60,47 @@ impl Commits {
         }
     }
 
-    /// Calls every hook with `ids`, outside the lock (a hook may subscribe
-    /// or drop a handle itself); inside [`deferring`], only the immediate
-    /// ones now, the others when the scope ends.
-    pub(crate) fn notify(self: &Arc<Self>, ids: &[u64]) {
+    /// Calls every hook with `ids` (the immediate ones with `events` too,
+    /// whose ids they are), outside the lock (a hook may subscribe or drop
+    /// a handle itself); inside [`deferring`], only the immediate ones
+    /// now, the others when the scope ends.
+    pub(crate) fn notify(self: &Arc<Self>, ids: &[u64], events: &[StoredEvent]) {
         if ids.is_empty() || self.count.load(Ordering::Acquire) == 0 {
             return;
         }
         let deferred = DEFERRED.with(|d| d.borrow().is_some());
-        let mut later = false;
-        let hooks: Vec<Arc<Hook>> = self
-            .hooks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(_, _, immediate)| {
-                later |= deferred && !immediate;
-                !deferred || *immediate
-            })
-            .map(|(_, hook, _)| Arc::clone(hook))
-            .collect();
-        if later {
+        let listeners = self.listeners();
+        if deferred && listeners.iter().any(|l| matches!(l, Listener::Hook(_))) {
             DEFERRED.with(|d| {
                 if let Some(queue) = d.borrow_mut().as_mut() {
                     queue.push((Arc::clone(self), ids.to_vec()));
                 }
             });
         }
-        for hook in hooks {
-            hook(ids);
+        for listener in listeners {
+            match listener {
+                Listener::Immediate(hook) => hook(ids, events),
+                Listener::Hook(hook) if !deferred => hook(ids),
+                Listener::Hook(_) => {}
+            }
         }
     }
 
-    fn count_hooks(&self, hooks: &[(u64, Arc<Hook>, bool)]) {
+    fn listeners(&self) -> Vec<Listener> {
+        self.hooks
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|(_, listener)| listener.clone())
+            .collect()
+    }
+
+    fn count_hooks(&self, hooks: &[(u64, Listener)]) {
         self.count.store(hooks.len(), Ordering::Release);
-        let immediate = hooks.iter().filter(|(_, _, immediate)| *immediate).count();
+        let immediate = hooks
+            .iter()
+            .filter(|(_, l)| matches!(l, Listener::Immediate(_)))
+            .count();
         self.immediate.store(immediate, Ordering::Release);
     }
 
@@ -85,22 +112,16 @@ impl Commits {
 
     /// Calls the hooks that [`Commits::notify`] left for after a scope.
     fn notify_deferred(&self, ids: &[u64]) {
-        let hooks: Vec<Arc<Hook>> = self
-            .hooks
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .iter()
-            .filter(|(_, _, immediate)| !immediate)
-            .map(|(_, hook, _)| Arc::clone(hook))
-            .collect();
-        for hook in hooks {
-            hook(ids);
+        for listener in self.listeners() {
+            if let Listener::Hook(hook) = listener {
+                hook(ids);
+            }
         }
     }
 
     fn unsubscribe(&self, key: u64) {
         let mut hooks = self.hooks.write().unwrap_or_else(PoisonError::into_inner);
-        hooks.retain(|(k, _, _)| *k != key);
+        hooks.retain(|(k, _)| *k != key);
         self.count_hooks(&hooks);
     }
 }

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 pub use self::commits::CommitHook;
 pub(crate) use self::commits::deferring;
-use self::commits::{Commits, Hook};
+use self::commits::{Commits, Hook, Immediate};
 pub(crate) use self::load::Until;
 use crate::domain::{Chain, RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
@@ -210,20 +210,21 @@ impl EventStore {
     fn write_now(&self, batch: &Batch<'_>) -> Result<Vec<u64>> {
         let ids = self.recorder.insert(batch)?;
         crate::crash::point("after_commit");
-        self.commits.notify(&ids);
+        self.commits.notify(&ids, batch.events);
         Ok(ids)
     }
 
     /// Adds a hook called after each commit of new events through this
     /// store or its clones.
     pub(crate) fn on_commit(&self, hook: Arc<Hook>) -> CommitHook {
-        self.commits.subscribe(hook, false)
+        self.commits.subscribe(hook)
     }
 
     /// [`EventStore::on_commit`], for a hook that runs the work of a
-    /// [`deferring`] scope: told at once inside one.
-    pub(crate) fn on_commit_immediate(&self, hook: Arc<Hook>) -> CommitHook {
-        self.commits.subscribe(hook, true)
+    /// [`deferring`] scope: told at once inside one, with the events
+    /// committed.
+    pub(crate) fn on_commit_immediate(&self, hook: Arc<Immediate>) -> CommitHook {
+        self.commits.subscribe_immediate(hook)
     }
 
     /// Encodes and records a snapshot; `false` when one was already

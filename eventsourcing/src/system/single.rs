@@ -12,6 +12,7 @@ use super::definition::System;
 use super::worker::Worker;
 use crate::application::Application;
 use crate::error::{Error, Result};
+use crate::mapper::StoredEvent;
 use crate::store::CommitHook;
 
 thread_local! {
@@ -32,43 +33,54 @@ impl Drop for Reset {
 
 pub(crate) struct Single {
     workers: Mutex<Vec<Unit>>,
-    /// Commits of each application so far, counted by its hook.
-    commits: Vec<AtomicU64>,
+    /// Per unit: how many commits of its upstreams held an event it has a
+    /// handler for, counted by the hooks.
+    wanted: Vec<AtomicU64>,
+    /// Per application: the units following it, and the topics each
+    /// handles (`None`: it cannot tell, so every commit counts).
+    routes: Vec<Vec<Route>>,
     failed: Arc<Mutex<Option<Error>>>,
     hooks: Mutex<Vec<CommitHook>>,
 }
 
-/// One follower, the applications it follows, and how many commits of
-/// each it had seen when it last ran: it runs again only when one of them
-/// has committed since, or when it stopped at a dependency.
+/// A unit following an application, and the topics it handles (`None`:
+/// every commit counts).
+type Route = (usize, Option<Vec<&'static str>>);
+
+/// One follower and how many commits it wanted it had seen when it last
+/// ran: it runs again only when one of its upstreams has committed an
+/// event it handles since, or when it stopped at a dependency. (Its
+/// position does not move over what it has no handler for until it
+/// reads again: a system's followers do not commit such moves anyway.)
 struct Unit {
     worker: Box<dyn Worker>,
-    upstreams: Vec<usize>,
-    seen: Vec<u64>,
+    seen: u64,
     blocked: bool,
 }
 
 impl Single {
     pub(crate) fn start(system: &System, apps: &[Application]) -> Result<Arc<Single>> {
-        let units = system
-            .inner
-            .units()
+        let def = &system.inner;
+        let mut routes = vec![Vec::new(); apps.len()];
+        for (unit, (app, _)) in def.units().into_iter().enumerate() {
+            for upstream in def.upstreams(app) {
+                routes[upstream].push((unit, def.apps[app].handles()));
+            }
+        }
+        let units: Vec<Unit> = system
+            .workers(apps, None, None)?
             .into_iter()
-            .zip(system.workers(apps, None, None)?)
-            .map(|((app, _), worker)| {
-                let upstreams = system.inner.upstreams(app);
-                Unit {
-                    worker,
-                    seen: vec![0; upstreams.len()],
-                    upstreams,
-                    // What was recorded before the system started.
-                    blocked: true,
-                }
+            .map(|worker| Unit {
+                worker,
+                seen: 0,
+                // What was recorded before the system started.
+                blocked: true,
             })
             .collect();
         let single = Arc::new(Single {
+            wanted: units.iter().map(|_| AtomicU64::new(0)).collect(),
             workers: Mutex::new(units),
-            commits: apps.iter().map(|_| AtomicU64::new(0)).collect(),
+            routes,
             failed: Arc::new(Mutex::new(None)),
             hooks: Mutex::new(Vec::new()),
         });
@@ -79,13 +91,14 @@ impl Single {
                 let weak: Weak<Single> = Arc::downgrade(&single);
                 // Told at once inside the drain's transaction, where the
                 // commits it counts are the followers' own writes.
-                app.event_store()
-                    .on_commit_immediate(Arc::new(move |_: &[u64]| {
+                app.event_store().on_commit_immediate(Arc::new(
+                    move |_: &[u64], events: &[StoredEvent]| {
                         if let Some(single) = weak.upgrade() {
-                            single.commits[index].fetch_add(1, Ordering::SeqCst);
+                            single.committed(index, events);
                             single.drain();
                         }
-                    }))
+                    },
+                ))
             })
             .collect();
         *single.hooks.lock().unwrap_or_else(PoisonError::into_inner) = hooks;
@@ -93,6 +106,21 @@ impl Single {
         single.drain();
         single.check()?;
         Ok(single)
+    }
+
+    /// Counts a commit of `events` by application `app` for each unit that
+    /// has a handler for one of them.
+    fn committed(&self, app: usize, events: &[StoredEvent]) {
+        for (unit, topics) in &self.routes[app] {
+            let wanted = topics.as_ref().is_none_or(|topics| {
+                events
+                    .iter()
+                    .any(|event| topics.contains(&event.topic.as_str()))
+            });
+            if wanted {
+                self.wanted[*unit].fetch_add(1, Ordering::SeqCst);
+            }
+        }
     }
 
     /// Runs every follower until none has anything left, unless this
@@ -142,12 +170,8 @@ impl Single {
         }
         loop {
             let mut moved = false;
-            for unit in workers.iter_mut() {
-                let now: Vec<u64> = unit
-                    .upstreams
-                    .iter()
-                    .map(|&u| self.commits[u].load(Ordering::SeqCst))
-                    .collect();
+            for (index, unit) in workers.iter_mut().enumerate() {
+                let now = self.wanted[index].load(Ordering::SeqCst);
                 if now == unit.seen && !unit.blocked {
                     continue;
                 }
