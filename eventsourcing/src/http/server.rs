@@ -143,6 +143,11 @@ impl NotificationServer {
     /// Serves on `listener` until `shutdown` completes, then lets the
     /// requests in flight finish; for an application that runs tokio
     /// itself.
+    ///
+    /// Keep a clone of the application (or of its log) outside the runtime
+    /// until the runtime is shut down: the PostgreSQL recorder's
+    /// synchronous client must not close its connections on a tokio
+    /// thread, which the server's last reference to it would do.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -175,6 +180,7 @@ impl NotificationServer {
             .build()
             .map_err(Error::Server)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let keep = self.log.clone();
         let thread = std::thread::Builder::new()
             .name("es-http-server".to_owned())
             .spawn(move || {
@@ -193,6 +199,7 @@ impl NotificationServer {
             addr,
             stop: Some(stop),
             thread: Some(thread),
+            _log: keep,
         })
     }
 }
@@ -206,13 +213,18 @@ fn routes() -> Router<LogState> {
 }
 
 /// A server started by [`NotificationServer::start`] or
-/// [`bind`](NotificationServer::bind). Dropping it stops it too, without
-/// waiting.
+/// [`bind`](NotificationServer::bind). Dropping it stops it too, as
+/// [`stop`](Self::stop) does.
 #[derive(Debug)]
 pub struct RunningServer {
     addr: SocketAddr,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<Result<()>>>,
+    /// The log, released only once the runtime is gone: a recorder's last
+    /// reference must not be dropped on a tokio thread (the synchronous
+    /// PostgreSQL client closes its connections with a runtime of its
+    /// own).
+    _log: NotificationLog,
 }
 
 impl RunningServer {
@@ -246,6 +258,9 @@ impl RunningServer {
 impl Drop for RunningServer {
     fn drop(&mut self) {
         self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
