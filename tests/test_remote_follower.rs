@@ -8,13 +8,16 @@
 //! account's tally lists the upstream notifications handled for it.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
 use std::net::SocketAddr;
+use std::process::Stdio;
 use std::time::Duration;
 
 use eventsourcing::follower::Follower;
 use eventsourcing::http::{NotificationServer, RemoteRecorder, RunningServer};
 use eventsourcing::{Application, ApplicationBuilder, Cipher, Error, Uuid};
 use support::ledger::{Ledger, Tally, fill, tallies};
+use support::netns::Node;
 use support::pg::Scratch;
 use support::sqlite::FileDb;
 
@@ -354,4 +357,118 @@ fn a_follower_that_gave_up_resumes_from_its_own_position() {
     assert_eq!(follower.run_until_caught_up().expect("run").events, 5);
     assert_seen("resumed", &ids, &tallies(&downstream, ids.keys()));
     server.stop().expect("server stops");
+}
+
+/// Set in the child that serves from inside a namespace.
+const CHILD: &str = "EVENTSOURCING_HTTP_CHILD";
+/// The SQLite file the child serves.
+const CHILD_DB: &str = "EVENTSOURCING_HTTP_DB";
+/// The address the child binds (its namespace's own).
+const CHILD_BIND: &str = "EVENTSOURCING_HTTP_BIND";
+
+/// In the child: serves the SQLite file in `CHILD_DB`, without a key, on
+/// `CHILD_BIND`, until its standard input closes.
+#[test]
+fn child_serve() {
+    if std::env::var(CHILD).ok().as_deref() != Some("serve") {
+        return;
+    }
+    let path = std::env::var(CHILD_DB).expect("db");
+    let bind = std::env::var(CHILD_BIND).expect("bind");
+    let relay = Application::builder()
+        .db_uri(format!("sqlite:///{path}"))
+        .build()
+        .expect("keyless");
+    let server = NotificationServer::new(&relay)
+        .token("netns")
+        .bind((bind.as_str(), 0))
+        .expect("binds inside the namespace");
+    println!("\nHTTP_SERVING {}", server.local_addr());
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    server.stop().expect("stops");
+}
+
+#[test]
+fn a_follower_reaches_a_server_in_another_network_namespace() {
+    let node = match Node::create("http", 0) {
+        Ok(node) => node,
+        Err(skip) => {
+            println!("skipped: {skip}");
+            return;
+        }
+    };
+    let upstream_store = FileDb::new();
+    let upstream = upstream_store
+        .builder()
+        .name(UPSTREAM)
+        .cipher(key())
+        .build()
+        .expect("upstream");
+    let mut ids = fill(&upstream, 3, 10);
+    let mut child = node
+        .command(std::env::current_exe().expect("test binary"))
+        .args(["--exact", "child_serve", "--nocapture", "--test-threads=1"])
+        .env(CHILD, "serve")
+        .env(CHILD_DB, &upstream_store.path)
+        .env(CHILD_BIND, node.node_addr().to_string())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the server starts in the namespace");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr: SocketAddr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("HTTP_SERVING ").map(str::to_owned))
+        .expect("the child serves")
+        .parse()
+        .expect("an address");
+    assert_eq!(
+        addr.ip(),
+        node.node_addr(),
+        "bound to the namespace's address"
+    );
+
+    // This process, in the host's namespace, follows it across the link,
+    // which is cut for a while mid-read.
+    let downstream_store = Store::sqlite();
+    let downstream = downstream_store
+        .builder()
+        .cipher(key())
+        .build()
+        .expect("downstream");
+    let remote = RemoteRecorder::new(format!("http://{addr}"))
+        .expect("url")
+        .token("netns")
+        .timeout(Duration::from_secs(1))
+        .retries(60, Duration::from_millis(20), Duration::from_millis(500));
+    let running = Follower::process(Ledger, &downstream)
+        .follow_remote(UPSTREAM, remote)
+        .batch_size(1)
+        .start()
+        .expect("follower")
+        .spawn();
+    assert!(
+        running
+            .wait_for(UPSTREAM, 10, Duration::from_mins(1))
+            .expect("watch")
+    );
+    node.cut().expect("cut");
+    let more = fill(&upstream, 1, 5);
+    let head = more.values().flatten().copied().max().expect("ids");
+    ids.extend(more);
+    std::thread::sleep(Duration::from_millis(1500));
+    node.restore().expect("restore");
+    assert!(
+        running
+            .wait_for(UPSTREAM, head, Duration::from_mins(2))
+            .expect("watch")
+    );
+    let follower = running.stop().expect("the follower never failed");
+    assert_eq!(follower.position(UPSTREAM), Some(head));
+    assert_seen("netns", &ids, &tallies(&downstream, ids.keys()));
+
+    drop(child.stdin.take());
+    let status = child.wait().expect("the child ends");
+    assert!(status.success(), "the server stopped cleanly");
 }

@@ -45,18 +45,45 @@ const MAX_BODY: u64 = 256 * 1024 * 1024;
 /// application's.
 ///
 /// ```no_run
+/// use eventsourcing::follower::{Envelope, Follower, Processing};
 /// use eventsourcing::http::RemoteRecorder;
-/// use eventsourcing::Application;
-/// # use eventsourcing::prelude::*;
-/// # #[derive(Default)] struct Policy;
-/// # #[eventsourcing::policy] impl Policy {}
+/// use eventsourcing::prelude::*;
+/// # #[aggregate]
+/// # #[derive(Debug, Default)]
+/// # pub struct Order { placed: bool }
+/// # #[aggregate]
+/// # impl Order {
+/// #     #[created(Placed)]
+/// #     pub fn place(&mut self) { self.placed = true; }
+/// # }
+/// # #[aggregate]
+/// # #[derive(Debug, Default)]
+/// # pub struct Receipt { order: Uuid }
+/// # fn receipt_id(order: Uuid) -> Uuid { Uuid::new_v5(&Uuid::NAMESPACE_OID, order.as_bytes()) }
+/// # #[aggregate]
+/// # impl Receipt {
+/// #     #[created(Issued, id = receipt_id(order))]
+/// #     pub fn issue(&mut self, order: Uuid) { self.order = order; }
+/// # }
 ///
-/// let app = Application::builder().cipher_key("...").build()?;
+/// struct Receipts;
+///
+/// #[policy]
+/// impl Receipts {
+///     #[on(OrderEvent::Placed)]
+///     fn placed(&self, cx: &mut Processing, envelope: &Envelope) -> Result<()> {
+///         cx.collect(Receipt::issue(envelope.originator_id()))?;
+///         Ok(())
+///     }
+/// }
+///
+/// // The process application decrypts with its own application's key.
+/// let receipts = Application::builder().cipher_key("...").build()?;
 /// let remote = RemoteRecorder::new("http://orders.internal:8080")?.token("secret");
-/// // A process application decrypts with its own application's key.
-/// let follower = eventsourcing::follower::Follower::process(Policy, &app)
-///     .follow_remote("orders", remote)
+/// let mut follower = Follower::process(Receipts, &receipts)
+///     .follow_remote("Orders", remote)
 ///     .start()?;
+/// follower.run_until_caught_up()?;
 /// # Ok::<(), eventsourcing::Error>(())
 /// ```
 #[derive(Clone)]
