@@ -5,12 +5,18 @@
 //! stop.
 
 use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::sync::{Arc, Mutex, mpsc};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::http::{NotificationServer, RemoteRecorder, RunningServer};
-use eventsourcing::recorder::Recorder;
-use eventsourcing::{ApplicationBuilder, Cipher, Error, Mapper, Notification};
+use eventsourcing::recorder::{
+    Batch, EventQuery, MemoryRecorder, Parked, Position, Recorder, Registration, TrackingKey,
+};
+use eventsourcing::{
+    Application, ApplicationBuilder, Cipher, Error, Mapper, Notification, StoredEvent, Uuid,
+};
 use serde_json::Value;
 use support::account::Account;
 use support::ledger::fill;
@@ -173,6 +179,12 @@ fn sections_and_pages_cross_section_boundaries() {
                 .select_page(10, 100, &["Account.Deposited"])
                 .expect("page"),
             "{store_name}"
+        );
+        assert!(
+            remote
+                .select_notifications(1, 0, &[])
+                .expect("none")
+                .is_empty()
         );
         assert_eq!(
             remote.section("21,25").expect("section"),
@@ -444,4 +456,118 @@ fn stopping_lets_go_of_the_port() {
         200
     );
     again.stop().expect("stops");
+}
+
+/// A recorder whose page reads wait at a gate: a request held in flight.
+struct Gated {
+    inner: MemoryRecorder,
+    reading: Mutex<Option<mpsc::Sender<()>>>,
+    gate: Mutex<mpsc::Receiver<()>>,
+}
+
+impl Recorder for Gated {
+    fn insert(&self, batch: &Batch<'_>) -> eventsourcing::Result<Vec<u64>> {
+        self.inner.insert(batch)
+    }
+    fn select_events(
+        &self,
+        query: &EventQuery,
+        each: &mut dyn FnMut(StoredEvent) -> eventsourcing::Result<ControlFlow<()>>,
+    ) -> eventsourcing::Result<()> {
+        self.inner.select_events(query, each)
+    }
+    fn select_notifications(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> eventsourcing::Result<Vec<Notification>> {
+        self.inner.select_notifications(start, limit, topics)
+    }
+    fn max_notification_id(&self) -> eventsourcing::Result<u64> {
+        self.inner.max_notification_id()
+    }
+    fn select_page(
+        &self,
+        after: u64,
+        limit: usize,
+        topics: &[&str],
+    ) -> eventsourcing::Result<(u64, Vec<Notification>)> {
+        if let Some(reading) = self.reading.lock().expect("lock").take() {
+            let _ = reading.send(());
+            let _ = self.gate.lock().expect("lock").recv();
+        }
+        self.inner.select_page(after, limit, topics)
+    }
+    fn select_notification_of(
+        &self,
+        id: Uuid,
+        version: u64,
+    ) -> eventsourcing::Result<Option<Notification>> {
+        self.inner.select_notification_of(id, version)
+    }
+    fn insert_snapshot(&self, snapshot: &StoredEvent) -> eventsourcing::Result<bool> {
+        self.inner.insert_snapshot(snapshot)
+    }
+    fn select_snapshot(
+        &self,
+        id: Uuid,
+        to_version: Option<u64>,
+    ) -> eventsourcing::Result<Option<StoredEvent>> {
+        self.inner.select_snapshot(id, to_version)
+    }
+    fn select_tracking(&self, key: &TrackingKey) -> eventsourcing::Result<Option<Position>> {
+        self.inner.select_tracking(key)
+    }
+    fn raise_epoch(&self, key: &TrackingKey) -> eventsourcing::Result<Position> {
+        self.inner.raise_epoch(key)
+    }
+    fn register_follower(
+        &self,
+        registration: &Registration,
+    ) -> eventsourcing::Result<Registration> {
+        self.inner.register_follower(registration)
+    }
+    fn update_follower(&self, registration: &Registration) -> eventsourcing::Result<()> {
+        self.inner.update_follower(registration)
+    }
+    fn select_parked(&self, follower: &str) -> eventsourcing::Result<Vec<Parked>> {
+        self.inner.select_parked(follower)
+    }
+}
+
+#[test]
+fn stopping_lets_the_requests_in_flight_finish() {
+    let (reading, read_started) = mpsc::channel();
+    let (open_gate, gate) = mpsc::channel();
+    let recorder = Arc::new(Gated {
+        inner: MemoryRecorder::new(),
+        reading: Mutex::new(Some(reading)),
+        gate: Mutex::new(gate),
+    });
+    let app = Application::builder()
+        .recorder(recorder)
+        .build()
+        .expect("app");
+    let _ = fill(&app, 2, 2);
+    let server = serve(NotificationServer::new(&app));
+    let url = format!("{}/notifications?after=0&limit=100", server.url());
+    let request = std::thread::spawn(move || get(&url, &[]));
+    read_started.recv().expect("the request is being served");
+    // Stop while the request waits in the recorder; let it go on a moment
+    // later.
+    let stopping = std::thread::spawn(move || server.stop());
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert!(
+        !stopping.is_finished(),
+        "stop waits for the request in flight"
+    );
+    open_gate.send(()).expect("open the gate");
+    let reply = request.join().expect("request thread");
+    assert_eq!(reply.status, 200);
+    assert_eq!(item_ids(&reply.json()["items"]), [1, 2, 3, 4, 5, 6]);
+    stopping
+        .join()
+        .expect("stop thread")
+        .expect("stops cleanly");
 }

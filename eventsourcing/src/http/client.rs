@@ -217,7 +217,7 @@ impl RemoteRecorder {
     /// [`NotificationLog::section`](crate::NotificationLog::section) shapes
     /// it.
     pub fn section(&self, section_id: &str) -> Result<Section> {
-        let path = format!("/notifications/{section_id}");
+        let path = format!("/notifications/{}", escape(section_id));
         self.get::<WireSection>(&path, &[])?.into_section()
     }
 
@@ -239,6 +239,9 @@ impl RemoteRecorder {
     /// One page of at most `limit` rows (no more than a request's worth)
     /// after `after`.
     fn page(&self, after: u64, limit: usize, topics: &[&str]) -> Result<(u64, Vec<Notification>)> {
+        if limit == 0 {
+            return Ok((self.page(MAX_ID, 1, &[])?.0, Vec::new()));
+        }
         let after = after.to_string();
         let limit = limit.min(self.page_limit).to_string();
         let joined = topics.join(",");
@@ -318,6 +321,22 @@ impl RemoteRecorder {
             ),
         }
     }
+}
+
+/// `text` as one path segment: every byte but ASCII letters, digits and
+/// `,` percent-encoded (a section id is digits and a comma; anything else
+/// reaches the server as written, to be refused there).
+fn escape(text: &str) -> String {
+    use std::fmt::Write as _;
+    let mut escaped = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || byte == b',' {
+            escaped.push(char::from(byte));
+        } else {
+            let _ = write!(escaped, "%{byte:02X}");
+        }
+    }
+    escaped
 }
 
 impl Recorder for RemoteRecorder {
