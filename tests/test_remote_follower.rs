@@ -13,9 +13,11 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
-use eventsourcing::follower::Follower;
+use eventsourcing::follower::{Envelope, Follower};
 use eventsourcing::http::{NotificationServer, RemoteRecorder, RunningServer};
-use eventsourcing::{Application, ApplicationBuilder, Cipher, Error, Uuid};
+use eventsourcing::policy;
+use eventsourcing::{Application, ApplicationBuilder, Cipher, Error, Mapper, Uuid};
+use support::account::AccountEvent;
 use support::ledger::{Ledger, Tally, fill, tallies};
 use support::netns::Node;
 use support::pg::Scratch;
@@ -239,6 +241,67 @@ fn a_tampered_record_stops_the_follower_before_it() {
         follower.position(UPSTREAM),
         Some(2),
         "stops before the record"
+    );
+    server.stop().expect("server stops");
+}
+
+/// An in-memory projection: the deposits seen, by account.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Deposits(BTreeMap<Uuid, Vec<u64>>);
+
+struct DepositCounter;
+
+#[policy]
+impl DepositCounter {
+    #[on(AccountEvent::Deposited)]
+    fn deposited(&self, deposits: &mut Deposits, envelope: &Envelope) {
+        deposits
+            .0
+            .entry(envelope.originator_id())
+            .or_default()
+            .push(envelope.notification_id());
+    }
+}
+
+#[test]
+fn a_projection_follows_a_remote_application_with_its_own_mapper() {
+    let upstream_store = Store::sqlite();
+    let upstream = upstream_store
+        .builder()
+        .name(UPSTREAM)
+        .cipher(key())
+        .build()
+        .expect("upstream");
+    let ids = fill(&upstream, 3, 4);
+    let server = serve_at(&upstream_store, "127.0.0.1:0".parse().expect("addr"));
+    let remote = RemoteRecorder::new(server.url())
+        .expect("url")
+        .application(UPSTREAM, Mapper::new().with_cipher(key()));
+    assert_eq!(remote.name(), UPSTREAM);
+    let mut follower = Follower::in_memory(DepositCounter, Deposits::default())
+        .follow(&remote)
+        .start()
+        .expect("projection");
+    assert_eq!(follower.run_until_caught_up().expect("run").events, 12);
+    let expected: BTreeMap<Uuid, Vec<u64>> = ids
+        .iter()
+        .map(|(account, ids)| (*account, ids[1..].to_vec()))
+        .collect();
+    assert_eq!(follower.state().lock().expect("state").0, expected);
+    // The remote application reads notifications only.
+    let error = remote
+        .repository()
+        .get::<Tally>(Uuid::new_v4())
+        .expect_err("read-only");
+    assert!(
+        matches!(
+            error,
+            Error::InvalidArgument {
+                name: "recorder",
+                ..
+            }
+        ),
+        "{error}"
     );
     server.stop().expect("server stops");
 }
