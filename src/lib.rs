@@ -13,11 +13,13 @@
 //! - [`netns`]: nodes in network namespaces of their own, reaching
 //!   PostgreSQL through a link that can be cut and restored;
 //! - [`fixtures`] and [`account`]: the aggregates several programs use;
-//!   [`orders`]: the orders system (its applications and its oracle).
+//!   [`orders`]: the orders system (its applications and its oracle);
+//!   [`ledger`]: the remote follower's process application and its oracle.
 
 pub mod account;
 pub mod child;
 pub mod fixtures;
+pub mod ledger;
 pub mod netns;
 pub mod orders;
 pub mod pg;

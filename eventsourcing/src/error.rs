@@ -342,6 +342,22 @@ pub enum Error {
     #[error("system: {0}")]
     System(#[from] crate::system::SystemError),
 
+    /// A notification log read over HTTP could not be read: the server
+    /// refused the request (with its reason), or every attempt failed on
+    /// the way (feature `http-client`).
+    #[error("notification log at {url}: {reason}")]
+    Remote {
+        /// The request's URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// The notification log server could not bind, accept or serve
+    /// (feature `http`).
+    #[error("notification log server: {0}")]
+    Server(#[source] std::io::Error),
+
     /// The database reported an error (connection, I/O, constraint other than
     /// the concurrency one).
     #[error("database error: {0}")]

@@ -57,6 +57,10 @@
 //!   `#[policy]` macros.
 //! - `sqlite` (default): [`recorder::SqliteRecorder`], with a bundled SQLite.
 //! - `postgres` (default): [`recorder::PostgresRecorder`].
+//! - `http`: `http::NotificationServer`, the notification log served over
+//!   HTTP (axum on tokio).
+//! - `http-client`: `http::RemoteRecorder`, a notification log read over
+//!   HTTP, for followers (a blocking ureq client).
 
 mod application;
 pub mod bounds;
@@ -68,6 +72,8 @@ mod domain;
 mod error;
 pub mod follower;
 pub mod format;
+#[cfg(any(feature = "http", feature = "http-client"))]
+pub mod http;
 mod mapper;
 mod notification;
 pub mod recorder;

@@ -16,7 +16,7 @@ use crate::store::EventStore;
 
 /// How many notifications a section of the notification log holds unless
 /// [`ApplicationBuilder::section_size`] says otherwise.
-const DEFAULT_SECTION_SIZE: usize = 10;
+pub(crate) const DEFAULT_SECTION_SIZE: usize = 10;
 
 /// The name of an application that was not given one.
 const DEFAULT_NAME: &str = "Application";

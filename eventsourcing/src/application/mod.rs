@@ -10,6 +10,8 @@ use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 
 pub use self::builder::ApplicationBuilder;
+#[cfg(feature = "http-client")]
+pub(crate) use self::builder::DEFAULT_SECTION_SIZE;
 pub use self::unsaved::Unsaved;
 pub(crate) use self::unsaved::{Pending, Visit};
 use crate::domain::{Aggregate, Metadata, RecordedEvent, Root, scoped_metadata};

@@ -63,6 +63,23 @@ impl<P> FollowerBuilder<P, ProcessTarget> {
     }
 }
 
+#[cfg(feature = "http-client")]
+impl<P> FollowerBuilder<P, ProcessTarget> {
+    /// Follows the notification log a [`NotificationServer`] serves, under
+    /// the name `upstream`, through `remote`: the rows come over HTTP as
+    /// stored and are decrypted and checked with this process
+    /// application's own mapper (its key and compression), exactly as a
+    /// local log's; the position stays in this application's database.
+    ///
+    /// [`NotificationServer`]: crate::http::NotificationServer
+    pub fn follow_remote(mut self, upstream: &str, remote: crate::http::RemoteRecorder) -> Self {
+        let mapper = self.target.app().event_store().mapper().clone();
+        let app = remote.application(upstream, mapper);
+        self.upstreams.push((Arc::from(upstream), app));
+        self
+    }
+}
+
 impl<S: Send + 'static, P: Policy<S>> Follower<P, InMemory<S>> {
     /// A projection into `state`, kept in this process: `policy`'s
     /// handlers take `&mut S`. Read it with [`Follower::state`].

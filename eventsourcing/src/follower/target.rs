@@ -171,6 +171,12 @@ impl ProcessTarget {
             causal: Causal::default(),
         }
     }
+
+    /// The process application that records the effects.
+    #[cfg(feature = "http-client")]
+    pub(crate) fn app(&self) -> &Application {
+        &self.app
+    }
 }
 
 impl<P: Policy<Processing>> sealed::Sink<P> for ProcessTarget {

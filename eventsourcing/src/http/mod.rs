@@ -1,0 +1,32 @@
+//! The notification log over HTTP: a server that serves an application's
+//! log as stored (feature `http`), and a reader that followers follow as
+//! they follow a local log (feature `http-client`).
+//!
+//! - [`NotificationServer`] (`http`): axum on tokio; sections with `ETag`
+//!   and long caching once full, pages by `?after=&limit=&topics=`,
+//!   bearer-token authentication. It serves the stored bytes (base64):
+//!   ciphertext stays ciphertext, so the server holds no key.
+//! - [`RemoteRecorder`] (`http-client`): a blocking client with timeouts,
+//!   retries and backoff, a read-only [`Recorder`](crate::recorder::Recorder)
+//!   for [`FollowerBuilder::follow_remote`](crate::follower::FollowerBuilder::follow_remote)
+//!   or [`RemoteRecorder::application`]. The follower decrypts and checks
+//!   each record with its own key, and keeps its position in its own
+//!   database.
+//!
+//! An application that wants neither compiles neither: both features are
+//! off by default.
+
+#[cfg(feature = "http")]
+mod auth;
+#[cfg(feature = "http-client")]
+mod client;
+#[cfg(feature = "http")]
+mod query;
+#[cfg(feature = "http")]
+mod server;
+mod wire;
+
+#[cfg(feature = "http-client")]
+pub use self::client::RemoteRecorder;
+#[cfg(feature = "http")]
+pub use self::server::{DEFAULT_MAX_LIMIT, NotificationServer, RunningServer};
