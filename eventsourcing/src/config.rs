@@ -39,12 +39,16 @@ pub enum DbUri {
     Memory,
     /// `sqlite:///:memory:` (a private in-memory database),
     /// `sqlite:///relative.db` or `sqlite:////absolute.db`, optionally
-    /// followed by `?synchronous=off|normal|full|extra`.
+    /// followed by `?synchronous=off|normal|full|extra` and
+    /// `wal_autocheckpoint=<pages>` (joined by `&`).
     Sqlite {
         /// `None` for `:memory:`, else the database file.
         path: Option<PathBuf>,
         /// The `synchronous` query parameter, if given.
         synchronous: Option<Synchronous>,
+        /// The `wal_autocheckpoint` query parameter, if given
+        /// ([`SqliteOptions::wal_autocheckpoint`](crate::recorder::SqliteOptions::wal_autocheckpoint)).
+        wal_autocheckpoint: Option<u32>,
     },
     /// `postgres://...` or `postgresql://...`, kept as written.
     Postgres(String),
@@ -99,6 +103,7 @@ impl DbUri {
         DbUri::Sqlite {
             path: None,
             synchronous: None,
+            wal_autocheckpoint: None,
         }
     }
 
@@ -127,18 +132,34 @@ impl DbUri {
             None => (rest, None),
         };
         let mut synchronous = None;
+        let mut wal_autocheckpoint = None;
         for pair in query.into_iter().flat_map(|q| q.split('&')) {
-            let level = match pair.split_once('=') {
-                Some(("synchronous", value)) => Synchronous::parse(value),
-                _ => None,
-            };
-            let Some(level) = level else {
-                return Err(bad(format!(
-                    "unknown SQLite option `{pair}` in `{uri}`; expected \
-                     `synchronous=off|normal|full|extra`"
-                )));
-            };
-            synchronous = Some(level);
+            match pair.split_once('=') {
+                Some(("synchronous", value)) => match Synchronous::parse(value) {
+                    Some(level) => synchronous = Some(level),
+                    None => {
+                        return Err(bad(format!(
+                            "`{pair}` in `{uri}`: expected `synchronous=off|normal|full|extra`"
+                        )));
+                    }
+                },
+                Some(("wal_autocheckpoint", value)) => match value.parse::<u32>() {
+                    Ok(pages) => wal_autocheckpoint = Some(pages),
+                    Err(_) => {
+                        return Err(bad(format!(
+                            "`{pair}` in `{uri}`: expected a number of pages, \
+                             `wal_autocheckpoint=0` to {max}",
+                            max = u32::MAX
+                        )));
+                    }
+                },
+                _ => {
+                    return Err(bad(format!(
+                        "unknown SQLite option `{pair}` in `{uri}`; expected \
+                         `synchronous=off|normal|full|extra` or `wal_autocheckpoint=<pages>`"
+                    )));
+                }
+            }
         }
         if path.is_empty() {
             return Err(bad(format!(
@@ -146,7 +167,11 @@ impl DbUri {
             )));
         }
         let path = (path != ":memory:").then(|| PathBuf::from(path));
-        Ok(DbUri::Sqlite { path, synchronous })
+        Ok(DbUri::Sqlite {
+            path,
+            synchronous,
+            wal_autocheckpoint,
+        })
     }
 
     /// Opens (creating if needed) the database this URI names, as a
@@ -166,7 +191,11 @@ impl DbUri {
         match self {
             DbUri::Memory => Ok(Arc::new(MemoryRecorder::new())),
             #[cfg(feature = "sqlite")]
-            DbUri::Sqlite { path, synchronous } => {
+            DbUri::Sqlite {
+                path,
+                synchronous,
+                wal_autocheckpoint,
+            } => {
                 use crate::recorder::{SqliteOptions, SqliteRecorder};
                 let mut options = match path {
                     Some(path) => SqliteOptions::file(path),
@@ -175,6 +204,9 @@ impl DbUri {
                 .table_prefix(prefix);
                 if let Some(level) = synchronous {
                     options = options.synchronous(*level);
+                }
+                if let Some(pages) = wal_autocheckpoint {
+                    options = options.wal_autocheckpoint(*pages);
                 }
                 Ok(Arc::new(SqliteRecorder::open(options)?))
             }
@@ -288,14 +320,25 @@ mod tests {
             DbUri::parse("sqlite:///relative.db").unwrap(),
             DbUri::Sqlite {
                 path: Some(PathBuf::from("relative.db")),
-                synchronous: None
+                synchronous: None,
+                wal_autocheckpoint: None,
             }
         );
         assert_eq!(
             DbUri::parse("sqlite:////tmp/abs.db?synchronous=FULL").unwrap(),
             DbUri::Sqlite {
                 path: Some(PathBuf::from("/tmp/abs.db")),
-                synchronous: Some(Synchronous::Full)
+                synchronous: Some(Synchronous::Full),
+                wal_autocheckpoint: None,
+            }
+        );
+        assert_eq!(
+            DbUri::parse("sqlite:////tmp/abs.db?synchronous=normal&wal_autocheckpoint=10000")
+                .unwrap(),
+            DbUri::Sqlite {
+                path: Some(PathBuf::from("/tmp/abs.db")),
+                synchronous: Some(Synchronous::Normal),
+                wal_autocheckpoint: Some(10_000),
             }
         );
         for (name, level) in [
@@ -326,6 +369,9 @@ mod tests {
             "sqlite:///a.db?sync=full",
             "sqlite:///a.db?synchronous=sometimes",
             "sqlite:///a.db?synchronous",
+            "sqlite:///a.db?wal_autocheckpoint=-1",
+            "sqlite:///a.db?wal_autocheckpoint=many",
+            "sqlite:///a.db?wal_autocheckpoint=99999999999",
         ] {
             match DbUri::parse(bad) {
                 Err(Error::Config { variable, .. }) => assert_eq!(variable, DB_URI, "{bad}"),

@@ -179,6 +179,7 @@ impl SqliteRecorder {
                 &path,
                 options.synchronous,
                 options.busy_timeout,
+                options.wal_autocheckpoint,
             )?),
         };
         let recorder = Self { connections, sql };

