@@ -15,7 +15,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::json::Value;
 use eventsourcing::prelude::*;
-use eventsourcing::recorder::Recorder;
+use eventsourcing::recorder::{Batch, Recorder, TrackingKey, TrackingUpdate};
 use eventsourcing::{Cipher, DbUri, EventStore, Mapper, generate_cipher_key};
 
 const BIN: &str = env!("CARGO_BIN_EXE_eventsourcing");
@@ -218,6 +218,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Replaces the stored record of one snapshot, behind the library's
+    /// back.
+    fn set_snapshot_state(&self, id: Uuid, version: u64, state: &[u8]) {
+        let version = i64::try_from(version).unwrap();
+        match &self.keep {
+            Keep::Dir(_) => {
+                let path = self.db_uri.strip_prefix("sqlite:///").unwrap();
+                let conn = eventsourcing::rusqlite::Connection::open(path).unwrap();
+                let changed = conn
+                    .execute(
+                        "UPDATE snapshots SET state = ?1 \
+                         WHERE originator_id = ?2 AND originator_version = ?3",
+                        eventsourcing::rusqlite::params![state, id.to_string(), version],
+                    )
+                    .unwrap();
+                assert_eq!(changed, 1);
+            }
+            Keep::Schema(scratch) => {
+                let mut client = eventsourcing::postgres::Client::connect(
+                    &scratch.url,
+                    eventsourcing::postgres::NoTls,
+                )
+                .unwrap();
+                let sql = format!(
+                    "UPDATE \"{}\".snapshots SET state = $1 \
+                     WHERE originator_id = $2 AND originator_version = $3",
+                    scratch.schema
+                );
+                assert_eq!(client.execute(&sql, &[&state, &id, &version]).unwrap(), 1);
+            }
+        }
+    }
+}
+
 /// Three counters with 1, 2 and 3 events after their first; returns their
 /// ids and heads.
 fn populate(app: &Application) -> Vec<(Uuid, Hash)> {
@@ -365,7 +400,14 @@ fn every_reading_subcommand_reads_every_kind_of_store() {
         assert_eq!(ids, [3, 4, 5, 6, 7, 8, 9], "{name}");
         assert!(lines.iter().all(|l| l.get("data").is_some()), "{name}");
 
-        // stats: the counts.
+        // stats: the counts, and where a follower stands.
+        let recorder = store.recorder();
+        let key = TrackingKey::new("projection", "counters").partition(1);
+        let epoch = recorder.raise_epoch(&key).unwrap().epoch;
+        let update = TrackingUpdate::new(key, epoch, 0, 7);
+        recorder
+            .insert(&Batch::default().with_tracking(&update))
+            .unwrap();
         let stats = store.cli(&["--json", "stats"]).ok().json();
         assert_eq!(stats["events"], 9, "{name}");
         assert_eq!(stats["aggregates"], 3, "{name}");
@@ -477,6 +519,39 @@ fn verify_names_the_aggregate_and_version_of_a_tampered_body_or_hash() {
             "{name}: {}",
             broken.stderr
         );
+    }
+}
+
+#[test]
+fn verify_checks_snapshots_too() {
+    let mut stores = vec![Store::sqlite(false)];
+    stores.extend(Store::postgres(true));
+    for store in stores {
+        let name = &store.name;
+        let mut builder = Application::builder()
+            .db_uri(&store.db_uri)
+            .snapshot_every::<Counter>(2);
+        if let Some(key) = &store.key {
+            builder = builder.cipher_key(key);
+        }
+        let aggregates = populate(&builder.build().unwrap());
+        let events = store.event_store();
+        let taken: usize = aggregates
+            .iter()
+            .map(|(id, _)| events.snapshots(*id).unwrap().len())
+            .sum();
+        assert!(taken > 0, "{name}");
+        let verified = store.cli(&["--json", "verify"]).ok().json();
+        assert_eq!(verified["snapshots"], taken, "{name}");
+
+        let (id, _) = aggregates[2];
+        let row = store.recorder().select_snapshot(id, None).unwrap().unwrap();
+        store.set_snapshot_state(id, row.originator_version, &flip_a_byte(&row.state));
+        let broken = store.cli(&["--json", "verify"]);
+        assert_eq!(broken.code, Some(1), "{name}: {}", broken.stderr);
+        let error = &broken.json()["error"];
+        assert_eq!(error["aggregate"], id.to_string(), "{name}");
+        assert_eq!(error["version"], row.originator_version, "{name}");
     }
 }
 

@@ -2,6 +2,8 @@
 
 use std::collections::{BTreeMap, HashSet};
 
+#[cfg(feature = "postgres")]
+use eventsourcing::DbUri;
 use eventsourcing::json::json;
 
 use crate::failure::Failure;
@@ -25,13 +27,32 @@ struct Counts {
 }
 
 /// Counts events, aggregates, records by flag and events by topic; tells
-/// the head of the log and the size of a SQLite file.
+/// the head of the log, the size of a SQLite file or of a PostgreSQL
+/// database, and where each follower stands.
 pub(crate) fn run(store: &StoreArgs, _args: &Args, out: &mut Output) -> Result<(), Failure> {
     let store = store.open(Open::Existing)?;
     let head = store.head()?;
     let counts = count(&store, head, out.is_json())?;
     let file_bytes = file_size(&store);
+    let database_bytes = database_size(&store);
+    let followers = store
+        .recorder
+        .select_positions()
+        .map_err(|e| store.failure(e))?
+        .unwrap_or_default();
     if out.is_json() {
+        let followers: Vec<_> = followers
+            .iter()
+            .map(|(key, at)| {
+                json!({
+                    "follower": key.follower,
+                    "upstream": key.upstream,
+                    "partition": key.partition,
+                    "notification_id": at.notification_id,
+                    "epoch": at.epoch,
+                })
+            })
+            .collect();
         return out.json(&json!({
             "events": counts.events,
             "aggregates": counts.aggregates,
@@ -40,7 +61,9 @@ pub(crate) fn run(store: &StoreArgs, _args: &Args, out: &mut Output) -> Result<(
             "compressed_records": counts.compressed,
             "stored_bytes": counts.stored_bytes,
             "file_bytes": file_bytes,
+            "database_bytes": database_bytes,
             "topics": counts.topics,
+            "followers": followers,
         }));
     }
     out.line(&format!("events:             {}", counts.events))?;
@@ -53,9 +76,21 @@ pub(crate) fn run(store: &StoreArgs, _args: &Args, out: &mut Output) -> Result<(
     if let Some(bytes) = file_bytes {
         out.line(&format!("file size:          {bytes} bytes"))?;
     }
+    if let Some(bytes) = database_bytes {
+        out.line(&format!("database size:      {bytes} bytes"))?;
+    }
     out.line("topics:")?;
     for (topic, events) in &counts.topics {
         out.line(&format!("  {topic}: {events}"))?;
+    }
+    if !followers.is_empty() {
+        out.line("followers (follower <- upstream [partition]: notification, epoch):")?;
+    }
+    for (key, at) in &followers {
+        out.line(&format!(
+            "  {} <- {} [{}]: {}, epoch {}",
+            key.follower, key.upstream, key.partition, at.notification_id, at.epoch
+        ))?;
     }
     Ok(())
 }
@@ -82,6 +117,27 @@ fn count(store: &Store, head: u64, json: bool) -> Result<Counts, Failure> {
     bar.finish_and_clear();
     counts.aggregates = aggregates.len();
     Ok(counts)
+}
+
+/// The bytes of the whole PostgreSQL database the store is in; `None`
+/// for other stores, or when the server will not say.
+#[cfg(feature = "postgres")]
+fn database_size(store: &Store) -> Option<u64> {
+    use eventsourcing::postgres::{Client, NoTls};
+    let DbUri::Postgres(url) = &store.uri else {
+        return None;
+    };
+    let mut client = Client::connect(url, NoTls).ok()?;
+    let row = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .ok()?;
+    u64::try_from(row.try_get::<_, i64>(0).ok()?).ok()
+}
+
+/// Without PostgreSQL support, no database size.
+#[cfg(not(feature = "postgres"))]
+fn database_size(_store: &Store) -> Option<u64> {
+    None
 }
 
 /// The bytes of a SQLite database file and its write-ahead log.
