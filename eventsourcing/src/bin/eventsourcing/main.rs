@@ -37,7 +37,7 @@ use crate::store::StoreArgs;
 
 /// Checks, reads, copies and counts the events of an event store.
 #[derive(Debug, Parser)]
-#[command(name = "eventsourcing", version, about, long_about = None)]
+#[command(name = "eventsourcing", version)]
 #[command(after_help = "Exit codes: 0 success, 1 verification failed, \
     2 usage or configuration error, 3 store error, 4 not found.")]
 struct Cli {

@@ -18,10 +18,11 @@ const PAGE: usize = 1000;
 pub(crate) struct StoreArgs {
     /// The store, as in `DB_URI`: `sqlite:///relative.db`,
     /// `sqlite:////absolute.db` or `postgres://...`.
-    #[arg(long, env = "DB_URI", global = true)]
+    #[arg(long, env = "DB_URI", hide_env_values = true, global = true)]
     db_uri: Option<String>,
     /// The application key (base64 of 32 bytes), as in `CIPHER_KEY`; prefer
-    /// the variable, since arguments are visible to other users.
+    /// the variable, since arguments are visible to other users. Empty is
+    /// the same as unset: no key.
     #[arg(long, env = "CIPHER_KEY", hide_env_values = true, global = true)]
     cipher_key: Option<String>,
     /// The prefix of the store's table names, when the application uses one.
@@ -52,8 +53,8 @@ pub(crate) struct Store {
 impl StoreArgs {
     /// The mapper for the key given, if any, and whether there was one.
     pub(crate) fn mapper(&self) -> Result<(Mapper, bool), Failure> {
-        match &self.cipher_key {
-            None => Ok((Mapper::new(), false)),
+        match self.cipher_key.as_deref() {
+            None | Some("") => Ok((Mapper::new(), false)),
             Some(key) => {
                 let cipher = Cipher::from_base64(key).map_err(|e| Failure::usage(e.to_string()))?;
                 Ok((Mapper::new().with_cipher(cipher), true))
