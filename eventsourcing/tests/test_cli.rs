@@ -555,6 +555,30 @@ fn verify_checks_snapshots_too() {
     }
 }
 
+#[test]
+fn a_store_that_began_without_a_key_verifies_with_allow_plaintext() {
+    let mut store = Store::sqlite(false);
+    populate(&store.app());
+    let key = generate_cipher_key().unwrap();
+    let later = Application::builder()
+        .db_uri(&store.db_uri)
+        .cipher_key(&key)
+        .allow_plaintext(true)
+        .build()
+        .unwrap();
+    populate(&later);
+    store.key = Some(key);
+
+    let refused = store.cli(&["verify"]);
+    assert_eq!(refused.code, Some(1), "{}", refused.stderr);
+    let verified = store
+        .cli(&["--json", "verify", "--allow-plaintext"])
+        .ok()
+        .json();
+    assert_eq!(verified["aggregates"], 6);
+    assert_eq!(verified["events"], 18);
+}
+
 // ---------------------------------------------------------------------------
 // export and import
 // ---------------------------------------------------------------------------

@@ -83,3 +83,60 @@ pub(crate) fn stored(
         state: STANDARD.decode(state)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lines are the file format: a change here breaks old exports.
+    #[test]
+    fn lines_are_written_and_read_as_documented() {
+        let notification = Notification {
+            id: 7,
+            originator_id: Uuid::from_u128(1),
+            originator_version: 2,
+            topic: "World.Created".to_owned(),
+            state: vec![0, 1, 2, 255],
+        };
+        let written = [
+            Line::header(),
+            Line::event(&notification),
+            Line::End { events: 1 },
+        ]
+        .map(|line| eventsourcing::json::to_string(&line).unwrap());
+        assert_eq!(
+            written,
+            [
+                r#"{"kind":"header","format":"eventsourcing-export","version":1}"#,
+                r#"{"kind":"event","notification_id":7,"originator_id":"00000000-0000-0000-0000-000000000001","originator_version":2,"topic":"World.Created","state":"AAEC/w=="}"#,
+                r#"{"kind":"end","events":1}"#,
+            ]
+        );
+        let Line::Event {
+            originator_id,
+            originator_version,
+            topic,
+            state,
+            ..
+        } = eventsourcing::json::from_str(&written[1]).unwrap()
+        else {
+            panic!("not an event line");
+        };
+        let row = stored(originator_id, originator_version, topic, &state).unwrap();
+        assert_eq!(row, notification.into_event());
+    }
+
+    #[test]
+    fn unknown_fields_and_kinds_are_refused() {
+        for line in [
+            r#"{"kind":"end","events":1,"extra":true}"#,
+            r#"{"kind":"snapshot"}"#,
+            r#"{"events":1}"#,
+        ] {
+            assert!(
+                eventsourcing::json::from_str::<Line>(line).is_err(),
+                "{line}"
+            );
+        }
+    }
+}

@@ -25,6 +25,11 @@ pub(crate) struct StoreArgs {
     /// the same as unset: no key.
     #[arg(long, env = "CIPHER_KEY", hide_env_values = true, global = true)]
     cipher_key: Option<String>,
+    /// With a key, also read records that are not encrypted (a store that
+    /// began without a key); without this, such a record fails as it does
+    /// in an application.
+    #[arg(long, global = true)]
+    allow_plaintext: bool,
     /// The prefix of the store's table names, when the application uses one.
     #[arg(long, default_value = "", global = true)]
     table_prefix: String,
@@ -57,7 +62,10 @@ impl StoreArgs {
             None | Some("") => Ok((Mapper::new(), false)),
             Some(key) => {
                 let cipher = Cipher::from_base64(key).map_err(|e| Failure::usage(e.to_string()))?;
-                Ok((Mapper::new().with_cipher(cipher), true))
+                let mapper = Mapper::new()
+                    .with_cipher(cipher)
+                    .allow_plaintext(self.allow_plaintext);
+                Ok((mapper, true))
             }
         }
     }
