@@ -438,6 +438,29 @@ fn separate_keys_are_independent(backend: &Backend) {
     assert_eq!(positions(r), expected);
 }
 
+fn select_positions_lists_every_row_by_follower_upstream_and_partition(backend: &Backend) {
+    let r = &*backend.recorder;
+    assert_eq!(r.select_positions().unwrap(), Some(Vec::new()));
+    let keys = [
+        TrackingKey::new("b", "upstream").partition(1),
+        TrackingKey::new("b", "upstream"),
+        TrackingKey::new("a", "upstream 2"),
+        TrackingKey::new("a", "upstream 1"),
+    ];
+    for (n, k) in (1..).zip(&keys) {
+        r.raise_epoch(k).unwrap();
+        track(r, k, 1, 0, n).unwrap();
+    }
+    let listed = r.select_positions().unwrap().unwrap();
+    let expected = [
+        (keys[3].clone(), at(4, 1)),
+        (keys[2].clone(), at(3, 1)),
+        (keys[1].clone(), at(2, 1)),
+        (keys[0].clone(), at(1, 1)),
+    ];
+    assert_eq!(listed, expected);
+}
+
 conformance!(
     position_of_an_unknown_follower_is_none,
     a_missing_row_is_created_by_an_update_from_zero_at_epoch_zero,
@@ -450,6 +473,7 @@ conformance!(
     racing_raise_epoch_gets_distinct_epochs,
     invalid_arguments_are_refused_and_write_nothing,
     separate_keys_are_independent,
+    select_positions_lists_every_row_by_follower_upstream_and_partition,
 );
 
 #[test]
@@ -626,6 +650,14 @@ mod sqlite_specifics {
                 }
                 other => panic!("expected a corrupt row, got {other:?}"),
             }
+        }
+        // Listing every row meets the first bad one.
+        match recorder.select_positions() {
+            Err(eventsourcing::Error::Corrupt { reason, .. }) => {
+                assert!(reason.contains("negative epoch"), "{reason}");
+                assert!(reason.contains("`process`"), "{reason}");
+            }
+            other => panic!("expected a corrupt row, got {other:?}"),
         }
     }
 }

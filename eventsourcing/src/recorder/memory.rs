@@ -350,6 +350,19 @@ impl Recorder for MemoryRecorder {
         Ok(latest.map(|(_, snapshot)| snapshot.clone()))
     }
 
+    fn select_positions(&self) -> Result<Option<Vec<(TrackingKey, Position)>>> {
+        let mut rows: Vec<_> = self
+            .read()
+            .tracking
+            .iter()
+            .map(|(key, at)| (key.clone(), *at))
+            .collect();
+        rows.sort_by(|(a, _), (b, _)| {
+            (&a.follower, &a.upstream, a.partition).cmp(&(&b.follower, &b.upstream, b.partition))
+        });
+        Ok(Some(rows))
+    }
+
     fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
         signed_partition(key)?;
         Ok(self.read().tracking.get(key).copied())

@@ -92,7 +92,9 @@ pub(crate) use self::tracking::{
     epoch_exhausted, signed_partition, signed_update, tracking_conflict,
 };
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use self::tracking::{is_version_1, position, rewind_conflict, signed_rewind};
+pub(crate) use self::tracking::{
+    is_version_1, listed_position, position, rewind_conflict, signed_rewind,
+};
 #[cfg(feature = "sqlite")]
 pub use crate::config::Synchronous;
 
@@ -515,6 +517,17 @@ pub trait Recorder: Any + Send + Sync {
     /// `i32::MAX`, and with [`Error::Corrupt`] for a row with a negative
     /// column.
     fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>>;
+
+    /// Every tracking row: where each follower stands in each upstream
+    /// log, ordered by follower, upstream and partition (say, for a report
+    /// of a store's followers).
+    ///
+    /// `Ok(None)` when the recorder cannot list its rows: the default, for
+    /// recorders outside this crate; the crate's backends all list them. A
+    /// row with a negative column is [`Error::Corrupt`].
+    fn select_positions(&self) -> Result<Option<Vec<(TrackingKey, Position)>>> {
+        Ok(None)
+    }
 
     /// Takes the row of `key` over for a new worker: creates it at
     /// notification 0, epoch 1 when it is missing, else adds one to its

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 #[cfg(feature = "sqlite")]
 pub(crate) use self::columns::corrupt_tracking;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-pub(crate) use self::columns::{is_version_1, position};
+pub(crate) use self::columns::{is_version_1, listed_position, position};
 
 /// `follower `f` of `u` (partition p)`, for messages.
 fn describe(key: &TrackingKey) -> String {
@@ -139,6 +139,34 @@ mod columns {
     use crate::error::Error;
     use crate::error::Result;
     use crate::recorder::{Position, TrackingKey, corrupt};
+
+    /// A whole tracking row (as [`Recorder::select_positions`] lists it)
+    /// as its key and position; a corrupt-record error (with the nil id,
+    /// naming the follower) when the partition or a position is negative.
+    ///
+    /// [`Recorder::select_positions`]: crate::recorder::Recorder::select_positions
+    pub(crate) fn listed_position(
+        follower: String,
+        upstream: String,
+        partition: i64,
+        notification_id: i64,
+        epoch: i64,
+    ) -> Result<(TrackingKey, Position)> {
+        let key = TrackingKey::new(follower, upstream);
+        let Ok(partition) = u32::try_from(partition) else {
+            return Err(corrupt(
+                Uuid::nil(),
+                0,
+                format!(
+                    "the tracking row of {} has a negative partition ({partition})",
+                    describe(&key)
+                ),
+            ));
+        };
+        let key = key.partition(partition);
+        let at = position(&key, notification_id, epoch)?;
+        Ok((key, at))
+    }
 
     /// A tracking row's columns as a [`Position`]; a corrupt-record error
     /// (with the nil id, naming the follower) when one is negative.

@@ -488,6 +488,10 @@ impl Recorder for PostgresRecorder {
         })
     }
 
+    fn select_positions(&self) -> Result<Option<Vec<(TrackingKey, Position)>>> {
+        self.positions().map(Some)
+    }
+
     fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
         self.position(key)
     }

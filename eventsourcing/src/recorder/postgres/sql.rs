@@ -24,6 +24,7 @@ pub(super) enum Query {
     SelectSnapshot,
     FindConflict,
     SelectTracking,
+    SelectAllTracking,
     RaiseEpoch,
     RewindTracking,
     RegisterFollower,
@@ -65,6 +66,7 @@ pub(super) struct TrackingSql {
     /// Turns a version-1 table into version 2's.
     pub(super) migrate: String,
     select: String,
+    select_all: String,
     raise_epoch: String,
     rewind: String,
 }
@@ -90,6 +92,7 @@ impl TrackingSql {
                 &quote_ident(&format!("{prefix}tracking_v1")),
             ),
             select: format!("SELECT notification_id, epoch FROM {tracking} WHERE {key}"),
+            select_all: format!("SELECT {TRACKING_COLUMNS} FROM {tracking} ORDER BY 1, 2, 3"),
             // Atomic under concurrency: of two callers racing on a missing
             // row, one inserts it and the other then raises it. No row comes
             // back when the epoch cannot grow.
@@ -379,6 +382,7 @@ impl Sql {
             Query::SelectSnapshot => &self.select_snapshot,
             Query::FindConflict => &self.find_conflict,
             Query::SelectTracking => &self.tracking.select,
+            Query::SelectAllTracking => &self.tracking.select_all,
             Query::RaiseEpoch => &self.tracking.raise_epoch,
             Query::RewindTracking => &self.tracking.rewind,
             Query::RegisterFollower => &self.followers.register,

@@ -6,7 +6,7 @@ use super::errors::Call;
 use super::rows::read_position;
 use super::sql::Query;
 use crate::error::Result;
-use crate::recorder::{Position, TrackingKey, epoch_exhausted, signed_partition};
+use crate::recorder::{Position, TrackingKey, epoch_exhausted, listed_position, signed_partition};
 
 impl PostgresRecorder {
     /// The row of `key`, if there is one.
@@ -18,6 +18,26 @@ impl PostgresRecorder {
                 .client
                 .query_opt(&statement, &[&key.follower, &key.upstream, &partition])?;
             Ok(row.map(|row| read_position(&row, key)).transpose()?)
+        })
+    }
+
+    /// Every tracking row, by follower, upstream and partition.
+    pub(super) fn positions(&self) -> Result<Vec<(TrackingKey, Position)>> {
+        self.run(Call::Read, |connection| {
+            let statement = connection.statement(&self.sql, Query::SelectAllTracking)?;
+            let rows = connection.client.query(&statement, &[])?;
+            let mut positions = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let partition: i32 = row.try_get(2)?;
+                positions.push(listed_position(
+                    row.try_get(0)?,
+                    row.try_get(1)?,
+                    i64::from(partition),
+                    row.try_get(3)?,
+                    row.try_get(4)?,
+                )?);
+            }
+            Ok(positions)
         })
     }
 

@@ -570,6 +570,10 @@ impl Recorder for SqliteRecorder {
         })
     }
 
+    fn select_positions(&self) -> Result<Option<Vec<(TrackingKey, Position)>>> {
+        self.read(|conn| self.positions(conn)).map(Some)
+    }
+
     fn select_tracking(&self, key: &TrackingKey) -> Result<Option<Position>> {
         let partition = signed_partition(key)?;
         self.read(|conn| self.position(conn, key, partition))

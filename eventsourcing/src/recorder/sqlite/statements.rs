@@ -16,6 +16,7 @@ pub(super) struct Statements {
     pub(super) insert_snapshot: String,
     pub(super) select_snapshot: String,
     pub(super) select_tracking: String,
+    pub(super) select_all_tracking: String,
     pub(super) update_tracking: String,
     pub(super) insert_tracking: String,
     pub(super) raise_epoch: String,
@@ -57,6 +58,11 @@ const PARKED_COLUMNS: &str =
 pub(super) const BEGIN_IMMEDIATE: &str = "BEGIN IMMEDIATE";
 /// Ends a write transaction.
 pub(super) const COMMIT: &str = "COMMIT";
+
+/// Every row of the `tracking` table, by follower, upstream and partition.
+fn select_all_tracking(tracking: &str) -> String {
+    format!("SELECT {TRACKING_COLUMNS} FROM {tracking} ORDER BY 1, 2, 3")
+}
 
 impl Statements {
     pub(super) fn new(prefix: &str) -> Self {
@@ -161,6 +167,7 @@ impl Statements {
                  RETURNING notification_id, epoch",
                 max = i64::MAX
             ),
+            select_all_tracking: select_all_tracking(&tracking),
             // A rebuild's rewind: ?4 the epoch the row must still have.
             rewind_tracking: format!(
                 "UPDATE {tracking} SET notification_id = 0 WHERE {TRACKING_KEY} AND epoch = ?4"

@@ -3,13 +3,14 @@
 //! rebuild.
 
 use rusqlite::Connection;
+use rusqlite::types::ValueRef;
 
 use super::rows::read_position;
 use super::{SqliteRecorder, db};
 use crate::error::Result;
 use crate::recorder::{
-    Position, SignedUpdate, TrackingKey, TrackingUpdate, epoch_exhausted, rewind_conflict,
-    tracking_conflict,
+    Position, SignedUpdate, TrackingKey, TrackingUpdate, corrupt_tracking, epoch_exhausted,
+    listed_position, rewind_conflict, tracking_conflict,
 };
 
 impl SqliteRecorder {
@@ -72,6 +73,32 @@ impl SqliteRecorder {
             Some(row) => read_position(row, key).map(Some),
             None => Ok(None),
         }
+    }
+
+    /// Every tracking row, by follower, upstream and partition.
+    pub(super) fn positions(&self, conn: &Connection) -> Result<Vec<(TrackingKey, Position)>> {
+        let mut select = conn
+            .prepare_cached(&self.sql.select_all_tracking)
+            .map_err(db)?;
+        let mut rows = select.query(()).map_err(db)?;
+        let mut positions = Vec::new();
+        while let Some(row) = rows.next().map_err(db)? {
+            let follower: String = row.get(0).map_err(db)?;
+            let upstream: String = row.get(1).map_err(db)?;
+            let key = TrackingKey::new(follower.as_str(), upstream.as_str());
+            let integer = |index: usize, name: &str| match row.get_ref(index).map_err(db)? {
+                ValueRef::Integer(value) => Ok(value),
+                _ => Err(corrupt_tracking(&key, name)),
+            };
+            positions.push(listed_position(
+                follower,
+                upstream,
+                integer(2, "partition")?,
+                integer(3, "notification_id")?,
+                integer(4, "epoch")?,
+            )?);
+        }
+        Ok(positions)
     }
 
     /// Creates the row of `key` at epoch 1, or raises its epoch by one,
