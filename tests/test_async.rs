@@ -405,3 +405,17 @@ fn a_panic_in_blocking_work_reaches_the_awaiting_task() {
     let panic = joined.unwrap_err().into_panic();
     assert_eq!(panic.downcast_ref::<&str>(), Some(&"the work panicked"));
 }
+
+#[test]
+fn the_readme_handler_is_the_example_that_ci_runs() {
+    let readme = include_str!("../README.md");
+    let example = include_str!("../examples/async_web.rs");
+    let begin = "// README: begin\n";
+    let region = &example[example.find(begin).unwrap() + begin.len()..];
+    let region = region[..region.find("// README: end").unwrap()].trim_end();
+    let section = &readme[readme.find("\n## Async\n").unwrap()..];
+    let fence = "```rust,ignore\n";
+    let block = &section[section.find(fence).unwrap() + fence.len()..];
+    let block = &block[..block.find("\n```").unwrap()];
+    assert_eq!(block, region);
+}

@@ -23,7 +23,7 @@ tokio::task_local! {
 /// # #[aggregate] impl Cat { #[created(Born)] fn born(&mut self) {} }
 /// use eventsourcing::{Metadata, with_metadata_async};
 ///
-/// # tokio::runtime::Builder::new_multi_thread().build().unwrap().block_on(async {
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let app = Application::builder().build()?.into_async();
 /// let (cat, _) = with_metadata_async(Metadata::new().with_user("alice"), async {
 ///     app.save(Cat::born()).await
