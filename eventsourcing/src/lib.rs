@@ -57,10 +57,10 @@
 //!   `#[policy]` macros.
 //! - `sqlite` (default): [`recorder::SqliteRecorder`], with a bundled SQLite.
 //! - `postgres` (default): [`recorder::PostgresRecorder`].
-//! - `tokio`: the async facade, [`asynchronous::AsyncApplication`]
-//!   ([`Application::into_async`]): saves, loads, snapshots and follower
+//! - `tokio`: the async facade, `asynchronous::AsyncApplication`
+//!   (`Application::into_async`): saves, loads, snapshots and follower
 //!   waits as futures whose blocking work runs on tokio's blocking threads,
-//!   and [`with_metadata_async`] for metadata scoped to a task.
+//!   and `with_metadata_async` for metadata scoped to a task.
 //! - `tracing`: `DEBUG` spans for saves (`save`), loads (`load`),
 //!   snapshots (`snapshot`) and follower batches (`follower_batch`), with
 //!   the aggregate's id, versions, counts and `elapsed_us` as fields, and

@@ -86,6 +86,7 @@ pub(crate) type Entered<'a> = std::marker::PhantomData<&'a ()>;
 impl Timed {
     /// A span whose clock starts now, if the span is enabled.
     #[cfg(feature = "tracing")]
+    #[inline]
     pub(crate) fn new(span: tracing::Span) -> Timed {
         let start = if span.is_disabled() {
             None
@@ -159,6 +160,7 @@ impl Timed {
 
 #[cfg(feature = "tracing")]
 impl Drop for Timed {
+    #[inline]
     fn drop(&mut self) {
         if let Some(start) = self.start {
             let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
