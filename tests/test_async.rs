@@ -16,6 +16,7 @@ use eventsourcing::prelude::*;
 use eventsourcing::recorder::{SqliteOptions, SqliteRecorder};
 use eventsourcing::{AsyncApplication, Metadata, with_metadata_async};
 use support::account::{Account, AccountEvent};
+use support::pg::Scratch;
 use support::sqlite::FileDb;
 use support::stores::each_store;
 use tokio::sync::{Barrier, mpsc as channel};
@@ -126,50 +127,80 @@ fn one_worker_thread_serves_other_tasks_while_saves_wait_for_the_sqlite_write_lo
         // Another connection takes the write lock and keeps it.
         let lock = db.conn();
         lock.execute_batch("BEGIN IMMEDIATE").unwrap();
-
-        runtime(1).block_on(async {
-            let (started, mut starts) = channel::unbounded_channel();
-            let saves: Vec<_> = (0..4)
-                .map(|n| {
-                    let app = app.clone();
-                    let started = started.clone();
-                    tokio::spawn(async move {
-                        started.send(n).unwrap();
-                        app.save(Account::open(format!("waiting {n}"))).await
-                    })
-                })
-                .collect();
-            // Each task began its save in the same poll as it said so: had
-            // a save blocked the one worker thread, no later task would run.
-            for _ in 0..4 {
-                starts.recv().await.unwrap();
-            }
-            // A task on that same worker thread answers a hundred pings.
-            let (request, mut requests) = channel::unbounded_channel::<u32>();
-            let (answer, mut answers) = channel::unbounded_channel::<u32>();
-            let ponger = tokio::spawn(async move {
-                while let Some(n) = requests.recv().await {
-                    answer.send(n + 1).unwrap();
-                }
-            });
-            for n in 0..100 {
-                request.send(n).unwrap();
-                assert_eq!(answers.recv().await, Some(n + 1));
-            }
-            // The saves are still waiting for the lock.
-            assert!(saves.iter().all(|save| !save.is_finished()));
+        serves_pings_while_saves_wait(&app, move || {
             lock.execute_batch("COMMIT").unwrap();
-            let mut ids = Vec::new();
-            for save in saves {
-                let (account, notification_ids) = save.await.unwrap().unwrap();
-                assert!(account.pending_events().is_empty());
-                ids.extend(notification_ids);
-            }
-            ids.sort_unstable();
-            assert_eq!(ids, [1, 2, 3, 4]);
-            drop(request);
-            ponger.await.unwrap();
         });
+    });
+}
+
+#[test]
+fn one_worker_thread_serves_other_tasks_while_saves_wait_for_a_postgres_transaction() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    within(Duration::from_mins(5), move || {
+        let app = scratch.builder().build().unwrap().into_async();
+        // A transaction that keeps every writer of the events table out.
+        let mut lock = scratch.client();
+        lock.batch_execute("BEGIN; LOCK TABLE stored_events IN EXCLUSIVE MODE")
+            .unwrap();
+        serves_pings_while_saves_wait(&app, move || {
+            // The blocking client may not run inside the runtime's context.
+            std::thread::spawn(move || lock.batch_execute("COMMIT").unwrap())
+                .join()
+                .unwrap();
+        });
+        drop(scratch);
+    });
+}
+
+/// On a runtime with one worker thread: four tasks start saves that wait
+/// for a lock held elsewhere, a fifth task on the same worker answers a
+/// hundred pings meanwhile, and once `release` lets the lock go every
+/// save completes.
+fn serves_pings_while_saves_wait(app: &AsyncApplication, release: impl FnOnce()) {
+    runtime(1).block_on(async {
+        let (started, mut starts) = channel::unbounded_channel();
+        let saves: Vec<_> = (0..4)
+            .map(|n| {
+                let app = app.clone();
+                let started = started.clone();
+                tokio::spawn(async move {
+                    started.send(n).unwrap();
+                    app.save(Account::open(format!("waiting {n}"))).await
+                })
+            })
+            .collect();
+        // Each task began its save in the same poll as it said so: had a
+        // save blocked the one worker thread, no later task would run.
+        for _ in 0..4 {
+            starts.recv().await.unwrap();
+        }
+        // A task on that same worker thread answers a hundred pings.
+        let (request, mut requests) = channel::unbounded_channel::<u32>();
+        let (answer, mut answers) = channel::unbounded_channel::<u32>();
+        let ponger = tokio::spawn(async move {
+            while let Some(n) = requests.recv().await {
+                answer.send(n + 1).unwrap();
+            }
+        });
+        for n in 0..100 {
+            request.send(n).unwrap();
+            assert_eq!(answers.recv().await, Some(n + 1));
+        }
+        // The saves are still waiting for the lock.
+        assert!(saves.iter().all(|save| !save.is_finished()));
+        release();
+        let mut ids = Vec::new();
+        for save in saves {
+            let (account, notification_ids) = save.await.unwrap().unwrap();
+            assert!(account.pending_events().is_empty());
+            ids.extend(notification_ids);
+        }
+        ids.sort_unstable();
+        assert_eq!(ids, [1, 2, 3, 4]);
+        drop(request);
+        ponger.await.unwrap();
     });
 }
 
