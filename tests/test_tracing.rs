@@ -220,6 +220,29 @@ fn a_save_a_load_and_snapshots_have_spans_with_their_fields() {
     let missing = &collector.named("load")[1];
     assert_eq!(missing.field("found"), Some("false"));
     assert_eq!(missing.field("events"), Some("0"));
+
+    // A save that meets a conflict: an event in its span, and no counts.
+    let mut stale: Account = app.repository().get(id).unwrap();
+    account.deposit(1, "e".into());
+    app.save(&mut account).unwrap();
+    stale.deposit(2, "f".into());
+    collector.clear();
+    collector.run(LevelFilter::DEBUG, || {
+        assert!(matches!(
+            app.save(&mut stale),
+            Err(Error::Concurrency { .. })
+        ));
+    });
+    let events = collector.events.lock().unwrap().clone();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        events[0].get("message").map(String::as_str),
+        Some("the save's transaction failed")
+    );
+    assert!(events[0]["error"].contains(&id.to_string()), "{events:?}");
+    let save = &collector.named("save")[0];
+    assert_eq!(save.field("version"), Some("6"));
+    assert_eq!(save.field("events"), None);
 }
 
 #[test]

@@ -168,3 +168,12 @@ impl Drop for Timed {
         }
     }
 }
+
+/// Tells the subscriber, at `DEBUG`, that a save's transaction failed
+/// (a concurrency conflict, a database error): an event in the save's span.
+#[inline]
+pub(crate) fn save_failed(error: &crate::Error) {
+    trace_event!(debug, error = %error, "the save's transaction failed");
+    #[cfg(not(feature = "tracing"))]
+    let _ = error;
+}

@@ -267,7 +267,10 @@ impl Application {
         if let Some(update) = tracking {
             batch = batch.with_tracking(update);
         }
-        let ids = self.store.write(&batch)?;
+        let ids = self
+            .store
+            .write(&batch)
+            .inspect_err(crate::trace::save_failed)?;
         if span.enabled() {
             span.record_u64("aggregates", u64::try_from(index).unwrap_or(u64::MAX));
             span.record_u64("events", u64::try_from(ids.len()).unwrap_or(u64::MAX));
