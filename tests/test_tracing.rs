@@ -220,6 +220,18 @@ fn a_save_a_load_and_snapshots_have_spans_with_their_fields() {
     let missing = &collector.named("load")[1];
     assert_eq!(missing.field("found"), Some("false"));
     assert_eq!(missing.field("events"), Some("0"));
+}
+
+#[test]
+fn a_failed_save_has_an_event_and_a_save_of_several_names_the_first() {
+    let app = Application::builder().build().unwrap();
+    let collector = Collector::default();
+    let mut account = Account::open("ada".into());
+    for amount in 1..5 {
+        account.deposit(amount, "a".into());
+    }
+    app.save(&mut account).unwrap();
+    let id = account.id();
 
     // A save that meets a conflict: an event in its span, and no counts.
     let mut stale: Account = app.repository().get(id).unwrap();
@@ -243,6 +255,19 @@ fn a_save_a_load_and_snapshots_have_spans_with_their_fields() {
     let save = &collector.named("save")[0];
     assert_eq!(save.field("version"), Some("6"));
     assert_eq!(save.field("events"), None);
+
+    // Several aggregates: the span names the first with new events.
+    let mut other = Account::open("bob".into());
+    other.deposit(5, "g".into());
+    collector.clear();
+    collector.run(LevelFilter::DEBUG, || {
+        app.save((&mut account, &mut other)).unwrap()
+    });
+    let save = &collector.named("save")[0];
+    assert_eq!(save.field("aggregate_id"), Some(&*other.id().to_string()));
+    assert_eq!(save.field("version"), Some("2"));
+    assert_eq!(save.field("aggregates"), Some("2"));
+    assert_eq!(save.field("events"), Some("2"));
 }
 
 #[test]

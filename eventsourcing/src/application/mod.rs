@@ -207,14 +207,17 @@ impl Application {
         let mut due = Vec::new();
         let mut heads = Vec::new();
         let mut index = 0_usize;
+        // Whether the span names an aggregate yet: the first with events.
+        let mut named = false;
         aggregates.visit(&mut |aggregate| {
             let pending = aggregate.events()?;
-            if index == 0
+            if !named
                 && span.enabled()
                 && let Some(last) = pending.last()
             {
                 span.record_id("aggregate_id", last.originator_id);
                 span.record_u64("version", last.originator_version);
+                named = true;
             }
             if let (Some(first), Some(last)) = (pending.first(), pending.last())
                 && self.snapshots.is_due(
