@@ -338,6 +338,16 @@ pub enum Error {
         reason: String,
     },
 
+    /// A call of the async facade (feature `tokio`) could not run its
+    /// blocking work: it was awaited outside a tokio runtime, or the
+    /// runtime was shutting down before the work started. Nothing of the
+    /// call was done.
+    #[error("async call: {reason}")]
+    Runtime {
+        /// Why the work did not run.
+        reason: String,
+    },
+
     /// A system's definition was refused, or its runner cannot run it.
     #[error("system: {0}")]
     System(#[from] crate::system::SystemError),

@@ -61,8 +61,19 @@
 //!   HTTP (axum on tokio).
 //! - `http-client`: `http::RemoteRecorder`, a notification log read over
 //!   HTTP, for followers (a blocking ureq client).
+//! - `tokio`: the async facade, `asynchronous::AsyncApplication`
+//!   (`Application::into_async`): saves, loads, snapshots and follower
+//!   waits as futures whose blocking work runs on tokio's blocking threads,
+//!   and `with_metadata_async` for metadata scoped to a task.
+//! - `tracing`: `DEBUG` spans for saves (`save`), loads (`load`),
+//!   snapshots (`snapshot`) and follower batches (`follower_batch`), with
+//!   the aggregate's id, versions, counts and `elapsed_us` as fields, and
+//!   events for conflicts and failed automatic snapshots, through the
+//!   `tracing` crate. With no subscriber they cost a level check each.
 
 mod application;
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 pub mod bounds;
 mod cipher;
 mod codec;
@@ -83,8 +94,11 @@ mod snapshot;
 mod store;
 pub mod system;
 pub mod testing;
+mod trace;
 
 pub use crate::application::{Application, ApplicationBuilder, Unsaved};
+#[cfg(feature = "tokio")]
+pub use crate::asynchronous::{AsyncApplication, with_metadata_async};
 pub use crate::cipher::{Cipher, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{

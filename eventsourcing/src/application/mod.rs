@@ -200,14 +200,27 @@ impl Application {
         tracking: Option<&TrackingUpdate>,
         parked: &[ParkChange],
     ) -> Result<Vec<u64>> {
+        let span = crate::trace::timed_span!("save", app = %self.name;
+            aggregate_id, version, aggregates, events, first_notification_id, last_notification_id);
+        let _entered = span.enter();
         let stamp = self.stamp_for(metadata);
         let mapper = self.store.mapper();
         let mut rows = Vec::new();
         let mut due = Vec::new();
         let mut heads = Vec::new();
         let mut index = 0_usize;
+        // Whether the span names an aggregate yet: the first with events.
+        let mut named = false;
         aggregates.visit(&mut |aggregate| {
             let pending = aggregate.events()?;
+            if !named
+                && span.enabled()
+                && let Some(last) = pending.last()
+            {
+                span.record_id("aggregate_id", last.originator_id);
+                span.record_u64("version", last.originator_version);
+                named = true;
+            }
             if let (Some(first), Some(last)) = (pending.first(), pending.last())
                 && self.snapshots.is_due(
                     aggregate.type_name(),
@@ -259,7 +272,18 @@ impl Application {
         if let Some(update) = tracking {
             batch = batch.with_tracking(update);
         }
-        let ids = self.store.write(&batch)?;
+        let ids = self
+            .store
+            .write(&batch)
+            .inspect_err(crate::trace::save_failed)?;
+        if span.enabled() {
+            span.record_u64("aggregates", u64::try_from(index).unwrap_or(u64::MAX));
+            span.record_u64("events", u64::try_from(ids.len()).unwrap_or(u64::MAX));
+            if let (Some(&first), Some(&last)) = (ids.first(), ids.last()) {
+                span.record_u64("first_notification_id", first);
+                span.record_u64("last_notification_id", last);
+            }
+        }
         let mut index = 0_usize;
         let mut due = due.into_iter().peekable();
         aggregates.visit(&mut |aggregate| {
@@ -296,6 +320,12 @@ impl Application {
             None => Ok(()),
         });
         if let Err(error) = result {
+            crate::trace::trace_event!(
+                warn,
+                aggregate = aggregate.type_name(),
+                error = %error,
+                "an automatic snapshot failed (the save stands)"
+            );
             *self
                 .snapshot_error
                 .lock()

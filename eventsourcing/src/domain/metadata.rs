@@ -7,7 +7,10 @@
 //! this order (a later one wins a key): the application's
 //! ([`ApplicationBuilder::metadata`](crate::ApplicationBuilder::metadata)),
 //! the thread's ([`with_metadata`]), and the save's own
-//! ([`Application::save_with`](crate::Application::save_with)).
+//! ([`Application::save_with`](crate::Application::save_with)). Through the
+//! async facade (feature `tokio`), the task's scope
+//! (`with_metadata_async`) is opened as the thread's on the thread that
+//! saves.
 
 use std::cell::RefCell;
 

@@ -28,6 +28,7 @@ use crate::application::Application;
 use crate::error::{Error, Result};
 use crate::notification::NotificationLog;
 use crate::recorder::{ParkChange, Parked, Position, TrackingKey, TrackingUpdate};
+use crate::trace::Timed;
 
 /// One upstream log and where the follower stands in it.
 #[derive(Debug)]
@@ -357,6 +358,8 @@ impl<P, T: Target<P>> Follower<P, T> {
                 return Ok((0, 0));
             }
         }
+        let span = self.batch_span(index);
+        let _entered = span.enter();
         let mut stopped = None;
         let mut attempts = 0_u32;
         loop {
@@ -378,12 +381,22 @@ impl<P, T: Target<P>> Follower<P, T> {
                         super::causal::wake_siblings(&self.name);
                     }
                     let events = u64::try_from(handle.len() + park.len()).unwrap_or(u64::MAX);
+                    traced(
+                        &span,
+                        [from, to, events, park.len() as u64, u64::from(attempts) + 1],
+                    );
                     return match stopped {
                         Some(error) => Err(error),
                         None => Ok((1, events)),
                     };
                 }
                 Err(Failure::Store(Error::Concurrency { id, version })) => {
+                    crate::trace::trace_event!(
+                        debug,
+                        aggregate_id = %id,
+                        version,
+                        "the batch met a concurrency conflict and is handled again"
+                    );
                     attempts += 1;
                     if attempts >= self.options.attempts.max(1) {
                         return Err(Error::Contended {
@@ -434,6 +447,16 @@ impl<P, T: Target<P>> Follower<P, T> {
                 }
             }
         }
+    }
+
+    /// The span of a batch of upstream `index`.
+    fn batch_span(&self, index: usize) -> Timed {
+        crate::trace::timed_span!(
+            "follower_batch",
+            follower = %self.name,
+            upstream = %self.upstreams[index].name;
+            from, to, events, parked, attempts
+        )
     }
 
     /// Splits a page into the events to handle and those to park (their
@@ -527,6 +550,20 @@ impl<P, T: Target<P>> Follower<P, T> {
     /// whose failing event, if a handler failed, is `envelope`.
     pub(crate) fn failure_error(&self, failure: Failure, envelope: Option<&Envelope>) -> Error {
         failure.into_error(&self.name, "setup", envelope)
+    }
+}
+
+/// Records a committed batch's figures on its span: `[from, to, events,
+/// parked, attempts]`.
+#[inline]
+fn traced(span: &Timed, figures: [u64; 5]) {
+    if span.enabled() {
+        let [from, to, events, parked, attempts] = figures;
+        span.record_u64("from", from);
+        span.record_u64("to", to);
+        span.record_u64("events", events);
+        span.record_u64("parked", parked);
+        span.record_u64("attempts", attempts);
     }
 }
 

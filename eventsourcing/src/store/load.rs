@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::EventStore;
 use crate::domain::replay::{replay_first, replay_next, restore};
-use crate::domain::{Aggregate, Chain, RecordedEvent, Snapshot};
+use crate::domain::{Aggregate, Chain, RecordedEvent, Root, Snapshot};
 use crate::error::{Error, IntegrityFault, Result};
 use crate::mapper::StoredEvent;
 use crate::recorder::EventQuery;
@@ -32,6 +32,9 @@ impl EventStore {
     /// `None` when there is no event within `until`, or the aggregate was
     /// discarded within it.
     pub(crate) fn load<A: Aggregate>(&self, id: Uuid, until: Until) -> Result<Option<A>> {
+        let span = crate::trace::timed_span!("load", aggregate = %A::NAME, aggregate_id = %id;
+            snapshot_version, events, version, found);
+        let _entered = span.enter();
         let snapshot = match until {
             Until::End => self.latest_snapshot(id, None)?,
             Until::Version(version) => self.latest_snapshot(id, Some(version))?,
@@ -41,7 +44,19 @@ impl EventStore {
             Some(snapshot) => usable::<A>(id, &snapshot)?,
             None => None,
         };
-        self.replay(id, start, until)
+        if !span.enabled() {
+            return self.replay(id, start, until);
+        }
+        let from = start.as_ref().map_or(0, Root::version);
+        if from > 0 {
+            span.record_u64("snapshot_version", from);
+        }
+        let loaded = self.replay(id, start, until)?;
+        let version = loaded.as_ref().map_or(0, Root::version);
+        span.record_u64("version", version);
+        span.record_u64("events", version.saturating_sub(from));
+        span.record_bool("found", loaded.is_some());
+        Ok(loaded)
     }
 
     /// The event of `id` at `version`, decoded but not checked.

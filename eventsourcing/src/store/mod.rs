@@ -230,8 +230,18 @@ impl EventStore {
     /// Encodes and records a snapshot; `false` when one was already
     /// recorded at its version.
     pub(crate) fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<bool> {
-        self.recorder
-            .insert_snapshot(&self.mapper.encode_snapshot(snapshot)?)
+        let span = crate::trace::timed_span!("snapshot", topic = %snapshot.topic;
+            aggregate_id, version, inserted);
+        let _entered = span.enter();
+        if span.enabled() {
+            span.record_id("aggregate_id", snapshot.originator_id);
+            span.record_u64("version", snapshot.originator_version);
+        }
+        let inserted = self
+            .recorder
+            .insert_snapshot(&self.mapper.encode_snapshot(snapshot)?)?;
+        span.record_bool("inserted", inserted);
+        Ok(inserted)
     }
 
     /// Calls `each` with the decoded events that match `query`, until it
