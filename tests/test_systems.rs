@@ -329,13 +329,17 @@ fn kill_children(kills: usize) {
         .unwrap();
     let stop = AtomicBool::new(false);
     let mut killed = 0;
+    // A child killed but not yet reaped by the supervisor is still listed
+    // (and a zombie accepts SIGKILL): each pid is killed once.
+    let mut dead = std::collections::HashSet::new();
     let ids = std::thread::scope(|scope| {
         let placing = scope.spawn(|| keep_placing(&running, &stop, 0));
         while killed < kills {
             std::thread::sleep(Duration::from_millis(20 + 5 * random(20) as u64));
             let children = running.children();
             let (_, pid) = &children[random(children.len())];
-            if kill(*pid) {
+            if !dead.contains(pid) && kill(*pid) {
+                dead.insert(*pid);
                 killed += 1;
             }
         }

@@ -556,3 +556,67 @@ fn configuration_mistakes_exit_2_and_create_nothing() {
     let nowhere = store.cli(&["inspect", &Uuid::new_v4().to_string()]);
     assert_eq!(nowhere.code, Some(4));
 }
+
+// ---------------------------------------------------------------------------
+// serve
+// ---------------------------------------------------------------------------
+
+/// `GET path` on `addr` (`host:port`) over a plain socket; the body.
+fn get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+#[test]
+fn serve_serves_the_log_as_stored_without_the_key_until_sigint() {
+    let store = Store::sqlite(true);
+    populate(&store.app());
+    // No key: the server serves ciphertext as stored.
+    let mut child = store
+        .command(&["--json", "serve", "--listen", "127.0.0.1:0"], false)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let started: Value = eventsourcing::json::from_str(&first).unwrap();
+    let url = started["url"].as_str().unwrap().to_owned();
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+
+    let page: Value =
+        eventsourcing::json::from_str(&get(addr, "/notifications?after=0&limit=100")).unwrap();
+    let items = page["items"].as_array().unwrap();
+    let stored = store.recorder().select_notifications(1, 100, &[]).unwrap();
+    assert_eq!(items.len(), stored.len());
+    assert_eq!(stored.len(), 9);
+    for (item, row) in items.iter().zip(&stored) {
+        assert_eq!(item["id"], row.id);
+        assert_eq!(
+            STANDARD.decode(item["state"].as_str().unwrap()).unwrap(),
+            row.state,
+            "served as stored"
+        );
+    }
+
+    let sent = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    drop(child.stdin.take());
+}

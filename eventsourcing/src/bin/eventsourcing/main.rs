@@ -24,7 +24,9 @@ mod log;
 mod output;
 mod progress;
 mod record;
+mod serve;
 mod stats;
+mod stopping;
 mod store;
 mod verify;
 
@@ -69,6 +71,8 @@ enum Command {
     Keygen(keygen::Args),
     /// Count events, aggregates, topics and followers' positions.
     Stats(stats::Args),
+    /// Serve the notification log over HTTP until SIGINT.
+    Serve(serve::Args),
 }
 
 fn main() -> ExitCode {
@@ -82,6 +86,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(&cli.store, args, &mut out),
         Command::Keygen(args) => keygen::run(args, &mut out),
         Command::Stats(args) => stats::run(&cli.store, args, &mut out),
+        Command::Serve(args) => serve::run(&cli.store, args, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use eventsourcing::recorder::{Notification, Recorder};
-use eventsourcing::{Cipher, DbUri, Mapper};
+use eventsourcing::{Application, Cipher, DbUri, Mapper};
 
 use crate::failure::Failure;
 
@@ -96,6 +96,20 @@ impl StoreArgs {
             mapper,
             keyed,
         })
+    }
+}
+
+impl StoreArgs {
+    /// An application over the open `store`, with the key given, if any:
+    /// for what reads through an application (the HTTP server).
+    pub(crate) fn application(&self, store: &Store) -> Result<Application, Failure> {
+        let mut builder = Application::builder()
+            .recorder(Arc::clone(&store.recorder))
+            .allow_plaintext(self.allow_plaintext);
+        if let Some(key) = self.cipher_key.as_deref().filter(|k| !k.is_empty()) {
+            builder = builder.cipher_key(key);
+        }
+        builder.build().map_err(|e| store.failure(e))
     }
 }
 
