@@ -318,6 +318,33 @@ fn without_the_key_records_stay_opaque() {
 }
 
 #[test]
+fn with_a_wrong_key_nothing_is_read() {
+    let file = FileDb::new();
+    let keyed = file.builder().cipher_key(key()).build().expect("app");
+    let id = *fill(&keyed, 1, 2).keys().next().expect("an account");
+    let other = file
+        .builder()
+        .cipher_key(STANDARD.encode([9u8; 32]))
+        .build()
+        .expect("app with another key");
+    let server = serve(&other, 50);
+    let html = page(&format!("{}/aggregates/{id}", server.url()));
+    assert!(
+        html.contains("<strong>Chain not verified: version 1 cannot be read</strong>: cannot decrypt aggregate"),
+        "{html}"
+    );
+    let rows = table_rows(&html, "history");
+    assert_eq!(rows.len(), 3);
+    for row in &rows {
+        assert!(
+            row[5].contains("unreadable: cannot decrypt aggregate"),
+            "{row:?}"
+        );
+    }
+    assert!(!html.contains("secret note"), "{html}");
+}
+
+#[test]
 fn tampered_and_missing_rows_break_the_chain() {
     let file = FileDb::new();
     let app = file.app();
@@ -353,8 +380,14 @@ fn tampered_and_missing_rows_break_the_chain() {
         html.contains("event hash does not match the record"),
         "{html}"
     );
-    // The forged row is still shown, as stored.
-    assert_eq!(table_rows(&html, "history")[2][1], "Account.Forged");
+    // The forged row is still shown, as stored, and every row read.
+    let rows = table_rows(&html, "history");
+    assert_eq!(rows[2][1], "Account.Forged");
+    assert!(
+        rows[3][5].contains("&quot;secret note 2&quot;"),
+        "{:?}",
+        rows[3]
+    );
 
     let html = page(&format!("{base}/aggregates/{missing}"));
     assert!(

@@ -105,8 +105,14 @@ pub(super) enum Body {
 pub(super) enum ChainStatus {
     /// The whole chain checks out: its last version and head.
     Verified { version: u64, head: Hash },
-    /// The first fault: the version and what is wrong.
+    /// The first fault of the chain itself (a hash that does not match
+    /// its record, a broken link, a missing version): the version and
+    /// what is wrong.
     Broken { version: u64, reason: String },
+    /// The record at `version` cannot be read (a wrong key, tampered
+    /// ciphertext, a malformed record): the chain is checked up to the
+    /// version before.
+    Unreadable { version: u64, reason: String },
     /// Checked up to `version - 1`; the record at `version` is encrypted
     /// and the server has no key.
     Unchecked { version: u64 },
@@ -172,7 +178,7 @@ pub(super) fn history(
                 }
                 Err(error) => {
                     let reason = error.to_string();
-                    status.get_or_insert_with(|| ChainStatus::Broken {
+                    status.get_or_insert_with(|| ChainStatus::Unreadable {
                         version,
                         reason: reason.clone(),
                     });

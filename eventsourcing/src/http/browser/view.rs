@@ -235,6 +235,15 @@ fn chain_status(html: &mut Html, status: &ChainStatus) {
                 .text(reason)
                 .raw("</p>");
         }
+        ChainStatus::Unreadable { version, reason } => {
+            html.raw(
+                "<p class=\"status broken\" id=\"chain\"><strong>Chain not verified: version ",
+            )
+            .display(version)
+            .raw(" cannot be read</strong>: ")
+            .text(reason)
+            .raw("</p>");
+        }
         ChainStatus::Unchecked { version } => {
             html.raw("<p class=\"status unchecked\" id=\"chain\"><strong>Chain not checked");
             if *version > 1 {
