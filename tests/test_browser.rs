@@ -1,142 +1,23 @@
 //! The event browser (`eventsourcing::http::Browser`) served by the
-//! notification log server: the log paged, an aggregate's history decoded
-//! with the key and opaque without it, the chain's status (verified, and
-//! broken by a tampered or missing row), search by id, refusals, escaping
-//! of hostile values, the token; and the pages rendered by a real
-//! headless Chromium, with a screenshot kept as a CI artifact.
+//! notification log server, over plain HTTP: the log paged, an
+//! aggregate's history decoded with the key and opaque without it or with
+//! a wrong key, the chain's status (verified, and broken by a tampered or
+//! missing row), search by id, refusals, escaping of hostile values, and
+//! the token. `test_browser_chromium.rs` renders the pages in a real
+//! browser.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+#[allow(dead_code)]
+mod browser_support;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use eventsourcing::http::{Browser, NotificationServer, RunningServer};
-use eventsourcing::{
-    Application, ApplicationBuilder, Compression, Hash, Mapper, RecordedEvent, Uuid,
+use browser_support::{
+    each_store, first_column, get, get_with, key, page, record_hostile, serve, table_rows,
 };
+use eventsourcing::http::{Browser, NotificationServer};
+use eventsourcing::{Compression, Uuid};
 use support::ledger::fill;
-use support::pg::Scratch;
 use support::sqlite::FileDb;
-
-/// A store that outlives the applications opened on it.
-enum Store {
-    Sqlite(FileDb),
-    Postgres(Scratch),
-}
-
-impl Store {
-    fn builder(&self) -> ApplicationBuilder {
-        match self {
-            Store::Sqlite(file) => file.builder(),
-            Store::Postgres(scratch) => scratch.builder(),
-        }
-        .name("Accounts")
-    }
-}
-
-/// Runs `test` on a SQLite file and, when the PostgreSQL tests run, on a
-/// scratch schema.
-fn each_store(test: impl Fn(&str, &Store)) {
-    test("sqlite file", &Store::Sqlite(FileDb::new()));
-    if let Some(scratch) = Scratch::new() {
-        test("postgres", &Store::Postgres(scratch));
-    }
-}
-
-/// An application key (base64 of 32 bytes).
-fn key() -> String {
-    STANDARD.encode([7u8; 32])
-}
-
-/// A response, read whole.
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-/// `GET url` with these headers, redirects not followed.
-fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let mut request = agent.get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call().expect("the server answers");
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    Reply {
-        status: response.status().as_u16(),
-        headers,
-        body: response.body_mut().read_to_string().expect("body"),
-    }
-}
-
-fn get(url: &str) -> Reply {
-    get_with(url, &[])
-}
-
-/// A page that must be a `200` HTML page.
-fn page(url: &str) -> String {
-    let reply = get(url);
-    assert_eq!(reply.status, 200, "{url}: {}", reply.body);
-    assert_eq!(
-        reply.header("content-type"),
-        Some("text/html; charset=utf-8")
-    );
-    reply.body
-}
-
-/// Serves `app`'s log and its browser on a free loopback port.
-fn serve(app: &Application, page_size: usize) -> RunningServer {
-    NotificationServer::new(app)
-        .browser(Browser::new(app).page_size(page_size))
-        .bind("127.0.0.1:0")
-        .expect("the server starts")
-}
-
-/// The rows of the table with this `id`: each row's cells' markup.
-fn table_rows(html: &str, id: &str) -> Vec<Vec<String>> {
-    let start = format!("<table id=\"{id}\">");
-    let Some(at) = html.find(&start) else {
-        return Vec::new();
-    };
-    let table = &html[at..];
-    let table = &table[..table.find("</tbody></table>").expect("table ends")];
-    let body = &table[table.find("<tbody>").expect("tbody") + "<tbody>".len()..];
-    body.split("</tr>")
-        .filter(|row| !row.is_empty())
-        .map(|row| {
-            row.split("</td>")
-                .filter_map(|cell| cell.rfind("<td").map(|at| &cell[at..]))
-                .map(|cell| cell[cell.find('>').expect("td") + 1..].to_owned())
-                .collect()
-        })
-        .collect()
-}
-
-/// The numbers in the first cells of the table's rows.
-fn first_column(html: &str, id: &str) -> Vec<u64> {
-    table_rows(html, id)
-        .iter()
-        .map(|cells| cells[0].parse().expect("a number"))
-        .collect()
-}
 
 #[test]
 fn the_log_is_paged_with_links_both_ways() {
@@ -468,28 +349,6 @@ fn search_redirects_to_a_history_or_says_why_not() {
         assert!(reply.body.contains(reason), "{url}: {}", reply.body);
     }
 }
-
-/// Records one event with a hostile topic and hostile field names and
-/// values, straight through the recorder; returns its aggregate id.
-fn record_hostile(app: &Application) -> Uuid {
-    let id = Uuid::new_v4();
-    let event = RecordedEvent::new(
-        id,
-        1,
-        "<script>alert(1)</script>".into(),
-        0,
-        Hash::ZERO,
-        br#"{"note":"</pre></td><script>alert(2)</script>","<img src=x onerror=alert(3)>":"\"'&"}"#
-            .to_vec(),
-    );
-    let stored = Mapper::new().encode(&event).expect("encodes");
-    app.event_store()
-        .recorder()
-        .insert_events(&[stored])
-        .expect("recorded");
-    id
-}
-
 #[test]
 fn hostile_values_are_escaped() {
     let file = FileDb::new();
@@ -575,145 +434,4 @@ fn the_pages_are_behind_the_logs_token() {
         &[("Authorization", "Bearer s3cret")],
     );
     assert_eq!(json.header("content-type"), Some("application/json"));
-}
-
-/// Where CI keeps the screenshot: `target/ci-artifacts/` of the workspace.
-fn artifacts() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("target/ci-artifacts")
-}
-
-/// The headless Chromium to drive, if installed.
-fn chromium() -> Option<PathBuf> {
-    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|path| path.exists())
-}
-
-/// Runs headless Chromium with `args` on `url` (a fresh profile each
-/// time), stopping it if it has not finished in two minutes; its stdout.
-fn run_chromium(chromium: &Path, args: &[&str], url: &str) -> String {
-    let profile = tempfile::tempdir().expect("profile dir");
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--disable-gpu",
-            "--no-sandbox",
-            "--no-first-run",
-            "--disable-dev-shm-usage",
-            "--hide-scrollbars",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("chromium starts");
-    let deadline = Instant::now() + Duration::from_mins(2);
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("chromium did not finish with {args:?} {url} in two minutes");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let output = child.wait_with_output().expect("output");
-    assert!(
-        output.status.success(),
-        "chromium {args:?} {url}: {}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8 DOM")
-}
-
-/// Width and height of a PNG, from its header.
-fn png_size(bytes: &[u8]) -> (u32, u32) {
-    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "a PNG signature");
-    assert_eq!(&bytes[12..16], b"IHDR", "a PNG header");
-    let number = |at: usize| u32::from_be_bytes(bytes[at..at + 4].try_into().expect("4 bytes"));
-    (number(16), number(20))
-}
-
-#[test]
-fn chromium_renders_the_pages() {
-    let Some(chromium) = chromium() else {
-        assert!(
-            std::env::var_os("EVENTSOURCING_REQUIRE_CHROMIUM").is_none(),
-            "EVENTSOURCING_REQUIRE_CHROMIUM is set but Chromium is not installed (apt-get install chromium)"
-        );
-        eprintln!(
-            "skipped: Chromium is not installed (/usr/bin/chromium; apt-get install chromium)"
-        );
-        return;
-    };
-    let file = FileDb::new();
-    let app = file
-        .builder()
-        .name("Accounts")
-        .cipher_key(key())
-        .build()
-        .expect("app");
-    let ids = fill(&app, 3, 4);
-    let id = *ids.keys().next().expect("an account");
-    let server = serve(&app, 50);
-    let base = server.url();
-
-    // The log, as the browser built its DOM.
-    let dom = run_chromium(&chromium, &["--dump-dom"], &format!("{base}/"));
-    assert!(
-        dom.contains("<title>Notification log · Accounts</title>"),
-        "{dom}"
-    );
-    assert!(dom.contains("Notifications 1 to 15 of 15."), "{dom}");
-    assert_eq!(first_column(&dom, "log"), (1..=15).collect::<Vec<_>>());
-
-    // The history, decoded, with its chain verified.
-    let url = format!("{base}/aggregates/{id}");
-    let dom = run_chromium(&chromium, &["--dump-dom"], &url);
-    let head = app.event_store().verify(id).expect("verifies");
-    assert!(
-        dom.contains("<strong>Chain verified</strong>: versions 1 to 5"),
-        "{dom}"
-    );
-    assert!(dom.contains(&head.to_hex()), "{dom}");
-    assert_eq!(first_column(&dom, "history"), [1, 2, 3, 4, 5]);
-    assert!(dom.contains("\"secret note 3\""), "{dom}");
-    // A hostile topic is text in the DOM, not an element: no script at all.
-    let hostile = record_hostile(&app);
-    let dom = run_chromium(
-        &chromium,
-        &["--dump-dom"],
-        &format!("{base}/aggregates/{hostile}"),
-    );
-    assert!(
-        dom.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
-        "{dom}"
-    );
-    assert!(!dom.contains("<script"), "{dom}");
-    assert!(!dom.contains("<img"), "{dom}");
-
-    // The screenshot CI keeps: the verified history.
-    let dir = artifacts();
-    std::fs::create_dir_all(&dir).expect("artifacts dir");
-    let png = dir.join("browser.png");
-    let _ = std::fs::remove_file(&png);
-    run_chromium(
-        &chromium,
-        &[
-            &format!("--screenshot={}", png.display()),
-            "--window-size=1280,900",
-        ],
-        &url,
-    );
-    let bytes = std::fs::read(&png).expect("the screenshot was written");
-    assert_eq!(png_size(&bytes), (1280, 900));
-    assert!(
-        bytes.len() > 10_000,
-        "a screenshot of a page, not a blank: {} bytes",
-        bytes.len()
-    );
-    println!("screenshot: {}", png.display());
-    server.stop().expect("stops");
 }
