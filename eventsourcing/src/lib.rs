@@ -58,7 +58,8 @@
 //! - `sqlite` (default): [`recorder::SqliteRecorder`], with a bundled SQLite.
 //! - `postgres` (default): [`recorder::PostgresRecorder`].
 //! - `http`: `http::NotificationServer`, the notification log served over
-//!   HTTP (axum on tokio).
+//!   HTTP (axum on tokio), and `http::Browser`, read-only web pages of the
+//!   log and of aggregates' histories served with it.
 //! - `http-client`: `http::RemoteRecorder`, a notification log read over
 //!   HTTP, for followers (a blocking ureq client).
 //! - `tokio`: the async facade, `asynchronous::AsyncApplication`

@@ -6,6 +6,10 @@
 //!   and long caching once full, pages by `?after=&limit=&topics=`,
 //!   bearer-token authentication. It serves the stored bytes (base64):
 //!   ciphertext stays ciphertext, so the server holds no key.
+//! - [`Browser`] (`http`): a read-only web page for people, served by the
+//!   same server: the log paged, an aggregate's history decoded (when the
+//!   store's mapper has the key) with the state of its hash chain, and a
+//!   search by aggregate id.
 //! - [`RemoteRecorder`] (`http-client`): a blocking client with timeouts,
 //!   retries and backoff, a read-only [`Recorder`](crate::recorder::Recorder)
 //!   for [`FollowerBuilder::follow_remote`](crate::follower::FollowerBuilder::follow_remote)
@@ -18,6 +22,8 @@
 
 #[cfg(feature = "http")]
 mod auth;
+#[cfg(feature = "http")]
+mod browser;
 #[cfg(feature = "http-client")]
 mod client;
 #[cfg(feature = "http")]
@@ -26,6 +32,8 @@ mod query;
 mod server;
 mod wire;
 
+#[cfg(feature = "http")]
+pub use self::browser::{Browser, DEFAULT_PAGE_SIZE};
 #[cfg(feature = "http-client")]
 pub use self::client::RemoteRecorder;
 #[cfg(feature = "http")]

@@ -16,11 +16,13 @@ use axum::routing::get;
 use sha2::{Digest, Sha256};
 
 use super::auth::{Token, require_token};
+use super::browser::Browser;
 use super::query::parse_page_query;
 use super::wire::{WireError, WireNotification, WirePage, WireSection};
 use crate::application::Application;
 use crate::error::{Error, Result};
 use crate::notification::NotificationLog;
+use crate::store::EventStore;
 
 /// How many notifications one page request may ask for unless
 /// [`NotificationServer::max_limit`] says otherwise.
@@ -56,6 +58,9 @@ const NOT_CACHED: &str = "no-store";
 /// responses learns nothing of the events; a reader rebuilds the exact
 /// stored row and checks its hash.
 ///
+/// With a [`browser`](Self::browser), the server also serves the
+/// [`Browser`]'s HTML pages (`/`, `/aggregates/{id}`, `/search`).
+///
 /// With a [`token`](Self::token), every route asks for `Authorization:
 /// Bearer <token>` and refuses other requests with `401` and no data.
 /// Malformed section ids, inverted ranges, bad limits and topics get
@@ -79,6 +84,7 @@ pub struct NotificationServer {
     log: NotificationLog,
     token: Option<Token>,
     max_limit: usize,
+    browser: Option<Browser>,
 }
 
 /// What every handler reads.
@@ -105,6 +111,7 @@ impl NotificationServer {
             log,
             token: None,
             max_limit: DEFAULT_MAX_LIMIT,
+            browser: None,
         }
     }
 
@@ -124,6 +131,16 @@ impl NotificationServer {
         self
     }
 
+    /// Also serves `browser`'s web pages (`/`, `/aggregates/{id}`,
+    /// `/search`) beside the log's routes, behind the same
+    /// [`token`](Self::token). The log's routes still serve records as
+    /// stored; only the pages decode, with the browser's store's mapper.
+    #[must_use]
+    pub fn browser(mut self, browser: Browser) -> NotificationServer {
+        self.browser = Some(browser);
+        self
+    }
+
     /// The routes, with authentication, as an axum [`Router`]: to serve
     /// them on a runtime of your own, or to merge with other routes.
     pub fn router(&self) -> Router {
@@ -132,12 +149,14 @@ impl NotificationServer {
             max_limit: self.max_limit,
             private: self.token.is_some(),
         };
-        routes()
-            .with_state(state)
-            .route_layer(middleware::from_fn_with_state(
-                self.token.clone(),
-                require_token,
-            ))
+        let mut router = routes().with_state(state);
+        if let Some(browser) = &self.browser {
+            router = router.merge(browser.router());
+        }
+        router.route_layer(middleware::from_fn_with_state(
+            self.token.clone(),
+            require_token,
+        ))
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets the
@@ -181,6 +200,7 @@ impl NotificationServer {
             .map_err(Error::Server)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let keep = self.log.clone();
+        let keep_store = self.browser.as_ref().map(|b| b.store().clone());
         let thread = std::thread::Builder::new()
             .name("es-http-server".to_owned())
             .spawn(move || {
@@ -200,12 +220,15 @@ impl NotificationServer {
             stop: Some(stop),
             thread: Some(thread),
             _log: keep,
+            _store: keep_store,
         })
     }
 }
 
-/// Every route of the server, before state and authentication: new
-/// routes are added here and get both.
+/// Every route of the log, before state and authentication: new routes
+/// are added here and get both. The browser's routes
+/// ([`NotificationServer::browser`]) are merged in before authentication
+/// too.
 fn routes() -> Router<LogState> {
     Router::new()
         .route("/notifications", get(page))
@@ -225,6 +248,8 @@ pub struct RunningServer {
     /// PostgreSQL client closes its connections with a runtime of its
     /// own).
     _log: NotificationLog,
+    /// The browser's store, kept for the same reason.
+    _store: Option<EventStore>,
 }
 
 impl RunningServer {

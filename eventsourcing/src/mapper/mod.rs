@@ -122,6 +122,12 @@ impl Mapper {
         self
     }
 
+    /// Whether it has a cipher: whether it can open encrypted records.
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn has_cipher(&self) -> bool {
+        self.cipher.is_some()
+    }
+
     /// Turns a recorded event into its row: frames the body, compresses it
     /// and encrypts it as configured, and prefixes the flags byte.
     ///
