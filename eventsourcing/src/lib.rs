@@ -68,6 +68,7 @@ mod domain;
 mod error;
 pub mod follower;
 pub mod format;
+mod keys;
 mod mapper;
 mod notification;
 pub mod recorder;
@@ -79,7 +80,7 @@ pub mod system;
 pub mod testing;
 
 pub use crate::application::{Application, ApplicationBuilder, Unsaved};
-pub use crate::cipher::{Cipher, generate_cipher_key};
+pub use crate::cipher::{Cipher, Fingerprint, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{
     Aggregate, AggregateExt, AggregateId, Chain, Event, EventSchema, JsonObject, Metadata,
@@ -87,6 +88,7 @@ pub use crate::domain::{
 };
 pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::format::Hash;
+pub use crate::keys::{Encryption, Rotation};
 pub use crate::mapper::{Compression, Mapper, StoredEvent};
 pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;
