@@ -26,6 +26,7 @@ pub use crate::domain::{
     Root,
 };
 pub use crate::format::Hash;
+pub use crate::keys::Encryption;
 /// The reserved member of an event's data that holds its metadata.
 pub const META_KEY: &str = "$meta";
 pub use core::option::Option::{self, None, Some};

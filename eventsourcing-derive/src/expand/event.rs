@@ -60,6 +60,7 @@ fn event_schema(private: &TokenStream, events: &EventEnum) -> Vec<TokenStream> {
         let name = v.ident.to_string();
         let topic = v.current_topic();
         let version = v.version();
+        let public = v.public;
         let fields = v.fields.iter().map(|f| {
             let key = f.key();
             let ty = tokens_to_string(&f.ty);
@@ -71,6 +72,7 @@ fn event_schema(private: &TokenStream, events: &EventEnum) -> Vec<TokenStream> {
                 topic: #topic,
                 version: #version,
                 fields: &[#(#fields),*],
+                public: #public,
             }
         }
     });

@@ -37,6 +37,9 @@ pub struct EventSchema {
     pub version: u32,
     /// Each field's name and type, as written in the source.
     pub fields: &'static [(&'static str, &'static str)],
+    /// Whether the event is stored in plaintext even when the application
+    /// has a key (`#[event(Name, public)]`).
+    pub public: bool,
 }
 
 /// A JSON object: what upcasters receive and change.

@@ -80,6 +80,17 @@ impl Envelope {
         self.event.originator_version
     }
 
+    /// Whether the event is the `<Aggregate>.Forgotten` record that
+    /// forgetting an aggregate leaves
+    /// ([`Application::forget`](crate::Application::forget)): a read
+    /// model should delete what it holds of
+    /// [`originator_id`](Envelope::originator_id). Its earlier events
+    /// can no longer be read, and followers pass over them.
+    #[must_use]
+    pub fn is_forgotten(&self) -> bool {
+        self.event.topic.ends_with(crate::format::FORGOTTEN_SUFFIX)
+    }
+
     /// The event's topic, as stored.
     #[must_use]
     pub fn topic(&self) -> &str {

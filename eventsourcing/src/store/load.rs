@@ -32,6 +32,7 @@ impl EventStore {
     /// `None` when there is no event within `until`, or the aggregate was
     /// discarded within it.
     pub(crate) fn load<A: Aggregate>(&self, id: Uuid, until: Until) -> Result<Option<A>> {
+        self.mapper.public_topics().learn::<A>();
         let snapshot = match until {
             Until::End => self.latest_snapshot(id, None)?,
             Until::Version(version) => self.latest_snapshot(id, Some(version))?,
@@ -127,6 +128,9 @@ impl EventStore {
         let mut aggregate = start;
         let mut discarded = false;
         self.each_event(&query, |recorded| {
+            if recorded.topic == A::FORGOTTEN_TOPIC {
+                return Err(Error::Forgotten { id });
+            }
             if let Some(chain) = link.take() {
                 chain.check_head(&recorded)?;
                 discarded = recorded.topic == A::DISCARDED_TOPIC;

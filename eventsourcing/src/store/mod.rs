@@ -18,8 +18,9 @@ use self::commits::{Commits, Hook};
 pub(crate) use self::load::Until;
 use crate::domain::{Chain, RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
-use crate::format::Hash;
-use crate::mapper::Mapper;
+use crate::format::{FORGOTTEN_SUFFIX, Hash};
+use crate::keys::Encryption;
+use crate::mapper::{DataKey, Mapper, Seal};
 use crate::recorder::{Batch, EventQuery, Recorder};
 
 /// The mapper and the recorder: stores and reads recorded events.
@@ -103,7 +104,9 @@ impl EventStore {
     /// Snapshots are not read: this is the events' own account. The first
     /// fault is [`Error::Integrity`] (or [`Error::Decryption`],
     /// [`Error::Corrupt`]) naming the aggregate and version;
-    /// [`Error::NotFound`] when there is no event.
+    /// [`Error::NotFound`] when there is no event. A forgotten aggregate
+    /// is [`Error::Forgotten`]: not broken, but its records before the
+    /// `Forgotten` event can no longer be checked by anyone.
     ///
     /// ```
     /// # use eventsourcing::prelude::*;
@@ -118,12 +121,17 @@ impl EventStore {
     pub fn verify(&self, id: impl Into<Uuid>) -> Result<Hash> {
         let id = id.into();
         let mut chain = Chain::new(id);
+        let mut forgotten = false;
         self.each_event(&EventQuery::new(id), |event| {
             chain.check_next(&event)?;
+            forgotten = event.topic.ends_with(FORGOTTEN_SUFFIX);
             Ok(ControlFlow::Continue(()))
         })?;
         if chain.version() == 0 {
             return Err(Error::NotFound { id });
+        }
+        if forgotten {
+            return Err(Error::Forgotten { id });
         }
         Ok(chain.head())
     }
@@ -200,21 +208,68 @@ impl EventStore {
         self.commits.subscribe(hook)
     }
 
-    /// Encodes and records a snapshot; `false` when one was already
-    /// recorded at its version.
-    pub(crate) fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<bool> {
+    /// Encodes and records a snapshot of an aggregate whose type is
+    /// encrypted as `encryption` (under its data key when it has one);
+    /// `false` when one was already recorded at its version.
+    pub(crate) fn insert_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        encryption: Encryption,
+    ) -> Result<bool> {
+        let id = snapshot.originator_id;
+        let data_key = match (encryption, self.mapper.data_keys()) {
+            (Encryption::PerAggregate, Some(keys)) => keys.find(id)?,
+            _ => None,
+        };
+        let seal = match (&data_key, encryption) {
+            (Some(key), _) => Seal::DataKey(key),
+            (None, Encryption::Public) => Seal::Plain,
+            (None, _) => Seal::Application,
+        };
         self.recorder
-            .insert_snapshot(&self.mapper.encode_snapshot(snapshot)?)
+            .insert_snapshot(&self.mapper.encode_snapshot_with(snapshot, seal)?)
     }
 
     /// Calls `each` with the decoded events that match `query`, until it
     /// breaks or fails.
+    ///
+    /// The aggregate's data key is looked up before the scan: a recorder's
+    /// callback must not call the recorder. Should the aggregate have had
+    /// no key then and one now (it was created meanwhile), and nothing was
+    /// handed over yet, the scan runs again with it.
     fn each_event(
         &self,
         query: &EventQuery,
         mut each: impl FnMut(RecordedEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        self.recorder
-            .select_events(query, &mut |row| each(self.mapper.decode(row)?))
+        let Some(keys) = self.mapper.data_keys() else {
+            return self.recorder.select_events(query, &mut |row| {
+                each(self.mapper.decode_with(row, DataKey::Ask)?)
+            });
+        };
+        let id = query.originator_id;
+        let mut key = keys.find(id)?;
+        loop {
+            let mut handed = false;
+            let result = self.recorder.select_events(query, &mut |row| {
+                let event = self
+                    .mapper
+                    .decode_with(row, DataKey::Known(key.as_deref()))?;
+                handed = true;
+                each(event)
+            });
+            match result {
+                Err(Error::Forgotten { .. }) if key.is_none() => {
+                    key = keys.find(id)?;
+                    if key.is_none() {
+                        return Err(keys.missing(id)?);
+                    }
+                    if handed {
+                        return result;
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 }
