@@ -538,3 +538,43 @@ fn saving_a_stale_copy_after_forget_is_a_conflict() {
     assert_eq!(rows.len(), 2);
     assert_ne!(Hash::ZERO, ada.head());
 }
+
+/// A projection written with `#[policy]`: names by patient, deleted on
+/// `PatientEvent::Forgotten`.
+struct Directory;
+
+#[policy]
+impl Directory {
+    #[on(PatientEvent::Admitted)]
+    fn admitted(&self, names: &mut Names, envelope: &Envelope, name: String) {
+        names.names.insert(envelope.originator_id(), name);
+    }
+
+    #[on(PatientEvent::Forgotten)]
+    fn forgotten(&self, names: &mut Names, envelope: &Envelope) {
+        names.names.remove(&envelope.originator_id());
+        names.forgotten += 1;
+    }
+}
+
+#[test]
+fn a_policy_handles_the_forgotten_event_of_the_types_it_follows() {
+    assert_eq!(
+        <Directory as Policy<Names>>::topics(),
+        Some(vec!["Patient.Admitted", "Patient.Forgotten"])
+    );
+    let app = keyed(Application::builder()).build().unwrap();
+    let ada = patient(&app, "Ada", 2);
+    let bob = patient(&app, "Bob", 0);
+    let mut directory = Follower::in_memory(Directory, Names::default())
+        .follow(&app)
+        .start()
+        .unwrap();
+    directory.run_until_caught_up().unwrap();
+    app.forget::<Patient>(ada.id()).unwrap();
+    directory.run_until_caught_up().unwrap();
+    let state = directory.state();
+    let names = state.lock().unwrap();
+    assert_eq!(names.forgotten, 1);
+    assert_eq!(names.names.keys().collect::<Vec<_>>(), [&bob.id()]);
+}

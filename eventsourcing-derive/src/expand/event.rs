@@ -126,6 +126,16 @@ pub(super) fn event_impl(events: &EventEnum) -> TokenStream {
             },
         )
     };
+    let forgotten = events
+        .discarded_topic
+        .strip_suffix(".Discarded")
+        .map(|prefix| {
+            let topic = format!("{prefix}.{}", crate::symbol::FORGOTTEN);
+            quote! {
+                const FORGOTTEN_TOPIC: #private::Option<&'static ::core::primitive::str> =
+                    #private::Some(#topic);
+            }
+        });
     quote! {
         const _: () = {
             #(#assertions)*
@@ -136,6 +146,8 @@ pub(super) fn event_impl(events: &EventEnum) -> TokenStream {
             const TOPICS: &'static [&'static ::core::primitive::str] = &[#(#topics),*];
 
             const SCHEMA: &'static [#private::EventSchema] = &[#(#schema),*];
+
+            #forgotten
 
             fn topic(&self) -> &'static ::core::primitive::str {
                 #topic_body

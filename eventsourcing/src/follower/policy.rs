@@ -186,6 +186,21 @@ pub trait Policy<C: ?Sized>: Send + 'static {
     fn handle(&mut self, cx: &mut C, envelope: &Envelope) -> Result<bool, HandleError>;
 }
 
+/// The topic of the `Forgotten` event of the aggregates whose events are
+/// `E`s, as a list (what `#[on(E::Forgotten)]` adds to a policy's topics);
+/// `None` when `E` cannot say (an enum not made by the macros).
+#[must_use]
+pub fn forgotten_topics<E: Event>() -> Option<Vec<&'static str>> {
+    E::FORGOTTEN_TOPIC.map(|topic| vec![topic])
+}
+
+/// Whether `envelope` holds the `Forgotten` event of an aggregate whose
+/// events are `E`s.
+#[must_use]
+pub fn is_forgotten_of<E: Event>(envelope: &Envelope) -> bool {
+    E::FORGOTTEN_TOPIC == Some(envelope.topic())
+}
+
 /// Every topic of `E`'s variant `name`, at each schema version it may be
 /// stored with; `None` when `E` does not describe its variants
 /// ([`Event::SCHEMA`] is empty for a hand-written `impl Event`).

@@ -484,7 +484,7 @@ impl Mapper {
             && !self.public.contains(topic)
         {
             return Err(decryption(
-                "record is not encrypted and plaintext records are not allowed for its topic",
+                "record is not encrypted and plaintext records are not allowed",
             ));
         }
 
