@@ -42,9 +42,16 @@ impl fmt::Debug for EventStore {
 }
 
 impl EventStore {
-    /// An event store over the given mapper and recorder.
+    /// An event store over the given mapper and recorder. A mapper with
+    /// an application key keeps the aggregates' data keys in this
+    /// recorder's `aggregate_keys` (unless it was given a place already).
     #[must_use]
     pub fn new(mapper: Mapper, recorder: Arc<dyn Recorder>) -> EventStore {
+        let mapper = if mapper.encrypts() && mapper.data_keys().is_none() {
+            mapper.with_data_keys(Arc::clone(&recorder), crate::keys::DEFAULT_CACHE)
+        } else {
+            mapper
+        };
         EventStore {
             mapper,
             recorder,
