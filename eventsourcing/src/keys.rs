@@ -232,35 +232,26 @@ impl DataKeys {
     }
 
     /// Re-wraps every data key that is not under the current application
-    /// key, `batch` rows at a time (each batch in one transaction).
+    /// key, `batch` rows at a time (each batch in one transaction), along
+    /// the primary key: one pass, however many rows are done already.
     pub(crate) fn rotate(&self, batch: usize) -> Result<Rotation> {
         let current = self.ring.current.fingerprint();
         let mut rotation = Rotation {
             fingerprint: current.to_string(),
             rewrapped: 0,
         };
-        let mut refused: HashSet<Uuid> = HashSet::new();
+        let mut after = None;
         loop {
             let rows = self
                 .recorder
-                .select_data_keys(current.as_str(), batch.max(1))?;
-            if rows.is_empty() {
+                .select_data_keys(current.as_str(), after, batch.max(1))?;
+            let Some(last) = rows.last() else {
                 return Ok(rotation);
-            }
+            };
+            after = Some(last.originator_id);
             let mut rewraps = Vec::with_capacity(rows.len());
             for row in rows {
                 let id = row.originator_id;
-                // A row this process could not change (another rotation
-                // wrapped it under a key unknown here) would come back for
-                // ever.
-                if !refused.insert(id) {
-                    return Err(Error::DataKey {
-                        id,
-                        reason: "the row did not take its re-wrapped key; is another process \
-                                 rotating to another key?"
-                            .to_owned(),
-                    });
-                }
                 let Some(old) = self.ring.by_fingerprint(&row.key_fingerprint) else {
                     return Err(self.unwrap(&row).err().unwrap_or(Error::DataKey {
                         id,
@@ -277,11 +268,10 @@ impl DataKeys {
                     },
                 });
             }
+            // A row that another process changed meanwhile is left as it
+            // is: a later run finds it if it still needs re-wrapping.
             rotation.rewrapped += self.recorder.rewrap_data_keys(&rewraps)?;
             crate::crash::point("after_rewrap_batch");
-            for rewrap in &rewraps {
-                refused.remove(&rewrap.row.originator_id);
-            }
         }
     }
 }

@@ -239,15 +239,21 @@ impl Recorder for MemoryRecorder {
         Ok(self.read().data_keys.get(&id).cloned())
     }
 
-    fn select_data_keys(&self, except: &str, limit: usize) -> Result<Vec<DataKeyRow>> {
-        Ok(self
-            .read()
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        let tables = self.read();
+        let mut rows: Vec<&DataKeyRow> = tables
             .data_keys
             .values()
             .filter(|row| row.key_fingerprint != except)
-            .take(limit)
-            .cloned()
-            .collect())
+            .filter(|row| after.is_none_or(|after| row.originator_id > after))
+            .collect();
+        rows.sort_by_key(|row| row.originator_id);
+        Ok(rows.into_iter().take(limit).cloned().collect())
     }
 
     fn rewrap_data_keys(&self, rewraps: &[Rewrap]) -> Result<usize> {

@@ -590,11 +590,19 @@ pub trait Recorder: Any + Send + Sync {
         Err(no_data_keys())
     }
 
-    /// At most `limit` data key rows whose fingerprint is not `except`,
-    /// in no particular order: the rows a rotation to the key of that
-    /// fingerprint still has to re-wrap.
-    fn select_data_keys(&self, except: &str, limit: usize) -> Result<Vec<DataKeyRow>> {
-        let _ = (except, limit);
+    /// At most `limit` data key rows whose fingerprint is not `except`
+    /// and whose aggregate comes after `after` (all when `None`), in the
+    /// backend's order of `originator_id` (the order of the hyphenated
+    /// lowercase text on SQLite, of the UUID on PostgreSQL, of the bytes in
+    /// memory): the rows a rotation to the key of that fingerprint still
+    /// has to re-wrap, a page at a time along the primary key.
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        let _ = (except, after, limit);
         Err(no_data_keys())
     }
 

@@ -44,7 +44,9 @@ impl KeySql {
             insert: format!("INSERT INTO {keys} ({KEY_COLUMNS}) VALUES ($1, $2, $3, $4)"),
             select: format!("SELECT {KEY_COLUMNS} FROM {keys} WHERE originator_id = $1"),
             select_except: format!(
-                "SELECT {KEY_COLUMNS} FROM {keys} WHERE key_fingerprint <> $1 LIMIT $2"
+                "SELECT {KEY_COLUMNS} FROM {keys} \
+                 WHERE ($2::uuid IS NULL OR originator_id > $2) AND key_fingerprint <> $1 \
+                 ORDER BY originator_id LIMIT $3"
             ),
             delete: format!("DELETE FROM {keys} WHERE originator_id = $1"),
             delete_snapshots: format!("DELETE FROM {snapshots} WHERE originator_id = $1"),
@@ -111,12 +113,17 @@ impl PostgresRecorder {
         })
     }
 
-    pub(super) fn data_keys_except(&self, except: &str, limit: usize) -> Result<Vec<DataKeyRow>> {
+    pub(super) fn data_keys_except(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.run(Call::Read, |connection| {
             let rows = connection
                 .client
-                .query(&self.sql.keys.select_except, &[&except, &limit])?;
+                .query(&self.sql.keys.select_except, &[&except, &after, &limit])?;
             Ok(rows.iter().map(read_key).collect::<Result<_, _>>()?)
         })
     }

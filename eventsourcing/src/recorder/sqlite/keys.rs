@@ -45,7 +45,9 @@ impl KeyStatements {
             insert: format!("INSERT INTO {keys} ({KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
             select: format!("SELECT {KEY_COLUMNS} FROM {keys} WHERE originator_id = ?1"),
             select_except: format!(
-                "SELECT {KEY_COLUMNS} FROM {keys} WHERE key_fingerprint <> ?1 LIMIT ?2"
+                "SELECT {KEY_COLUMNS} FROM {keys} \
+                 WHERE originator_id > ?2 AND key_fingerprint <> ?1 \
+                 ORDER BY originator_id LIMIT ?3"
             ),
             delete: format!("DELETE FROM {keys} WHERE originator_id = ?1"),
             delete_snapshots: format!("DELETE FROM {snapshots} WHERE originator_id = ?1"),
@@ -164,13 +166,20 @@ impl SqliteRecorder {
         })
     }
 
-    pub(super) fn data_keys_except(&self, except: &str, limit: usize) -> Result<Vec<DataKeyRow>> {
+    pub(super) fn data_keys_except(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Every id's text sorts after the empty text.
+        let after = after.map_or_else(String::new, |id| id.hyphenated().to_string());
         self.read(|conn| {
             let mut select = conn
                 .prepare_cached(&self.sql.keys.select_except)
                 .map_err(db)?;
-            let mut rows = select.query((except, limit)).map_err(db)?;
+            let mut rows = select.query((except, after.as_str(), limit)).map_err(db)?;
             let mut found = Vec::new();
             while let Some(row) = rows.next().map_err(db)? {
                 found.push(read_key(row)?);

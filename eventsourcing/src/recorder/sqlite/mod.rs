@@ -384,8 +384,13 @@ impl Recorder for SqliteRecorder {
         self.data_key(id)
     }
 
-    fn select_data_keys(&self, except: &str, limit: usize) -> Result<Vec<DataKeyRow>> {
-        self.data_keys_except(except, limit)
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        self.data_keys_except(except, after, limit)
     }
 
     fn rewrap_data_keys(&self, rewraps: &[Rewrap]) -> Result<usize> {
