@@ -4,10 +4,12 @@
 //! four configurations (plain, zlib, cipher, cipher + zlib), and once more
 //! through `Application::from_env()` in a child process. Then the file is
 //! opened with raw `rusqlite`, and every row is read by the minimal reader
-//! below, which follows FORMAT.md alone and is built from `sha2`, `aes-gcm`
-//! and `flate2` directly (never the library's mapper): flags byte, AES-GCM
-//! with the row's AAD, zlib, the body's split, the hash pre-image, the links
-//! of each aggregate's chain, and the heads the application reported.
+//! in `format_reader/` (shared with `test_format_keys.rs`, which checks
+//! version 2's per-aggregate keys). It follows FORMAT.md alone and is built
+//! from `sha2`, `aes-gcm` and `flate2` directly (never the library's
+//! mapper): flags byte, AES-GCM with the row's AAD, zlib, the body's split,
+//! the hash pre-image, the links of each aggregate's chain, and the heads
+//! the application reported.
 
 mod format_reader;
 
