@@ -225,7 +225,17 @@ impl EventStore {
     ) -> Result<bool> {
         let id = snapshot.originator_id;
         let data_key = match (encryption, self.mapper.data_keys()) {
-            (Encryption::PerAggregate, Some(keys)) => keys.find(id)?,
+            (Encryption::PerAggregate, Some(keys)) => match keys.find(id)? {
+                Some(key) => Some(key),
+                // No key: recorded before its type took per-aggregate keys
+                // (it never will have one), or forgotten meanwhile, which
+                // the Forgotten event committed with the key's deletion
+                // says. Its state must not go under the application key.
+                None => match keys.missing(id)? {
+                    forgotten @ Error::Forgotten { .. } => return Err(forgotten),
+                    _ => None,
+                },
+            },
             _ => None,
         };
         let seal = match (&data_key, encryption) {
