@@ -16,7 +16,7 @@ use super::{Codec, Durability, NOTE, Plan, Result, Target};
 
 /// W1 with data keys: a new key (drawn, wrapped and inserted with the
 /// first event) per aggregate, then its cached key for every later save.
-fn w1_keyed(app: &Application, aggregates: usize, events: usize) -> Result<()> {
+pub(super) fn w1_keyed(app: &Application, aggregates: usize, events: usize) -> Result<()> {
     let mut accounts = Vec::with_capacity(aggregates);
     for i in 0..aggregates {
         let mut account = SecretAccount::open(format!("owner {i}"));

@@ -244,7 +244,7 @@ fn builder(codec: Codec) -> Result<eventsourcing::ApplicationBuilder> {
 const USAGE: &str =
     "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems | --data-keys]
        bench --replay-million build|load|load-one PATH
-       bench --profile w1|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
+       bench --profile w1|w1-data-keys|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
 
 /// Runs one workload of the framework alone, for a profiler: SQLite,
 /// `synchronous=NORMAL`, the full plan's sizes.
@@ -261,6 +261,7 @@ fn profile(workload: &str, codec: &str) -> Result<()> {
     let start = Instant::now();
     match workload {
         "w1" => profiled_w1(&app, &plan)?,
+        "w1-data-keys" => data_keys::w1_keyed(&app, plan.w1_aggregates, plan.w1_events)?,
         "w2-append" => {
             for _ in 0..5 {
                 profiled_w2_append(&app, &plan)?;
