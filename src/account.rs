@@ -36,3 +36,36 @@ impl Account {
         self.last_note = note;
     }
 }
+
+/// [`Account`] with a data key of its own (`#[aggregate(key =
+/// per_aggregate)]`): the same events and state, for measuring what
+/// per-aggregate keys cost against the application key.
+#[aggregate(key = per_aggregate)]
+#[derive(Debug, Default)]
+pub struct SecretAccount {
+    /// Whose account it is.
+    pub owner: String,
+    /// The sum of the deposits.
+    pub balance: i64,
+    /// How many deposits were made.
+    pub deposits: u64,
+    /// The note of the last deposit.
+    pub last_note: String,
+}
+
+#[aggregate]
+impl SecretAccount {
+    /// Opens the account.
+    #[created(Opened)]
+    pub fn open(&mut self, owner: String) {
+        self.owner = owner;
+    }
+
+    /// Records a deposit.
+    #[event(Deposited)]
+    pub fn deposit(&mut self, amount: i64, note: String) {
+        self.balance += amount;
+        self.deposits += 1;
+        self.last_note = note;
+    }
+}

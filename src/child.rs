@@ -7,7 +7,13 @@ use std::process::{Command, Output, Stdio};
 
 /// The variables an application reads from the environment: a child
 /// process starts without any of them but those it is given.
-pub const CONFIGURATION: [&str; 4] = ["DB_URI", "CIPHER_KEY", "COMPRESS", "SNAPSHOT_INTERVAL"];
+pub const CONFIGURATION: [&str; 5] = [
+    "DB_URI",
+    "CIPHER_KEY",
+    "CIPHER_KEY_PREVIOUS",
+    "COMPRESS",
+    "SNAPSHOT_INTERVAL",
+];
 
 /// Runs the test `child` of the current test binary in a child process,
 /// with `marker` set (so that the child test knows it is the child), none

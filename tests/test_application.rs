@@ -1057,7 +1057,7 @@ fn a_truncated_state_is_corrupt() {
 #[test]
 fn an_unknown_flag_bit_is_corrupt() {
     for builder in [plain, zlib, encrypted, encrypted_zlib] {
-        for bit in [0x04, 0x08, 0x80] {
+        for bit in [0x08, 0x80] {
             let (db, id, _) = tamper_fixture(builder);
             db.tamper(id, 3, |state| state[0] |= bit);
             let app = builder(&db).build().unwrap();
@@ -1065,6 +1065,23 @@ fn an_unknown_flag_bit_is_corrupt() {
             assert_corrupt(&error, id, 3);
             assert!(error.to_string().contains("flag"), "{error}");
         }
+    }
+    // The data key bit (FORMAT.md version 2) without the encrypted bit is
+    // corrupt; with it, on an aggregate that has no data key and was not
+    // forgotten, the flags were tampered with.
+    for builder in [plain, zlib] {
+        let (db, id, _) = tamper_fixture(builder);
+        db.tamper(id, 3, |state| state[0] |= 0x04);
+        assert_corrupt(&load_error(&builder(&db).build().unwrap(), id), id, 3);
+    }
+    for builder in [encrypted, encrypted_zlib] {
+        let (db, id, _) = tamper_fixture(builder);
+        db.tamper(id, 3, |state| state[0] |= 0x04);
+        let error = load_error(&builder(&db).build().unwrap(), id);
+        assert!(
+            matches!(error, Error::DataKey { id: at, .. } if at == id),
+            "{error:?}"
+        );
     }
     // The compressed bit on a body that is not compressed.
     let (db, id, _) = tamper_fixture(plain);

@@ -4,22 +4,24 @@
 //! four configurations (plain, zlib, cipher, cipher + zlib), and once more
 //! through `Application::from_env()` in a child process. Then the file is
 //! opened with raw `rusqlite`, and every row is read by the minimal reader
-//! below, which follows FORMAT.md alone and is built from `sha2`, `aes-gcm`
-//! and `flate2` directly (never the library's mapper): flags byte, AES-GCM
-//! with the row's AAD, zlib, the body's split, the hash pre-image, the links
-//! of each aggregate's chain, and the heads the application reported.
+//! in `format_reader/` (shared with `test_format_keys.rs`, which checks
+//! version 2's per-aggregate keys). It follows FORMAT.md alone and is built
+//! from `sha2`, `aes-gcm` and `flate2` directly (never the library's
+//! mapper): flags byte, AES-GCM with the row's AAD, zlib, the body's split,
+//! the hash pre-image, the links of each aggregate's chain, and the heads
+//! the application reported.
+
+mod format_reader;
 
 use std::collections::HashMap;
-use std::io::Read;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::prelude::*;
 
 use eventsourcing::{Compression, RecordedEvent};
+use format_reader::{Body, Keys, Row, check_schema, hex, open_state, pre_image_hash, read_rows};
 use sha2::{Digest, Sha256};
 use support::fixtures::World;
 
@@ -139,271 +141,6 @@ fn now_micros() -> i64 {
     .unwrap()
 }
 
-// ---------------------------------------------------------------------------
-// The independent reader: FORMAT.md only.
-// ---------------------------------------------------------------------------
-
-/// One row of `stored_events`, read with raw SQL.
-#[derive(Debug)]
-struct Row {
-    notification_id: i64,
-    id: [u8; 16],
-    id_text: String,
-    version: u64,
-    topic: String,
-    state: Vec<u8>,
-}
-
-/// The plaintext record body.
-#[derive(Debug)]
-struct Body {
-    previous_hash: [u8; 32],
-    timestamp: i64,
-    data: Vec<u8>,
-    event_hash: [u8; 32],
-}
-
-/// Parses 36 characters, lowercase, hyphenated, into the UUID's raw bytes
-/// (RFC 4122 order: the hex digits in the order written).
-fn parse_uuid_text(text: &str) -> [u8; 16] {
-    assert_eq!(text.len(), 36, "originator_id {text:?} is not 36 chars");
-    let mut hex = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if [8, 13, 18, 23].contains(&i) {
-            assert_eq!(c, '-', "originator_id {text:?}: no hyphen at {i}");
-        } else {
-            assert!(
-                c.is_ascii_digit() || ('a'..='f').contains(&c),
-                "originator_id {text:?}: {c:?} is not a lowercase hex digit"
-            );
-            hex.push(c);
-        }
-    }
-    let mut bytes = [0u8; 16];
-    for (i, byte) in bytes.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap();
-    }
-    bytes
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        write!(s, "{b:02x}").unwrap();
-        s
-    })
-}
-
-/// Reads every row of `stored_events`, checking the column storage classes.
-fn read_rows(path: &std::path::Path) -> Vec<Row> {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let mut select = conn
-        .prepare(
-            "SELECT notification_id, originator_id, originator_version, topic, state, \
-             typeof(notification_id), typeof(originator_id), typeof(originator_version), \
-             typeof(topic), typeof(state) \
-             FROM stored_events ORDER BY notification_id",
-        )
-        .unwrap();
-    let rows = select
-        .query_map([], |r| {
-            let types: [String; 5] = [r.get(5)?, r.get(6)?, r.get(7)?, r.get(8)?, r.get(9)?];
-            Ok((
-                types,
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Vec<u8>>(4)?,
-            ))
-        })
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    rows.into_iter()
-        .map(|(types, notification_id, id_text, version, topic, state)| {
-            assert_eq!(
-                types,
-                ["integer", "text", "integer", "text", "blob"],
-                "storage classes of row {notification_id}"
-            );
-            Row {
-                notification_id,
-                id: parse_uuid_text(&id_text),
-                id_text,
-                version: u64::try_from(version).unwrap(),
-                topic,
-                state,
-            }
-        })
-        .collect()
-}
-
-/// Checks the declared schema of FORMAT.md's tables.
-fn check_schema(path: &std::path::Path) {
-    let conn =
-        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .unwrap();
-    let columns = |table: &str| -> Vec<(String, String)> {
-        conn.prepare("SELECT name, upper(type) FROM pragma_table_info(?1) ORDER BY cid")
-            .unwrap()
-            .query_map([table], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
-    };
-    let owned = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
-        pairs
-            .iter()
-            .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
-            .collect()
-    };
-    assert_eq!(
-        columns("stored_events"),
-        owned(&[
-            ("notification_id", "INTEGER"),
-            ("originator_id", "TEXT"),
-            ("originator_version", "INTEGER"),
-            ("topic", "TEXT"),
-            ("state", "BLOB"),
-        ])
-    );
-    assert_eq!(
-        columns("snapshots"),
-        owned(&[
-            ("originator_id", "TEXT"),
-            ("originator_version", "INTEGER"),
-            ("topic", "TEXT"),
-            ("state", "BLOB"),
-        ])
-    );
-    assert_eq!(
-        columns("tracking"),
-        owned(&[
-            ("application_name", "TEXT"),
-            ("upstream_name", "TEXT"),
-            ("partition", "INTEGER"),
-            ("notification_id", "INTEGER"),
-            ("epoch", "INTEGER"),
-        ])
-    );
-    // notification_id is the rowid alias (INTEGER PRIMARY KEY) with
-    // AUTOINCREMENT, so ids are never reused.
-    let sql: String = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = 'stored_events'",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    let sql = sql.to_ascii_uppercase();
-    assert!(
-        sql.contains("NOTIFICATION_ID INTEGER PRIMARY KEY AUTOINCREMENT"),
-        "{sql}"
-    );
-    // (originator_id, originator_version) is unique: a unique index on
-    // exactly those two columns.
-    let unique_indexes: Vec<String> = conn
-        .prepare("SELECT name FROM pragma_index_list('stored_events') WHERE \"unique\" = 1")
-        .unwrap()
-        .query_map([], |r| r.get(0))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    let has_pair = unique_indexes.iter().any(|index| {
-        let cols: Vec<String> = conn
-            .prepare("SELECT name FROM pragma_index_info(?1) ORDER BY seqno")
-            .unwrap()
-            .query_map([index], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        cols == ["originator_id", "originator_version"]
-    });
-    assert!(
-        has_pair,
-        "no unique index on (originator_id, originator_version)"
-    );
-}
-
-/// Opens a stored `state`: flags, then decrypt, then inflate, then split.
-/// Returns the flags byte and the body.
-fn open_state(row: &Row, key: Option<&[u8; 32]>) -> (u8, Body) {
-    let (&flags, payload) = row.state.split_first().expect("state has a flags byte");
-    assert_eq!(
-        flags & !0x03,
-        0,
-        "row {}: unknown flag bits",
-        row.notification_id
-    );
-    let mut body = payload.to_vec();
-    if flags & 0x02 != 0 {
-        let key = key.expect("an encrypted row, but no key");
-        assert!(body.len() >= 12 + 16, "encrypted payload too short");
-        let (nonce, ciphertext) = body.split_at(12);
-        let mut aad = row.id.to_vec();
-        aad.extend_from_slice(&row.version.to_be_bytes());
-        let cipher = Aes256Gcm::new_from_slice(key).unwrap();
-        body = cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: ciphertext,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_else(|_| panic!("row {}: does not decrypt", row.notification_id));
-    }
-    if flags & 0x01 != 0 {
-        // RFC 1950: a zlib header (CM = 8, deflate; FCHECK makes it a
-        // multiple of 31), the deflate stream, and the Adler-32 trailer,
-        // with nothing after it.
-        assert_eq!(body[0] & 0x0f, 8, "zlib CM is deflate");
-        assert_eq!(
-            (u16::from(body[0]) << 8 | u16::from(body[1])) % 31,
-            0,
-            "zlib FCHECK"
-        );
-        let mut decoder = flate2::bufread::ZlibDecoder::new(&body[..]);
-        let mut inflated = Vec::new();
-        decoder.read_to_end(&mut inflated).unwrap();
-        assert!(
-            decoder.into_inner().is_empty(),
-            "row {}: bytes after the zlib stream",
-            row.notification_id
-        );
-        body = inflated;
-    }
-    assert!(body.len() >= 72, "body shorter than its fixed parts");
-    let (previous_hash, rest) = body.split_at(32);
-    let (timestamp, rest) = rest.split_at(8);
-    let (data, event_hash) = rest.split_at(rest.len() - 32);
-    (
-        flags,
-        Body {
-            previous_hash: previous_hash.try_into().unwrap(),
-            timestamp: i64::from_be_bytes(timestamp.try_into().unwrap()),
-            data: data.to_vec(),
-            event_hash: event_hash.try_into().unwrap(),
-        },
-    )
-}
-
-/// The `event_hash` pre-image of FORMAT.md, hashed.
-fn pre_image_hash(row: &Row, body: &Body) -> [u8; 32] {
-    let mut sha = Sha256::new();
-    sha.update(row.id);
-    sha.update(row.version.to_be_bytes());
-    sha.update(u32::try_from(row.topic.len()).unwrap().to_be_bytes());
-    sha.update(row.topic.as_bytes());
-    sha.update(body.previous_hash);
-    sha.update(body.timestamp.to_be_bytes());
-    sha.update(&body.data);
-    sha.finalize().into()
-}
-
 /// Every row with its body, and each aggregate's head by raw id.
 type Checked = (Vec<(Row, Body)>, HashMap<[u8; 16], [u8; 32]>);
 
@@ -427,7 +164,7 @@ fn check_database(
         // no failed SQLite insert of a new id, have no holes.
         assert_eq!(row.notification_id, i64::try_from(i).unwrap() + 1);
         assert_eq!(row.id_text, row.id_text.to_ascii_lowercase());
-        let (flags, body) = open_state(&row, key);
+        let (flags, body) = open_state(&row, &Keys::application(key));
         assert_eq!(
             flags, expected_flags,
             "flags byte of row {}",

@@ -1080,8 +1080,9 @@ mod postgres_specifics {
             )
             .unwrap()
             .get(0);
-        // stored_events, snapshots, tracking, and the followers' two.
-        assert_eq!(tables, 5);
+        // stored_events, snapshots, tracking, aggregate_keys, and the
+        // followers' two.
+        assert_eq!(tables, 6);
     }
 
     #[test]

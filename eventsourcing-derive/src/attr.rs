@@ -6,7 +6,8 @@ use syn::{Ident, LitInt, LitStr, Path};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    CHECK_REPLAY, CRATE, CREATED, FROM, ID, NAME, ON, PREFIX, STATE, TOPIC, UPCASTERS, VERSION,
+    APPLICATION, CHECK_REPLAY, CRATE, CREATED, FROM, ID, KEY, NAME, ON, PER_AGGREGATE, PREFIX,
+    PUBLIC, STATE, TOPIC, UPCASTERS, VERSION,
 };
 
 /// The runtime crate's path, `::eventsourcing` unless `crate = "..."` says otherwise.
@@ -24,6 +25,44 @@ pub(crate) struct AggregateArgs {
     /// Whether to check, in debug builds, that each event triggered live
     /// replays to the same state (`check_replay`, on the struct).
     pub(crate) check_replay: bool,
+    /// How the aggregate's records are encrypted (`key = ...` or
+    /// `public`, on the struct), with the span of the key that said so.
+    pub(crate) encryption: Option<(Encryption, proc_macro2::Span)>,
+}
+
+/// How an aggregate type's records are encrypted, as declared.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Encryption {
+    /// `key = application`.
+    Application,
+    /// `key = per_aggregate`.
+    PerAggregate,
+    /// `public`.
+    Public,
+}
+
+impl Encryption {
+    /// The runtime's `Encryption` variant.
+    pub(crate) fn variant(self) -> &'static str {
+        match self {
+            Encryption::Application => "Application",
+            Encryption::PerAggregate => "PerAggregate",
+            Encryption::Public => "Public",
+        }
+    }
+}
+
+/// Parses a flag that takes no value, such as `public`; `usage` says how
+/// to write it.
+fn no_value(meta: &ParseNestedMeta<'_>, usage: &str) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
+        let key = meta
+            .path
+            .get_ident()
+            .map_or_else(String::new, ToString::to_string);
+        return Err(meta.error(format!("`{key}` takes no value: write {usage}")));
+    }
+    Ok(())
 }
 
 /// A schema version as written (`version = 2`): its value and its token.
@@ -57,6 +96,22 @@ impl AggregateArgs {
         let mut version = None;
         let mut id = None;
         let mut check_replay = false;
+        let mut encryption: Option<(Encryption, proc_macro2::Span)> = None;
+        let mut set_encryption = |meta: &ParseNestedMeta<'_>, value: Encryption| {
+            let span = syn::spanned::Spanned::span(&meta.path);
+            if let Some((earlier, _)) = encryption {
+                let message = if earlier == value {
+                    "the encryption of the aggregate is declared twice".to_owned()
+                } else {
+                    format!(
+                        "`{PUBLIC}` and `{KEY} = ...` cannot go together: a public aggregate is stored in plaintext, so it has no key"
+                    )
+                };
+                return Err(syn::Error::new(span, message));
+            }
+            encryption = Some((value, span));
+            Ok(())
+        };
         let parser = syn::meta::parser(|meta| {
             if meta.path.is_ident(CRATE) {
                 krate = Some(parse_crate_path(&meta)?);
@@ -75,11 +130,34 @@ impl AggregateArgs {
                 }
                 check_replay = true;
                 Ok(())
+            } else if meta.path.is_ident(KEY) {
+                let value: Ident = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(
+                        e.span(),
+                        format!("expected `{KEY} = {PER_AGGREGATE}` or `{KEY} = {APPLICATION}`"),
+                    )
+                })?;
+                let kind = if value == PER_AGGREGATE {
+                    Encryption::PerAggregate
+                } else if value == APPLICATION {
+                    Encryption::Application
+                } else {
+                    return Err(syn::Error::new(
+                        value.span(),
+                        format!(
+                            "unknown key `{value}`; expected `{PER_AGGREGATE}` (a data key for each aggregate, which can be forgotten) or `{APPLICATION}` (the default)"
+                        ),
+                    ));
+                };
+                set_encryption(&meta, kind)
+            } else if meta.path.is_ident(PUBLIC) {
+                no_value(&meta, "`#[aggregate(public)]`")?;
+                set_encryption(&meta, Encryption::Public)
             } else {
                 Err(unknown_key(
                     &meta,
                     "#[aggregate]",
-                    &[CRATE, VERSION, ID, CHECK_REPLAY],
+                    &[CRATE, VERSION, ID, CHECK_REPLAY, KEY, PUBLIC],
                     None,
                 ))
             }
@@ -92,6 +170,7 @@ impl AggregateArgs {
             version,
             id,
             check_replay,
+            encryption,
         }
     }
 }
@@ -107,6 +186,8 @@ pub(crate) struct EventArgs {
     /// How a creation method derives the new aggregate's id from its
     /// parameters (`id = expr`), instead of a random one.
     pub(crate) id: Option<syn::Expr>,
+    /// Whether the event is stored in plaintext under a key (`public`).
+    pub(crate) public: bool,
 }
 
 impl EventArgs {
@@ -118,6 +199,7 @@ impl EventArgs {
             topic: None,
             version: None,
             id: None,
+            public: false,
         };
         if matches!(attr.meta, syn::Meta::Path(_)) {
             return args;
@@ -136,11 +218,19 @@ impl EventArgs {
                     args.id = Some(meta.value()?.parse()?);
                     return Ok(());
                 }
+                if meta.path.is_ident(PUBLIC) {
+                    no_value(&meta, &format!("`#[{kind}(Name, public)]`"))?;
+                    if args.public {
+                        return Err(meta.error("`public` is given twice"));
+                    }
+                    args.public = true;
+                    return Ok(());
+                }
                 if meta.input.peek(syn::Token![=]) || meta.input.peek(syn::token::Paren) {
                     let keys: &[&str] = if kind == CREATED {
-                        &[TOPIC, VERSION, ID]
+                        &[TOPIC, VERSION, ID, PUBLIC]
                     } else {
-                        &[TOPIC, VERSION]
+                        &[TOPIC, VERSION, PUBLIC]
                     };
                     let hint = (meta.path.is_ident(ID)).then_some(
                         "`id = ...` derives a new aggregate's id, so it goes on `#[created]`",
@@ -210,6 +300,8 @@ pub(crate) struct VariantArgs {
     /// `upcasters = [v1_to_v2, ...]`: the upcaster from version k is the
     /// k-th entry.
     pub(crate) upcasters: Option<syn::ExprArray>,
+    /// `public`: stored in plaintext under a key.
+    pub(crate) public: bool,
 }
 
 /// Parses every `#[es(...)]` attribute of one variant.
@@ -229,13 +321,17 @@ pub(crate) fn parse_variant_args(cx: &Ctxt, attrs: &[syn::Attribute]) -> Variant
             } else if meta.path.is_ident(UPCASTERS) {
                 args.upcasters = Some(meta.value()?.parse()?);
                 Ok(())
+            } else if meta.path.is_ident(PUBLIC) {
+                no_value(&meta, "`#[es(public)]`")?;
+                args.public = true;
+                Ok(())
             } else {
                 let hint = (meta.path.is_ident(CRATE) || meta.path.is_ident(PREFIX))
                     .then_some("`crate` and `prefix` go on the enum");
                 Err(unknown_key(
                     &meta,
                     "#[es]",
-                    &[TOPIC, VERSION, UPCASTERS],
+                    &[TOPIC, VERSION, UPCASTERS, PUBLIC],
                     hint,
                 ))
             }

@@ -21,6 +21,17 @@ pub(crate) const ID: &str = "id";
 /// `check_replay` on the struct: check, in debug builds, that each event
 /// replays to the state it left live.
 pub(crate) const CHECK_REPLAY: &str = "check_replay";
+/// `key = per_aggregate` on the struct: the aggregate's records are
+/// encrypted under a data key of its own (or `key = application`, the
+/// default).
+pub(crate) const KEY: &str = "key";
+/// The value of `key` that gives each aggregate a data key of its own.
+pub(crate) const PER_AGGREGATE: &str = "per_aggregate";
+/// The value of `key` for the application key (the default).
+pub(crate) const APPLICATION: &str = "application";
+/// `public` on the struct (every record of the type) or on an event (its
+/// records): stored in plaintext even when the application has a key.
+pub(crate) const PUBLIC: &str = "public";
 /// `from = N`: the schema version an upcaster reads.
 pub(crate) const FROM: &str = "from";
 /// `upcasters = [...]`: a derived event variant's upcasters, oldest first.
@@ -30,6 +41,8 @@ pub(crate) const STATE: &str = "state";
 
 /// The event name that `discard()` records; users cannot declare it.
 pub(crate) const DISCARDED: &str = "Discarded";
+/// The event name that forgetting an aggregate records; reserved too.
+pub(crate) const FORGOTTEN: &str = "Forgotten";
 /// Generated items start with this; user names may not.
 pub(crate) const RESERVED_PREFIX: &str = "__es_";
 /// The field `#[aggregate]` adds to the struct.

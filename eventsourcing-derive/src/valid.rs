@@ -12,10 +12,12 @@ use quote::ToTokens;
 
 use crate::ast::{AggregateImpl, AggregateItem, EventEnum, MethodKind};
 use crate::ctxt::Ctxt;
-use crate::symbol::{DISCARDED, GENERATED_METHODS, STATE, WITH_ID_SUFFIX};
+use crate::symbol::{DISCARDED, FORGOTTEN, GENERATED_METHODS, STATE, WITH_ID_SUFFIX};
 
 /// The end of every discard topic.
 const DISCARDED_SUFFIX: &str = ".Discarded";
+/// The end of the topic of the event that forgetting records.
+const FORGOTTEN_SUFFIX: &str = ".Forgotten";
 
 /// Checks what `#[aggregate]` is on. A struct's rules concern the struct
 /// alone, and were checked as it was parsed.
@@ -304,6 +306,18 @@ fn discarded_is_reserved(cx: &Ctxt, events: &EventEnum) {
             cx.error_spanned_by(
                 &variant.ident,
                 "the event name `Discarded` is reserved for the event that `discard()` records; choose another name",
+            );
+        } else if variant.ident == FORGOTTEN {
+            cx.error_spanned_by(
+                &variant.ident,
+                "the event name `Forgotten` is reserved for the event that forgetting an aggregate records; choose another name",
+            );
+        } else if variant.topic.value().ends_with(FORGOTTEN_SUFFIX) {
+            cx.error_spanned_by(
+                &variant.topic,
+                format!(
+                    "topics ending in `{FORGOTTEN_SUFFIX}` are reserved for the event that forgetting an aggregate records; choose another topic"
+                ),
             );
         } else if variant.topic.value() == events.discarded_topic
             || variant.topic.value().ends_with(DISCARDED_SUFFIX)

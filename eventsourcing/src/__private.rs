@@ -26,6 +26,7 @@ pub use crate::domain::{
     Root,
 };
 pub use crate::format::Hash;
+pub use crate::keys::Encryption;
 /// The reserved member of an event's data that holds its metadata.
 pub const META_KEY: &str = "$meta";
 pub use core::option::Option::{self, None, Some};
@@ -298,7 +299,9 @@ pub const fn state_version<R: Root>() -> u32 {
 }
 
 pub use crate::crash::set_crash_hook;
-pub use crate::follower::{BoxError, Envelope, HandleError, Policy, variant_topics};
+pub use crate::follower::{
+    BoxError, Envelope, HandleError, Policy, forgotten_topics, is_forgotten_of, variant_topics,
+};
 
 /// What a `#[policy]` method that can fail returns: `Result<(), E>` whose
 /// error converts into [`BoxError`]. Generated code names the method's

@@ -12,6 +12,7 @@ use aes_gcm::aead::{AeadInPlace, KeyInit, Nonce, Tag};
 use aes_gcm::{Aes256Gcm, Key};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::config::CIPHER_KEY;
@@ -37,6 +38,54 @@ const AUTH_FAILED: &str =
 #[derive(Clone)]
 pub struct Cipher {
     aead: Aes256Gcm,
+    fingerprint: Fingerprint,
+}
+
+/// The fingerprint of an application key (FORMAT.md, "Per-aggregate
+/// keys"): the first 16 lowercase hex digits of the SHA-256 of the key.
+/// Safe to store and show: it names the key without revealing it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Fingerprint([u8; FINGERPRINT_LEN]);
+
+/// Hex digits in a fingerprint.
+const FINGERPRINT_LEN: usize = 16;
+
+impl Fingerprint {
+    fn of(key: &[u8; KEY_LEN]) -> Fingerprint {
+        let digest = Sha256::digest(key);
+        let mut hex = [0u8; FINGERPRINT_LEN];
+        for (pair, byte) in hex.chunks_exact_mut(2).zip(digest.iter()) {
+            const DIGITS: &[u8; 16] = b"0123456789abcdef";
+            pair[0] = DIGITS[usize::from(byte >> 4)];
+            pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        }
+        Fingerprint(hex)
+    }
+
+    /// The 16 hex digits.
+    #[must_use]
+    pub fn as_str(&self) -> &str {
+        // Built from ASCII hex digits only.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Fingerprint({self})")
+    }
+}
+
+impl PartialEq<str> for Fingerprint {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
 }
 
 impl Cipher {
@@ -45,7 +94,94 @@ impl Cipher {
     pub fn new(key: [u8; KEY_LEN]) -> Cipher {
         Cipher {
             aead: Aes256Gcm::new(&Key::<Aes256Gcm>::from(key)),
+            fingerprint: Fingerprint::of(&key),
         }
+    }
+
+    /// The key's fingerprint, as stored beside the data keys it wraps.
+    #[must_use]
+    pub fn fingerprint(&self) -> Fingerprint {
+        self.fingerprint
+    }
+
+    /// A fresh data key for aggregate `id`: 32 bytes from the operating
+    /// system's CSPRNG, as a cipher, and wrapped under this (application)
+    /// key as FORMAT.md's `aggregate_keys.wrapped_key` stores it:
+    /// `nonce ‖ ciphertext ‖ tag`, with the associated data
+    /// `eventsourcing-data-key ‖ id`.
+    pub(crate) fn new_data_key(&self, id: Uuid) -> Result<(Cipher, Vec<u8>)> {
+        let mut key = [0u8; KEY_LEN];
+        getrandom::fill(&mut key).map_err(|e| Error::Random {
+            reason: format!("cannot draw a data key: {e}"),
+        })?;
+        let wrapped = self.wrap(id, &key)?;
+        Ok((Cipher::new(key), wrapped))
+    }
+
+    /// Wraps the data key `key` of aggregate `id` under this key.
+    fn wrap(&self, id: Uuid, key: &[u8; KEY_LEN]) -> Result<Vec<u8>> {
+        let mut nonce = [0u8; NONCE_LEN];
+        getrandom::fill(&mut nonce).map_err(|e| Error::Random {
+            reason: format!("cannot draw a nonce: {e}"),
+        })?;
+        let mut out = Vec::with_capacity(OVERHEAD + KEY_LEN);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(key);
+        let region = out.get_mut(NONCE_LEN..).unwrap_or_default();
+        let tag = self
+            .aead
+            .encrypt_in_place_detached(&Nonce::<Aes256Gcm>::from(nonce), &data_key_aad(id), region)
+            .map_err(|_| Error::DataKey {
+                id,
+                reason: "cannot wrap the data key".to_owned(),
+            })?;
+        out.extend_from_slice(&tag);
+        Ok(out)
+    }
+
+    /// Unwraps the data key of aggregate `id` (a `wrapped_key` this key
+    /// wrapped) into a cipher; [`Error::DataKey`] when it is malformed,
+    /// was wrapped under another key, belongs to another aggregate's row
+    /// or was tampered with.
+    pub(crate) fn unwrap_data_key(&self, id: Uuid, wrapped: &[u8]) -> Result<Cipher> {
+        let key = self.unwrap_key_bytes(id, wrapped)?;
+        Ok(Cipher::new(key))
+    }
+
+    /// Re-wraps a data key wrapped under `old` under this key.
+    pub(crate) fn rewrap(&self, old: &Cipher, id: Uuid, wrapped: &[u8]) -> Result<Vec<u8>> {
+        let key = old.unwrap_key_bytes(id, wrapped)?;
+        self.wrap(id, &key)
+    }
+
+    fn unwrap_key_bytes(&self, id: Uuid, wrapped: &[u8]) -> Result<[u8; KEY_LEN]> {
+        let bad = |reason: &str| Error::DataKey {
+            id,
+            reason: reason.to_owned(),
+        };
+        if wrapped.len() != OVERHEAD + KEY_LEN {
+            return Err(bad("the wrapped key is not 60 bytes (nonce, key, tag)"));
+        }
+        let (nonce, rest) = wrapped
+            .split_first_chunk::<NONCE_LEN>()
+            .ok_or_else(|| bad("the wrapped key is truncated"))?;
+        let (body, tag) = rest
+            .split_last_chunk::<TAG_LEN>()
+            .ok_or_else(|| bad("the wrapped key is truncated"))?;
+        let mut key: [u8; KEY_LEN] = body
+            .try_into()
+            .map_err(|_| bad("the wrapped key is truncated"))?;
+        self.aead
+            .decrypt_in_place_detached(
+                &Nonce::<Aes256Gcm>::from(*nonce),
+                &data_key_aad(id),
+                &mut key,
+                &Tag::<Aes256Gcm>::from(*tag),
+            )
+            .map_err(|_| {
+                bad("the wrapped key does not open: wrong application key, a key moved from another aggregate's row, or tampering")
+            })?;
+        Ok(key)
     }
 
     /// A cipher from a `CIPHER_KEY` value: the standard base64 encoding, with
@@ -199,6 +335,17 @@ pub fn generate_cipher_key() -> Result<String> {
     Ok(STANDARD.encode(key))
 }
 
+/// The start of the associated data of a wrapped data key.
+const DATA_KEY_AAD: &[u8] = b"eventsourcing-data-key";
+
+/// The associated data that binds a wrapped data key to its aggregate.
+fn data_key_aad(id: Uuid) -> [u8; 38] {
+    let mut aad = [0u8; 38];
+    aad[..22].copy_from_slice(DATA_KEY_AAD);
+    aad[22..].copy_from_slice(id.as_bytes());
+    aad
+}
+
 /// The associated data that binds a ciphertext to its row.
 fn aad(id: Uuid, version: u64) -> [u8; 24] {
     let mut aad = [0u8; 24];
@@ -299,6 +446,37 @@ mod tests {
             .seal_in_place(Uuid::nil(), 1, &mut out, 10)
             .unwrap_err();
         assert!(matches!(err, Error::Mapping { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn data_keys_round_trip_and_stay_with_their_aggregate() {
+        let app = Cipher::new([5; 32]);
+        let (a, b) = (Uuid::from_u128(1), Uuid::from_u128(2));
+        let (key, wrapped) = app.new_data_key(a).unwrap();
+        assert_eq!(wrapped.len(), 60);
+        let unwrapped = app.unwrap_data_key(a, &wrapped).unwrap();
+        let mut out = Vec::new();
+        key.encrypt(a, 1, b"data", &mut out).unwrap();
+        assert_eq!(unwrapped.decrypt(a, 1, &out).unwrap(), b"data");
+        assert!(matches!(
+            app.unwrap_data_key(b, &wrapped),
+            Err(Error::DataKey { .. })
+        ));
+        assert!(matches!(
+            Cipher::new([6; 32]).unwrap_data_key(a, &wrapped),
+            Err(Error::DataKey { .. })
+        ));
+        assert!(matches!(
+            app.unwrap_data_key(a, &wrapped[..59]),
+            Err(Error::DataKey { .. })
+        ));
+    }
+
+    #[test]
+    fn fingerprint_is_sixteen_hex_digits_of_the_sha256() {
+        let fingerprint = Cipher::new([0; 32]).fingerprint();
+        // SHA-256 of 32 zero bytes begins 66687aadf862bd77.
+        assert_eq!(fingerprint.as_str(), "66687aadf862bd77");
     }
 
     #[test]

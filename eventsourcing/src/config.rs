@@ -16,6 +16,10 @@ use crate::recorder::{MemoryRecorder, Recorder};
 pub(crate) const DB_URI: &str = "DB_URI";
 /// The application key: standard base64 of 32 random bytes.
 pub(crate) const CIPHER_KEY: &str = "CIPHER_KEY";
+/// Previous application keys, still accepted for reading records and
+/// unwrapping data keys during a rotation: comma-separated, each like
+/// `CIPHER_KEY`.
+pub(crate) const CIPHER_KEY_PREVIOUS: &str = "CIPHER_KEY_PREVIOUS";
 /// `zlib`, or unset for no compression.
 pub(crate) const COMPRESS: &str = "COMPRESS";
 /// Snapshot every N events, for every aggregate type without its own
@@ -238,6 +242,7 @@ pub(crate) struct Environment {
     /// Checked, and kept as written.
     pub(crate) db_uri: Option<String>,
     pub(crate) cipher_key: Option<String>,
+    pub(crate) cipher_key_previous: Option<Vec<String>>,
     #[allow(
         clippy::option_option,
         reason = "unset, set to no compression, or set to one"
@@ -254,6 +259,12 @@ impl Environment {
                 .map(|uri| DbUri::parse(&uri).map(|_| uri))
                 .transpose()?,
             cipher_key: env_var(CIPHER_KEY)?,
+            cipher_key_previous: env_var(CIPHER_KEY_PREVIOUS)?.map(|keys| {
+                keys.split(',')
+                    .filter(|key| !key.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            }),
             compression: env_var(COMPRESS)?
                 .map(|value| parse_compress(&value))
                 .transpose()?,

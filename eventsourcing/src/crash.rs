@@ -21,6 +21,10 @@
 //!   moved): in `EventStore::write` (every save, a process application's
 //!   batches included) and after a projection's transaction.
 //!
+//! - `"after_rewrap_batch"`: a key rotation's batch of re-wrapped data
+//!   keys is committed, and the next is not read yet
+//!   (`Application::rotate_keys`).
+//!
 //! Where the recorders' are: every write of a batch by the SQLite recorder
 //! (`Recorder::insert`, and its crate-internal `transact`); on PostgreSQL,
 //! the writes that run as an explicit transaction (`transact`, and

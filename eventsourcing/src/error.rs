@@ -166,6 +166,46 @@ pub enum Error {
         reason: &'static str,
     },
 
+    /// The aggregate was forgotten ([`Application::forget`]): its data key
+    /// is destroyed, so its records before the `Forgotten` event can no
+    /// longer be read, with any key. Loading it, reading it at a version,
+    /// or decoding one of its older notifications ends here, never in a
+    /// decryption failure.
+    ///
+    /// [`Application::forget`]: crate::Application::forget
+    #[error(
+        "aggregate {id} was forgotten: its data key is destroyed and its records cannot be read"
+    )]
+    Forgotten {
+        /// The forgotten aggregate.
+        id: Uuid,
+    },
+
+    /// An aggregate's data key (FORMAT.md, `aggregate_keys`) cannot be
+    /// used: it was wrapped under an application key that is not
+    /// configured (its fingerprint names neither `CIPHER_KEY` nor a
+    /// previous key), the wrapped key was moved from another aggregate's
+    /// row or tampered with, or a data key is needed and no application
+    /// key is configured.
+    #[error("data key of aggregate {id}: {reason}")]
+    DataKey {
+        /// The aggregate whose key it is.
+        id: Uuid,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// Only an aggregate encrypted under a data key of its own can be
+    /// forgotten: this one's type does not take per-aggregate keys, or it
+    /// was recorded before its type did.
+    #[error(
+        "aggregate {id} has no data key of its own, so it cannot be forgotten (declare its type with `#[aggregate(key = per_aggregate)]`)"
+    )]
+    NoDataKey {
+        /// The aggregate.
+        id: Uuid,
+    },
+
     /// A stored record is malformed: truncated, an unknown flag bit, a bad
     /// compressed stream, or a column that holds something impossible.
     #[error("corrupt record (aggregate {id}, version {version}): {reason}")]

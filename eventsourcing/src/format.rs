@@ -125,6 +125,11 @@ pub fn now_micros() -> i64 {
 /// that ends with it always marks a discarded aggregate.
 pub(crate) const DISCARDED_SUFFIX: &str = ".Discarded";
 
+/// The end of the topic of the event that forgetting an aggregate records
+/// (FORMAT.md, "Per-aggregate keys"): the aggregate's name followed by
+/// this, stored in plaintext with data `{}`. Reserved by the macros.
+pub const FORGOTTEN_SUFFIX: &str = ".Forgotten";
+
 /// Splits a stored topic into its unversioned part and its schema version:
 /// `World.Moved@3` is `("World.Moved", 3)`, `World.Moved` is version 1.
 /// `None` when the part after `@` is not a version above 1.

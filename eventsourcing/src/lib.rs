@@ -86,6 +86,7 @@ pub mod follower;
 pub mod format;
 #[cfg(any(feature = "http", feature = "http-client"))]
 pub mod http;
+mod keys;
 mod mapper;
 mod notification;
 pub mod recorder;
@@ -100,7 +101,7 @@ mod trace;
 pub use crate::application::{Application, ApplicationBuilder, Unsaved};
 #[cfg(feature = "tokio")]
 pub use crate::asynchronous::{AsyncApplication, with_metadata_async};
-pub use crate::cipher::{Cipher, generate_cipher_key};
+pub use crate::cipher::{Cipher, Fingerprint, generate_cipher_key};
 pub use crate::config::DbUri;
 pub use crate::domain::{
     Aggregate, AggregateExt, AggregateId, Chain, Event, EventSchema, JsonObject, Metadata,
@@ -108,6 +109,7 @@ pub use crate::domain::{
 };
 pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::format::Hash;
+pub use crate::keys::{Encryption, Rotation};
 pub use crate::mapper::{Compression, Mapper, StoredEvent};
 pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;

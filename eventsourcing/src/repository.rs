@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::domain::{Aggregate, AggregateId, Chain, Recorded, Root};
 use crate::error::{Error, Result};
-use crate::format::DISCARDED_SUFFIX;
+use crate::format::{DISCARDED_SUFFIX, FORGOTTEN_SUFFIX};
 use crate::recorder::EventQuery;
 use crate::store::{EventStore, Until};
 
@@ -20,16 +20,17 @@ impl<'a> Repository<'a> {
         Repository { store }
     }
 
-    /// Whether an aggregate with this id has events and was not discarded.
+    /// Whether an aggregate with this id has events and was neither
+    /// discarded nor forgotten.
     pub fn contains(&self, id: impl Into<Uuid>) -> Result<bool> {
         let id = id.into();
         let last = self
             .store
             .recorder()
             .events(&EventQuery::new(id).descending(true).limit(1))?;
-        Ok(last
-            .first()
-            .is_some_and(|row| !row.topic.ends_with(DISCARDED_SUFFIX)))
+        Ok(last.first().is_some_and(|row| {
+            !row.topic.ends_with(DISCARDED_SUFFIX) && !row.topic.ends_with(FORGOTTEN_SUFFIX)
+        }))
     }
 
     /// The aggregate rebuilt from its events: from its latest snapshot and
@@ -156,6 +157,9 @@ impl Repository<'_> {
         let mut history = Vec::new();
         for event in self.store.recorded_events(id)? {
             chain.check_next(&event)?;
+            if event.topic == A::FORGOTTEN_TOPIC {
+                return Err(Error::Forgotten { id });
+            }
             if event.topic != A::DISCARDED_TOPIC {
                 history.push(event.decode::<A::Event>().map_err(|error| match error {
                     Error::UnknownTopic {

@@ -38,6 +38,7 @@ use std::fmt::{self, Write as _};
 use std::path::Path;
 
 use crate::domain::{Aggregate, Event};
+use crate::keys::Encryption;
 
 /// The environment variable that makes [`Schemas::assert_file`] write the
 /// file instead of only comparing.
@@ -55,10 +56,21 @@ struct Entry {
     kind: &'static str,
     version: u32,
     fields: Vec<(String, String)>,
+    /// How its records are stored under a key, when not the default:
+    /// `key=per_aggregate` or `public` (a state line speaks for the whole
+    /// aggregate type).
+    storage: Option<&'static str>,
 }
+
+/// The storage words a schema line may carry.
+const STORAGE_WORDS: [&str; 2] = ["public", "key=per_aggregate"];
 
 impl Entry {
     fn line(&self, key: &str) -> String {
+        let head = match self.storage {
+            Some(storage) => format!("{} {key} v{} {storage}", self.kind, self.version),
+            None => format!("{} {key} v{}", self.kind, self.version),
+        };
         let fields = self
             .fields
             .iter()
@@ -66,9 +78,9 @@ impl Entry {
             .collect::<Vec<_>>()
             .join(", ");
         if fields.is_empty() {
-            format!("{} {key} v{} {{}}", self.kind, self.version)
+            format!("{head} {{}}")
         } else {
-            format!("{} {key} v{} {{ {fields} }}", self.kind, self.version)
+            format!("{head} {{ {fields} }}")
         }
     }
 }
@@ -118,6 +130,11 @@ impl Schemas {
                 kind: "state",
                 version: A::STATE_VERSION,
                 fields: owned(A::STATE_SCHEMA),
+                storage: match A::ENCRYPTION {
+                    Encryption::PerAggregate => Some("key=per_aggregate"),
+                    Encryption::Public => Some("public"),
+                    _ => None,
+                },
             },
         );
         for event in <A::Event as Event>::SCHEMA {
@@ -128,6 +145,7 @@ impl Schemas {
                     kind: "event",
                     version: event.version,
                     fields: owned(event.fields),
+                    storage: event.public.then_some("public"),
                 },
             );
         }
@@ -173,6 +191,18 @@ impl Schemas {
                 .and_then(|v| v.strip_prefix('v'))
                 .and_then(|v| v.parse().ok())
                 .ok_or_else(bad)?;
+            let storage = match words.next() {
+                None => None,
+                Some(word) => Some(
+                    STORAGE_WORDS
+                        .into_iter()
+                        .find(|known| *known == word)
+                        .ok_or_else(bad)?,
+                ),
+            };
+            if words.next().is_some() {
+                return Err(bad());
+            }
             let mut fields = Vec::new();
             if !body.is_empty() {
                 for field in split_fields(body) {
@@ -186,6 +216,7 @@ impl Schemas {
                     kind,
                     version,
                     fields,
+                    storage,
                 },
             );
         }
@@ -230,6 +261,23 @@ impl Schemas {
                     ),
                     true,
                 )
+            } else if new.storage != old.storage {
+                let shown =
+                    |storage: Option<&'static str>| storage.unwrap_or("under the application key");
+                let was_public = old.storage == Some("public");
+                let reason = if was_public {
+                    format!(
+                        "the records were public and are now stored `{}`: the plaintext records already stored would be refused under a key (allow plaintext records while they are there, or keep it public)",
+                        shown(new.storage)
+                    )
+                } else {
+                    format!(
+                        "the records were stored `{}` and new ones will be `{}`; records stored before keep their own flags: update the committed file",
+                        shown(old.storage),
+                        shown(new.storage)
+                    )
+                };
+                (reason, was_public)
             } else if new != old {
                 (
                     format!(

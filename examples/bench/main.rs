@@ -23,7 +23,9 @@
 //! - W2: one aggregate, 10,000 events saved in batches of 100, then
 //!   replayed in full (every hash and link checked);
 //! - W3: the whole notification log of W1's database read and decoded
-//!   (decrypted, decompressed, hash checked).
+//!   (decrypted, decompressed, hash checked);
+//! - `w1_data_key_cost`, `w2_replay_data_key_cost`: W1 and W2's replay
+//!   with a data key per aggregate, against the application key.
 //!
 //! The raw baselines insert the rows the framework stored (read back from
 //! its database: the same id text, version, topic and state bytes) with
@@ -39,6 +41,7 @@ use eventsourcing::{Cipher, Compression, Notification};
 type BoxError = Box<dyn std::error::Error>;
 type Result<T, E = BoxError> = std::result::Result<T, E>;
 
+mod data_keys;
 mod followers;
 mod million;
 mod postgres;
@@ -239,9 +242,9 @@ fn builder(codec: Codec) -> Result<eventsourcing::ApplicationBuilder> {
 // ---------------------------------------------------------------- main
 
 const USAGE: &str =
-    "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems]
+    "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems | --data-keys]
        bench --replay-million build|load|load-one PATH
-       bench --profile w1|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
+       bench --profile w1|w1-data-keys|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
 
 /// Runs one workload of the framework alone, for a profiler: SQLite,
 /// `synchronous=NORMAL`, the full plan's sizes.
@@ -258,6 +261,7 @@ fn profile(workload: &str, codec: &str) -> Result<()> {
     let start = Instant::now();
     match workload {
         "w1" => profiled_w1(&app, &plan)?,
+        "w1-data-keys" => data_keys::w1_keyed(&app, plan.w1_aggregates, plan.w1_events)?,
         "w2-append" => {
             for _ in 0..5 {
                 profiled_w2_append(&app, &plan)?;
@@ -342,12 +346,14 @@ fn main() -> Result<()> {
     let mut db = "sqlite".to_owned();
     let mut only_followers = false;
     let mut only_systems = false;
+    let mut only_data_keys = false;
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => plan = QUICK_PLAN,
             "--followers" => only_followers = true,
             "--systems" => only_systems = true,
+            "--data-keys" => only_data_keys = true,
             systems::CHILD => return systems::child(),
             "--smoke" => plan = SMOKE_PLAN,
             "--full" => plan = FULL_PLAN,
@@ -377,6 +383,9 @@ fn main() -> Result<()> {
     }
     if only_followers {
         return followers::run(&plan);
+    }
+    if only_data_keys {
+        return data_keys::run(&mut SqliteTarget::new()?, &plan);
     }
     if only_systems {
         let (count, repeats) = match plan.name {

@@ -343,6 +343,7 @@ pub(super) fn run(target: &mut dyn Target, plan: &Plan) -> Result<()> {
     for codec in Codec::ALL {
         w2(target, plan, codec)?;
     }
+    super::data_keys::run(target, plan)?;
     if target.durabilities().contains(&Durability::Full) {
         drop(w1(target, plan, Durability::Full)?);
     }

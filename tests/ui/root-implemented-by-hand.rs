@@ -11,6 +11,7 @@ impl Root for Counter {
     type Id = Uuid;
     const NAME: &'static str = "Counter";
     const DISCARDED_TOPIC: &'static str = "Counter.Discarded";
+    const FORGOTTEN_TOPIC: &'static str = "Counter.Forgotten";
 }
 
 fn main() {}

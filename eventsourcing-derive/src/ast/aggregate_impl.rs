@@ -37,6 +37,8 @@ pub(crate) struct EventMethod {
     pub(crate) apply_ident: Ident,
     /// The schema version, when declared.
     pub(crate) version: Option<SchemaVersion>,
+    /// Stored in plaintext under a key (`public`).
+    pub(crate) public: bool,
     /// The method's parameters as written (patterns may be `mut`).
     pub(crate) params: Vec<syn::PatType>,
     /// Set when the method is a command with checks: it returns a `Result`
@@ -150,6 +152,7 @@ impl AggregateImpl {
                     fields: m.fields.clone(),
                     version: m.version.clone(),
                     upcasters: self.upcasters_of(&m.name.to_string()),
+                    public: m.public,
                 })
                 .collect(),
         }
@@ -276,6 +279,7 @@ impl EventMethod {
             fields,
             apply_ident,
             version: args.version,
+            public: args.public,
             params,
             checked,
             constructor,

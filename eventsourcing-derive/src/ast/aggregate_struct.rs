@@ -19,6 +19,8 @@ pub(crate) struct AggregateStruct {
     pub(crate) id: Option<syn::Type>,
     /// Whether events are checked to replay as they ran (`check_replay`).
     pub(crate) check_replay: bool,
+    /// How the records are encrypted, when declared (`key = ...`, `public`).
+    pub(crate) encryption: Option<crate::attr::Encryption>,
     /// Whether the struct derives serde's `Serialize` or `Deserialize`: the
     /// bookkeeping field must then be skipped, and `#[serde]` on a field is
     /// serde's as well as ours.
@@ -42,6 +44,7 @@ impl AggregateStruct {
             version: args.version.as_ref().map_or(1, |v| v.value),
             id: args.id.clone(),
             check_replay: args.check_replay,
+            encryption: args.encryption.map(|(kind, _)| kind),
             derives_serde: derives_serde(&item.attrs),
             state_fields: Vec::new(),
             skipped_fields: Vec::new(),

@@ -34,6 +34,8 @@ pub(crate) struct Variant {
     pub(crate) version: Option<SchemaVersion>,
     /// The upcasters of older versions' data, as declared.
     pub(crate) upcasters: Vec<Upcaster>,
+    /// Stored in plaintext under a key (`public`).
+    pub(crate) public: bool,
 }
 
 impl Variant {
@@ -149,6 +151,7 @@ impl EventEnum {
                 fields,
                 version: variant_args.version,
                 upcasters,
+                public: variant_args.public,
             });
         }
         Some(EventEnum {

@@ -50,10 +50,15 @@ impl AggregateItem {
             syn::Item::Struct(item) => {
                 AggregateItem::Struct(AggregateStruct::from_syn(cx, args, item))
             }
-            syn::Item::Impl(item) => match AggregateImpl::from_syn(cx, args.krate, item) {
-                Ok(model) => AggregateItem::Impl(model),
-                Err(item) => AggregateItem::Unsupported(syn::Item::Impl(*item)),
-            },
+            syn::Item::Impl(item) => {
+                if let Some((_, span)) = args.encryption {
+                    cx.error_at(
+                        span,
+                        "how an aggregate is encrypted (`key = ...`, `public`) is declared on its struct, not on its impl block; put it in the struct's `#[aggregate(...)]`",
+                    );
+                }
+                Self::from_impl(cx, args.krate, item)
+            }
             syn::Item::Enum(item) => {
                 cx.error_spanned_by(
                     item.enum_token,
@@ -68,6 +73,15 @@ impl AggregateItem {
                 );
                 AggregateItem::Unsupported(other)
             }
+        }
+    }
+}
+
+impl AggregateItem {
+    fn from_impl(cx: &Ctxt, krate: syn::Path, item: syn::ItemImpl) -> Self {
+        match AggregateImpl::from_syn(cx, krate, item) {
+            Ok(model) => AggregateItem::Impl(model),
+            Err(item) => AggregateItem::Unsupported(syn::Item::Impl(*item)),
         }
     }
 }

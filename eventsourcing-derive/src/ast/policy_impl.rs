@@ -214,6 +214,12 @@ impl PolicyMethod {
 }
 
 impl OnTarget {
+    /// Whether it names `Enum::Forgotten`: the event that forgetting one
+    /// of the enum's aggregates records (a name no event may take).
+    pub(crate) fn is_forgotten(&self) -> bool {
+        self.variant == crate::symbol::FORGOTTEN
+    }
+
     /// Parses `#[on(Enum::Variant)]`; `None` (with the error recorded) when
     /// it does not name a variant with its enum.
     fn parse(cx: &Ctxt, attr: Attribute) -> Option<Self> {

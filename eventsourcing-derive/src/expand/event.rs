@@ -60,6 +60,7 @@ fn event_schema(private: &TokenStream, events: &EventEnum) -> Vec<TokenStream> {
         let name = v.ident.to_string();
         let topic = v.current_topic();
         let version = v.version();
+        let public = v.public;
         let fields = v.fields.iter().map(|f| {
             let key = f.key();
             let ty = tokens_to_string(&f.ty);
@@ -71,6 +72,7 @@ fn event_schema(private: &TokenStream, events: &EventEnum) -> Vec<TokenStream> {
                 topic: #topic,
                 version: #version,
                 fields: &[#(#fields),*],
+                public: #public,
             }
         }
     });
@@ -124,6 +126,16 @@ pub(super) fn event_impl(events: &EventEnum) -> TokenStream {
             },
         )
     };
+    let forgotten = events
+        .discarded_topic
+        .strip_suffix(".Discarded")
+        .map(|prefix| {
+            let topic = format!("{prefix}.{}", crate::symbol::FORGOTTEN);
+            quote! {
+                const FORGOTTEN_TOPIC: #private::Option<&'static ::core::primitive::str> =
+                    #private::Some(#topic);
+            }
+        });
     quote! {
         const _: () = {
             #(#assertions)*
@@ -134,6 +146,8 @@ pub(super) fn event_impl(events: &EventEnum) -> TokenStream {
             const TOPICS: &'static [&'static ::core::primitive::str] = &[#(#topics),*];
 
             const SCHEMA: &'static [#private::EventSchema] = &[#(#schema),*];
+
+            #forgotten
 
             fn topic(&self) -> &'static ::core::primitive::str {
                 #topic_body

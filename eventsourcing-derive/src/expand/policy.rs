@@ -107,6 +107,11 @@ fn topics(model: &PolicyImpl, private: &TokenStream) -> TokenStream {
     let extend = model.targets().map(|(target, _)| {
         let enum_path = &target.enum_path;
         let variant = target.variant.to_string();
+        if target.is_forgotten() {
+            return quote! {
+                __es_topics.extend(#private::forgotten_topics::<#enum_path>()?);
+            };
+        }
         quote! {
             __es_topics.extend(#private::variant_topics::<#enum_path>(#variant)?);
         }
@@ -124,7 +129,25 @@ fn topics(model: &PolicyImpl, private: &TokenStream) -> TokenStream {
 /// decode and match; `Ok(false)` when no handler takes the event.
 fn handle(model: &PolicyImpl, context: &Context, private: &TokenStream) -> TokenStream {
     let mut groups: Vec<(String, &Path, Vec<TokenStream>)> = Vec::new();
+    let mut forgotten = Vec::new();
     for (target, method) in model.targets() {
+        if target.is_forgotten() {
+            // No fields to bind: the envelope says which aggregate.
+            let args: Vec<TokenStream> = method
+                .sig
+                .params
+                .iter()
+                .map(|_| quote!(__es_envelope))
+                .collect();
+            let enum_path = &target.enum_path;
+            let call = call(method, private, &args);
+            forgotten.push(quote! {
+                if #private::is_forgotten_of::<#enum_path>(__es_envelope) {
+                    return #call;
+                }
+            });
+            continue;
+        }
         let key = tokens_to_string(&target.enum_path);
         let arm = handler_arm(target, method, private);
         match groups.iter_mut().find(|(k, _, _)| *k == key) {
@@ -160,6 +183,7 @@ fn handle(model: &PolicyImpl, context: &Context, private: &TokenStream) -> Token
             __es_cx: &mut #ty,
             __es_envelope: &#private::Envelope,
         ) -> #private::Result<::core::primitive::bool, #private::HandleError> {
+            #(#forgotten)*
             #(#decodes)*
             #private::Ok(false)
         }

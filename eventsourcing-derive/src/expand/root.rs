@@ -9,7 +9,7 @@ use syn::{Ident, Path};
 
 use super::codec::{bind_fields, serde_crate_literal, write_object};
 use crate::ast::{AggregateStruct, Field, tokens_to_string};
-use crate::symbol::{DISCARDED, META_FIELD};
+use crate::symbol::{DISCARDED, FORGOTTEN, META_FIELD};
 
 /// Adds the bookkeeping field and implements `Root`.
 pub(super) fn expand(model: &AggregateStruct) -> TokenStream {
@@ -100,6 +100,13 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
         .as_ref()
         .map_or_else(|| quote!(#private::Uuid), quote::ToTokens::to_token_stream);
     let discarded = format!("{name}.{DISCARDED}");
+    let forgotten = format!("{name}.{FORGOTTEN}");
+    let encryption = model.encryption.map(|kind| {
+        let variant = quote::format_ident!("{}", kind.variant());
+        quote!(
+            const ENCRYPTION: #private::Encryption = #private::Encryption::#variant;
+        )
+    });
     quote! {
         #[automatically_derived]
         impl #private::Bookkeeping for #ident {
@@ -126,6 +133,8 @@ pub(super) fn root_impls(model: &AggregateStruct, bodies: &RootBodies) -> TokenS
             #check_replay
             const NAME: &'static ::core::primitive::str = #name;
             const DISCARDED_TOPIC: &'static ::core::primitive::str = #discarded;
+            const FORGOTTEN_TOPIC: &'static ::core::primitive::str = #forgotten;
+            #encryption
             #state_consts
         }
 

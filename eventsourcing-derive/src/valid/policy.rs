@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use proc_macro2::Span;
 
 use crate::ast::{
-    Context, Found, MissingContext, PolicyImpl, PolicyMethod, Role, tokens_to_string,
+    Context, Found, MissingContext, Param, PolicyImpl, PolicyMethod, Role, tokens_to_string,
 };
 use crate::ctxt::Ctxt;
 use crate::symbol::{ON, POLICY, RESET, SETUP};
@@ -17,6 +17,7 @@ pub(crate) fn check_policy(cx: &Ctxt, model: &PolicyImpl) {
     one_context_type(cx, model);
     one_handler_per_event(cx, model);
     one_hook_each(cx, model);
+    forgotten_takes_no_fields(cx, model);
 }
 
 /// A policy has at least one `#[on]` handler: a follower reads only the
@@ -131,6 +132,26 @@ fn subject(role: &Role) -> String {
 
 /// An upstream event has one handler: the follower calls the first
 /// handler that matches, so a second one would never run.
+/// A handler of `Enum::Forgotten` takes the envelope and no field: the
+/// event has none.
+fn forgotten_takes_no_fields(cx: &Ctxt, model: &PolicyImpl) {
+    for (target, method) in model.targets() {
+        if !target.is_forgotten() {
+            continue;
+        }
+        for param in &method.sig.params {
+            if let Param::Field { ident, .. } = param {
+                cx.error_spanned_by(
+                    ident,
+                    format!(
+                        "the `Forgotten` event has no fields; take `&Envelope` and read `originator_id()` to know which aggregate was forgotten (`{ident}` is not a field)"
+                    ),
+                );
+            }
+        }
+    }
+}
+
 fn one_handler_per_event(cx: &Ctxt, model: &PolicyImpl) {
     let mut seen: HashMap<String, &PolicyMethod> = HashMap::new();
     for (target, method) in model.targets() {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use crate::application::Application;
 use crate::cipher::Cipher;
-use crate::config::{DbUri, Environment};
-use crate::domain::{Metadata, Root};
+use crate::config::{CIPHER_KEY_PREVIOUS, DbUri, Environment};
+use crate::domain::{Aggregate, Metadata, Root};
 use crate::error::{Error, Result};
+use crate::keys::{DEFAULT_CACHE, PublicTopics};
 use crate::mapper::{Compression, Mapper};
 use crate::recorder::Recorder;
 use crate::snapshot::SnapshotPolicy;
@@ -38,6 +39,10 @@ pub struct ApplicationBuilder {
     recorder: Option<Arc<dyn Recorder>>,
     cipher_key: Option<String>,
     cipher: Option<Cipher>,
+    previous_keys: Vec<String>,
+    previous_ciphers: Vec<Cipher>,
+    data_key_cache: Option<usize>,
+    learn: Vec<fn(&PublicTopics)>,
     compression: Option<Compression>,
     allow_plaintext: bool,
     section_size: Option<usize>,
@@ -60,8 +65,8 @@ impl fmt::Debug for ApplicationBuilder {
 }
 
 impl ApplicationBuilder {
-    /// Takes `DB_URI`, `CIPHER_KEY`, `COMPRESS` and `SNAPSHOT_INTERVAL`
-    /// from the environment where they are set. A malformed value is
+    /// Takes `DB_URI`, `CIPHER_KEY`, `CIPHER_KEY_PREVIOUS`, `COMPRESS` and
+    /// `SNAPSHOT_INTERVAL` from the environment where they are set. A malformed value is
     /// [`Error::Config`] naming the variable.
     pub fn env(mut self) -> Result<ApplicationBuilder> {
         let env = Environment::read()?;
@@ -70,6 +75,9 @@ impl ApplicationBuilder {
         }
         if let Some(key) = env.cipher_key {
             self.cipher_key = Some(key);
+        }
+        if let Some(keys) = env.cipher_key_previous {
+            self.previous_keys = keys;
         }
         if let Some(compression) = env.compression {
             self.compression = compression;
@@ -106,6 +114,46 @@ impl ApplicationBuilder {
     #[must_use]
     pub fn cipher(mut self, cipher: Cipher) -> ApplicationBuilder {
         self.cipher = Some(cipher);
+        self
+    }
+
+    /// Also accepts `key` (base64 of 32 bytes, as in `CIPHER_KEY`), a
+    /// previous application key: records encrypted under it stay readable,
+    /// and data keys wrapped under it unwrap, until
+    /// [`Application::rotate_keys`] has re-wrapped them under the current
+    /// one. The same as `CIPHER_KEY_PREVIOUS`; may be given more than once.
+    #[must_use]
+    pub fn previous_cipher_key(mut self, key: impl Into<String>) -> ApplicationBuilder {
+        self.previous_keys.push(key.into());
+        self
+    }
+
+    /// Also accepts this previous application key (see
+    /// [`ApplicationBuilder::previous_cipher_key`]).
+    #[must_use]
+    pub fn previous_cipher(mut self, cipher: Cipher) -> ApplicationBuilder {
+        self.previous_ciphers.push(cipher);
+        self
+    }
+
+    /// Keeps at most `keys` unwrapped data keys in memory (default
+    /// 10,000), so that loads and saves of aggregates with per-aggregate
+    /// keys do not unwrap a key for every record. `0` caches none.
+    #[must_use]
+    pub fn data_key_cache(mut self, keys: usize) -> ApplicationBuilder {
+        self.data_key_cache = Some(keys);
+        self
+    }
+
+    /// Tells the application about aggregate type `A` before it saves or
+    /// loads one: which of its events are public (stored in plaintext
+    /// under a key). An application learns this from the types it saves
+    /// and loads; one that only reads notifications (a follower in a
+    /// fresh process) needs to be told, or it refuses the plaintext
+    /// records of public types.
+    #[must_use]
+    pub fn aggregate<A: Aggregate>(mut self) -> ApplicationBuilder {
+        self.learn.push(PublicTopics::learn::<A>);
         self
     }
 
@@ -230,8 +278,29 @@ impl ApplicationBuilder {
             (None, Some(key)) => Some(Cipher::from_base64(&key)?),
             (None, None) => None,
         };
+        let has_cipher = cipher.is_some();
         if let Some(cipher) = cipher {
             mapper = mapper.with_cipher(cipher);
+        }
+        let mut previous = self.previous_ciphers;
+        for key in &self.previous_keys {
+            previous.push(Cipher::from_base64(key).map_err(|error| match error {
+                Error::Config { reason, .. } => Error::Config {
+                    variable: CIPHER_KEY_PREVIOUS,
+                    reason,
+                },
+                other => other,
+            })?);
+        }
+        if !previous.is_empty() && !has_cipher {
+            return Err(Error::Config {
+                variable: CIPHER_KEY_PREVIOUS,
+                reason: "a previous key is only accepted beside the current one, CIPHER_KEY"
+                    .to_owned(),
+            });
+        }
+        for cipher in previous {
+            mapper = mapper.with_previous_cipher(cipher);
         }
         let section_size = self.section_size.unwrap_or(DEFAULT_SECTION_SIZE);
         if section_size == 0 {
@@ -247,6 +316,13 @@ impl ApplicationBuilder {
                 None => DbUri::default_uri().open_with_prefix(&self.table_prefix)?,
             },
         };
+        let mapper = mapper.with_data_keys(
+            Arc::clone(&recorder),
+            self.data_key_cache.unwrap_or(DEFAULT_CACHE),
+        );
+        for learn in &self.learn {
+            learn(mapper.public_topics());
+        }
         Ok(Application::new(
             self.name.unwrap_or_else(|| DEFAULT_NAME.to_owned()),
             EventStore::new(mapper, recorder),

@@ -4,6 +4,7 @@
 //! lives in its own module; this is the facade over them.
 
 mod builder;
+mod erasure;
 mod unsaved;
 
 use std::fmt;
@@ -16,6 +17,7 @@ pub use self::unsaved::Unsaved;
 pub(crate) use self::unsaved::{Pending, Visit};
 use crate::domain::{Aggregate, Metadata, RecordedEvent, Root, scoped_metadata};
 use crate::error::{Error, Result};
+use crate::mapper::Seal;
 use crate::notification::NotificationLog;
 use crate::recorder::{Batch, ParkChange, TrackingUpdate};
 use crate::repository::Repository;
@@ -208,6 +210,8 @@ impl Application {
         let mut rows = Vec::new();
         let mut due = Vec::new();
         let mut heads = Vec::new();
+        let mut new_keys = Vec::new();
+        let mut key_rows = Vec::new();
         let mut index = 0_usize;
         // Whether the span names an aggregate yet: the first with events.
         let mut named = false;
@@ -232,9 +236,17 @@ impl Application {
             }
             index += 1;
             rows.reserve(pending.len());
-            let own = per_aggregate
-                .zip(pending.first())
-                .and_then(|(of, first)| of(first.originator_id));
+            let Some(first) = pending.first() else {
+                heads.push(None);
+                return Ok(());
+            };
+            let sealing = self.sealing(aggregate, first, &mut new_keys, &mut key_rows)?;
+            let seal = |event: &RecordedEvent| match &sealing {
+                Some(key) if !aggregate.is_public(&event.topic) => Seal::DataKey(key),
+                _ if mapper.encrypts() && aggregate.is_public(&event.topic) => Seal::Plain,
+                _ => Seal::Application,
+            };
+            let own = per_aggregate.and_then(|of| of(first.originator_id));
             let merged;
             let stamp = match (&stamp, own) {
                 (stamp, None) => stamp.as_ref(),
@@ -253,7 +265,7 @@ impl Application {
             match stamp {
                 None => {
                     for event in pending {
-                        rows.push(mapper.encode(event)?);
+                        rows.push(mapper.encode_with(event, seal(event))?);
                     }
                 }
                 Some(metadata) => {
@@ -261,14 +273,16 @@ impl Application {
                         let previous = head.unwrap_or(event.previous_hash);
                         let stamped: RecordedEvent = event.stamped(metadata, previous)?;
                         head = Some(stamped.event_hash);
-                        rows.push(mapper.encode(&stamped)?);
+                        rows.push(mapper.encode_with(&stamped, seal(&stamped))?);
                     }
                 }
             }
             heads.push(head);
             Ok(())
         })?;
-        let mut batch = Batch::new(&rows).with_parked(parked);
+        let mut batch = Batch::new(&rows)
+            .with_parked(parked)
+            .with_data_keys(&key_rows);
         if let Some(update) = tracking {
             batch = batch.with_tracking(update);
         }
@@ -276,6 +290,11 @@ impl Application {
             .store
             .write(&batch)
             .inspect_err(crate::trace::save_failed)?;
+        if let Some(keys) = mapper.data_keys() {
+            for (id, key) in new_keys {
+                keys.remember(id, key);
+            }
+        }
         if span.enabled() {
             span.record_u64("aggregates", u64::try_from(index).unwrap_or(u64::MAX));
             span.record_u64("events", u64::try_from(ids.len()).unwrap_or(u64::MAX));
@@ -316,7 +335,10 @@ impl Application {
     /// a failure is kept for [`Application::take_snapshot_error`].
     fn snapshot_saved(&self, aggregate: &dyn Pending) {
         let result = aggregate.snapshot().and_then(|snapshot| match snapshot {
-            Some(snapshot) => self.store.insert_snapshot(&snapshot).map(drop),
+            Some(snapshot) => self
+                .store
+                .insert_snapshot(&snapshot, aggregate.encryption())
+                .map(drop),
             None => Ok(()),
         });
         if let Err(error) = result {
@@ -398,7 +420,7 @@ impl Application {
 
     fn store_snapshot<A: Root>(&self, aggregate: &A) -> Result<u64> {
         let snapshot = aggregate.to_snapshot()?;
-        self.store.insert_snapshot(&snapshot)?;
+        self.store.insert_snapshot(&snapshot, A::ENCRYPTION)?;
         Ok(snapshot.originator_version)
     }
 

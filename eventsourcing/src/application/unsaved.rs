@@ -1,7 +1,7 @@
 //! What [`Application::save`](crate::Application::save) takes: one
 //! aggregate, or several of any types at once.
 
-use crate::domain::{RecordedEvent, Root, Snapshot};
+use crate::domain::{Aggregate, RecordedEvent, Snapshot};
 use crate::error::Result;
 use crate::format::Hash;
 
@@ -36,7 +36,8 @@ impl<T: sealed::Sealed> Unsaved for T {}
 pub(crate) use self::sealed::{Pending, Sealed as Visit};
 
 mod sealed {
-    use super::{Hash, RecordedEvent, Result, Root, Snapshot};
+    use super::{Aggregate, Hash, RecordedEvent, Result, Snapshot};
+    use crate::keys::{Encryption, PublicTopics, is_public};
 
     /// One aggregate being saved, whatever its type.
     pub trait Pending {
@@ -55,9 +56,19 @@ mod sealed {
         /// The aggregate's state now, as a snapshot; `None` when there is
         /// nothing to snapshot (discarded, or never created).
         fn snapshot(&self) -> Result<Option<Snapshot>>;
+
+        /// How the aggregate type's records are encrypted.
+        fn encryption(&self) -> Encryption;
+
+        /// Whether a record of the aggregate with `topic` is stored in
+        /// plaintext (a public type or event).
+        fn is_public(&self, topic: &str) -> bool;
+
+        /// Teaches `public` the type's public topics.
+        fn learn(&self, public: &PublicTopics);
     }
 
-    impl<A: Root> Pending for A {
+    impl<A: Aggregate> Pending for A {
         fn events(&self) -> Result<&[RecordedEvent]> {
             self.meta().pending_checked()
         }
@@ -76,6 +87,18 @@ mod sealed {
             }
             self.to_snapshot().map(Some)
         }
+
+        fn encryption(&self) -> Encryption {
+            A::ENCRYPTION
+        }
+
+        fn is_public(&self, topic: &str) -> bool {
+            is_public::<A>(topic)
+        }
+
+        fn learn(&self, public: &PublicTopics) {
+            public.learn::<A>();
+        }
     }
 
     /// A set of aggregates being saved.
@@ -89,25 +112,25 @@ mod sealed {
         fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()>;
     }
 
-    impl<A: Root> Sealed for &mut A {
+    impl<A: Aggregate> Sealed for &mut A {
         fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
             each(&mut **self)
         }
     }
 
-    impl<A: Root> Sealed for &mut [A] {
+    impl<A: Aggregate> Sealed for &mut [A] {
         fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
             self.iter_mut().try_for_each(|a| each(a))
         }
     }
 
-    impl<A: Root, const N: usize> Sealed for &mut [A; N] {
+    impl<A: Aggregate, const N: usize> Sealed for &mut [A; N] {
         fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
             self.iter_mut().try_for_each(|a| each(a))
         }
     }
 
-    impl<A: Root> Sealed for &mut Vec<A> {
+    impl<A: Aggregate> Sealed for &mut Vec<A> {
         fn visit(&mut self, each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>) -> Result<()> {
             self.iter_mut().try_for_each(|a| each(a))
         }

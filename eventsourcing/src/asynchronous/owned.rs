@@ -2,7 +2,7 @@
 //! value and gives back: one aggregate, or several of any types.
 
 use crate::application::{Pending, Visit};
-use crate::domain::Root;
+use crate::domain::Aggregate;
 use crate::error::Result;
 
 /// Aggregates that an async save takes by value and gives back: one
@@ -47,7 +47,7 @@ impl<U: Owned> Visit for ByValue<'_, U> {
 }
 
 mod sealed {
-    use super::{Pending, Result, Root};
+    use super::{Aggregate, Pending, Result};
 
     /// Owned aggregates, whatever their shape.
     pub trait Sealed {
@@ -58,7 +58,7 @@ mod sealed {
         ) -> Result<()>;
     }
 
-    impl<A: Root> Sealed for A {
+    impl<A: Aggregate> Sealed for A {
         fn visit_owned(
             &mut self,
             each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>,
@@ -67,7 +67,7 @@ mod sealed {
         }
     }
 
-    impl<T: Root> Sealed for Vec<T> {
+    impl<T: Aggregate> Sealed for Vec<T> {
         fn visit_owned(
             &mut self,
             each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>,
@@ -76,7 +76,7 @@ mod sealed {
         }
     }
 
-    impl<A: Root, const N: usize> Sealed for [A; N] {
+    impl<A: Aggregate, const N: usize> Sealed for [A; N] {
         fn visit_owned(
             &mut self,
             each: &mut dyn FnMut(&mut dyn Pending) -> Result<()>,

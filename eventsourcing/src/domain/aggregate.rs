@@ -134,6 +134,16 @@ pub trait Root: Bookkeeping + Send + 'static {
     /// `<NAME>.Discarded`.
     const DISCARDED_TOPIC: &'static str;
 
+    /// The topic of the event that forgetting the aggregate records
+    /// ([`Application::forget`](crate::Application::forget)):
+    /// `<NAME>.Forgotten`.
+    const FORGOTTEN_TOPIC: &'static str;
+
+    /// How the aggregate's records are encrypted when the application has
+    /// a key: under the application key unless `#[aggregate(key =
+    /// per_aggregate)]` or `#[aggregate(public)]` says otherwise.
+    const ENCRYPTION: crate::keys::Encryption = crate::keys::Encryption::Application;
+
     /// The schema version of the aggregate's state (snapshot data): 1
     /// unless `#[aggregate(version = N)]` says otherwise.
     const STATE_VERSION: u32 = 1;

@@ -14,6 +14,11 @@ pub trait Event: Sized + Send + Sync + 'static {
     /// version and fields, as the macros read them from the source.
     const SCHEMA: &'static [EventSchema] = &[];
 
+    /// The topic of the event that forgetting an aggregate of this event
+    /// type records (`<Aggregate>.Forgotten`), when the macros made the
+    /// type: what a follower's `#[on(Enum::Forgotten)]` handler receives.
+    const FORGOTTEN_TOPIC: Option<&'static str> = None;
+
     /// The stable type name of this event, such as `World.SomethingHappened`.
     fn topic(&self) -> &'static str;
 
@@ -37,6 +42,9 @@ pub struct EventSchema {
     pub version: u32,
     /// Each field's name and type, as written in the source.
     pub fields: &'static [(&'static str, &'static str)],
+    /// Whether the event is stored in plaintext even when the application
+    /// has a key (`#[event(Name, public)]`).
+    pub public: bool,
 }
 
 /// A JSON object: what upcasters receive and change.

@@ -19,6 +19,9 @@ use crate::format::split_topic;
 pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &RecordedEvent) -> Result<A> {
     let mut chain = Chain::new(id);
     chain.check_next(recorded)?;
+    if recorded.topic == A::FORGOTTEN_TOPIC {
+        return Err(Error::Forgotten { id });
+    }
     if recorded.topic == A::DISCARDED_TOPIC {
         // A history cannot begin with its end: no creation event.
         return Err(Error::UnknownTopic {
@@ -168,9 +171,9 @@ pub(crate) fn record_event<A: Aggregate>(
     event: &A::Event,
 ) -> bool {
     let encode = |out: &mut Vec<u8>| {
-        if topic == A::DISCARDED_TOPIC {
+        if topic == A::DISCARDED_TOPIC || topic == A::FORGOTTEN_TOPIC {
             return Err(json_error(
-                "the topic is reserved for the event that `discard()` records",
+                "the topic is reserved for the event that `discard()` or forgetting records",
             ));
         }
         event.encode(out)?;
@@ -187,6 +190,11 @@ pub(crate) fn replay_next<A: Aggregate>(aggregate: &mut A, recorded: &RecordedEv
     // to decode, so a failed replay leaves the aggregate as it was.
     let mut chain = meta.chain();
     chain.check_next(recorded)?;
+    if recorded.topic == A::FORGOTTEN_TOPIC {
+        return Err(Error::Forgotten {
+            id: recorded.originator_id,
+        });
+    }
     if recorded.topic == A::DISCARDED_TOPIC {
         meta.replayed(chain, recorded.timestamp);
         meta.mark_discarded();

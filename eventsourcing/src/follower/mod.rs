@@ -19,7 +19,9 @@ mod watch;
 
 pub use self::builder::FollowerBuilder;
 pub use self::causal::{Dependency, Partition};
-pub use self::policy::{BoxError, Envelope, HandleError, Policy, variant_topics};
+pub use self::policy::{
+    BoxError, Envelope, HandleError, Policy, forgotten_topics, is_forgotten_of, variant_topics,
+};
 pub use self::processing::Processing;
 pub use self::runner::{DEFAULT_BATCH_SIZE, Follower, Progress, Rebuild};
 pub use self::running::{Lag, Running};

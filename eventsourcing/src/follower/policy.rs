@@ -80,6 +80,17 @@ impl Envelope {
         self.event.originator_version
     }
 
+    /// Whether the event is the `<Aggregate>.Forgotten` record that
+    /// forgetting an aggregate leaves
+    /// ([`Application::forget`](crate::Application::forget)): a read
+    /// model should delete what it holds of
+    /// [`originator_id`](Envelope::originator_id). Its earlier events
+    /// can no longer be read, and followers pass over them.
+    #[must_use]
+    pub fn is_forgotten(&self) -> bool {
+        self.event.topic.ends_with(crate::format::FORGOTTEN_SUFFIX)
+    }
+
     /// The event's topic, as stored.
     #[must_use]
     pub fn topic(&self) -> &str {
@@ -173,6 +184,21 @@ pub trait Policy<C: ?Sized>: Send + 'static {
     /// Handles one upstream event: calls the handler of its type, if there
     /// is one, and says whether there was.
     fn handle(&mut self, cx: &mut C, envelope: &Envelope) -> Result<bool, HandleError>;
+}
+
+/// The topic of the `Forgotten` event of the aggregates whose events are
+/// `E`s, as a list (what `#[on(E::Forgotten)]` adds to a policy's topics);
+/// `None` when `E` cannot say (an enum not made by the macros).
+#[must_use]
+pub fn forgotten_topics<E: Event>() -> Option<Vec<&'static str>> {
+    E::FORGOTTEN_TOPIC.map(|topic| vec![topic])
+}
+
+/// Whether `envelope` holds the `Forgotten` event of an aggregate whose
+/// events are `E`s.
+#[must_use]
+pub fn is_forgotten_of<E: Event>(envelope: &Envelope) -> bool {
+    E::FORGOTTEN_TOPIC == Some(envelope.topic())
 }
 
 /// Every topic of `E`'s variant `name`, at each schema version it may be

@@ -74,6 +74,10 @@ impl Source {
             let id = row.id;
             match self.log.decode(row) {
                 Ok(event) => envelopes.push(Envelope::new(Arc::clone(&self.name), id, event)),
+                // An older record of a forgotten aggregate: nobody can read
+                // it any more, so it is passed over (its `Forgotten` event
+                // comes later, and is delivered).
+                Err(Error::Forgotten { .. }) => {}
                 Err(error) => {
                     // Everything before it may be recorded; it is not passed.
                     to = id - 1;

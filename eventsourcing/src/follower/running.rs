@@ -59,10 +59,15 @@ impl<P, T: Target<P>> Follower<P, T> {
                     && let Some(next) = upstream.log.select(at + 1, 1, topics)?.into_iter().next()
                     && next.id <= head
                 {
-                    let event = upstream.log.decode(next)?;
-                    #[allow(clippy::cast_precision_loss, reason = "seconds for display and alerts")]
-                    {
-                        seconds = (now.saturating_sub(event.timestamp)).max(0) as f64 / 1e6;
+                    // A forgotten aggregate's record has no readable time.
+                    if let Some(event) = forgotten_as_none(upstream.log.decode(next))? {
+                        #[allow(
+                            clippy::cast_precision_loss,
+                            reason = "seconds for display and alerts"
+                        )]
+                        {
+                            seconds = (now.saturating_sub(event.timestamp)).max(0) as f64 / 1e6;
+                        }
                     }
                 }
                 Ok(Lag {
@@ -223,5 +228,14 @@ impl<P, T> Running<P, T> {
                 reason: "its thread panicked".to_owned(),
             }),
         }
+    }
+}
+
+/// `None` for a record of a forgotten aggregate, which nobody can read.
+fn forgotten_as_none<T>(result: Result<T>) -> Result<Option<T>> {
+    match result {
+        Ok(value) => Ok(Some(value)),
+        Err(crate::Error::Forgotten { .. }) => Ok(None),
+        Err(error) => Err(error),
     }
 }

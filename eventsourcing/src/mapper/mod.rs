@@ -15,7 +15,9 @@ use self::zlib::{MAX_INFLATED_LEN, deflate, deflate_bound, inflate};
 use crate::cipher::{Cipher, NONCE_LEN, OVERHEAD};
 use crate::domain::{RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
-use crate::format::Hash;
+use crate::format::{FORGOTTEN_SUFFIX, Hash};
+use crate::keys::{DataKeys, Keyring, PublicTopics};
+use crate::recorder::Recorder;
 
 mod zlib;
 
@@ -23,10 +25,12 @@ mod zlib;
 const COMPRESSED: u8 = 0x01;
 /// Flag bit: the payload is AES-256-GCM encrypted.
 const ENCRYPTED: u8 = 0x02;
+/// Flag bit: the key is the aggregate's own data key; only with
+/// [`ENCRYPTED`].
+const DATA_KEY: u8 = 0x04;
 /// The flag bits this version writes and reads; a reader rejects any other
-/// bit. (`0x04`, per-aggregate keys, is defined by FORMAT.md version 2 but
-/// not yet supported here.)
-const KNOWN_FLAGS: u8 = COMPRESSED | ENCRYPTED;
+/// bit.
+const KNOWN_FLAGS: u8 = COMPRESSED | ENCRYPTED | DATA_KEY;
 
 /// Length of `previous_hash` and of `event_hash`.
 const HASH_LEN: usize = 32;
@@ -83,9 +87,39 @@ pub enum Compression {
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Mapper {
-    cipher: Option<Arc<Cipher>>,
+    ring: Option<Arc<Keyring>>,
+    data_keys: Option<Arc<DataKeys>>,
+    public: Arc<PublicTopics>,
     compression: Option<Compression>,
     allow_plaintext: bool,
+}
+
+/// Where decoding finds an aggregate's data key.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum DataKey<'a> {
+    /// Asks the data keys (cache, then `aggregate_keys`).
+    Ask,
+    /// Already looked up: the key, or `None` when the aggregate has none
+    /// (its records under a data key are then [`Error::Forgotten`]). For
+    /// decoding inside a recorder's callback, which must not call the
+    /// recorder again.
+    Known(Option<&'a Cipher>),
+}
+
+/// Which key seals one record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Seal<'a> {
+    /// The application key, if one is configured (flags `0x02`), else
+    /// none.
+    Application,
+    /// None: a public type's record (flags `0x00`, or `0x01` when
+    /// compressed).
+    Plain,
+    /// Neither encrypted nor compressed (flags `0x00`): the `Forgotten`
+    /// record.
+    Bare,
+    /// The aggregate's data key (flags `0x06`).
+    DataKey(&'a Cipher),
 }
 
 impl Mapper {
@@ -101,8 +135,61 @@ impl Mapper {
     /// that are not encrypted.
     #[must_use]
     pub fn with_cipher(mut self, cipher: Cipher) -> Mapper {
-        self.cipher = Some(Arc::new(cipher));
+        let previous = self
+            .ring
+            .take()
+            .map(|ring| ring.previous.clone())
+            .unwrap_or_default();
+        self.ring = Some(Arc::new(Keyring {
+            current: cipher,
+            previous,
+        }));
         self
+    }
+
+    /// Also reads records encrypted under `cipher`, a previous application
+    /// key, and unwraps data keys wrapped under it: what a key rotation
+    /// needs (`CIPHER_KEY_PREVIOUS`). Only with [`Mapper::with_cipher`],
+    /// which stays the key that encrypts and wraps.
+    #[must_use]
+    pub fn with_previous_cipher(mut self, cipher: Cipher) -> Mapper {
+        if let Some(ring) = self.ring.take() {
+            let mut previous = ring.previous.clone();
+            previous.push(cipher);
+            self.ring = Some(Arc::new(Keyring {
+                current: ring.current.clone(),
+                previous,
+            }));
+        }
+        self
+    }
+
+    /// Reads and creates per-aggregate data keys in `recorder`'s
+    /// `aggregate_keys`, keeping at most `cache` of them unwrapped in
+    /// memory. Call after the ciphers are set; without a cipher there are
+    /// no data keys.
+    pub(crate) fn with_data_keys(mut self, recorder: Arc<dyn Recorder>, cache: usize) -> Mapper {
+        self.data_keys = self
+            .ring
+            .as_ref()
+            .map(|ring| Arc::new(DataKeys::new(recorder, Arc::clone(ring), cache)));
+        self
+    }
+
+    /// The data keys, when the mapper has an application key and a
+    /// recorder to keep them in.
+    pub(crate) fn data_keys(&self) -> Option<&Arc<DataKeys>> {
+        self.data_keys.as_ref()
+    }
+
+    /// The topics stored in plaintext under a key.
+    pub(crate) fn public_topics(&self) -> &PublicTopics {
+        &self.public
+    }
+
+    /// Whether the mapper encrypts.
+    pub(crate) fn encrypts(&self) -> bool {
+        self.ring.is_some()
     }
 
     /// Compresses every record body it encodes.
@@ -125,7 +212,7 @@ impl Mapper {
     /// Whether it has a cipher: whether it can open encrypted records.
     #[cfg_attr(not(feature = "http"), allow(dead_code))]
     pub(crate) fn has_cipher(&self) -> bool {
-        self.cipher.is_some()
+        self.ring.is_some()
     }
 
     /// Turns a recorded event into its row: frames the body, compresses it
@@ -135,6 +222,11 @@ impl Mapper {
     /// [`Mapper::decode`] refuses anything else. A body over 1 GiB is stored
     /// uncompressed (and flagged so) even when compression is configured.
     pub fn encode(&self, event: &RecordedEvent) -> Result<StoredEvent> {
+        self.encode_with(event, Seal::Application)
+    }
+
+    /// [`Mapper::encode`] under the key `seal` names.
+    pub(crate) fn encode_with(&self, event: &RecordedEvent, seal: Seal<'_>) -> Result<StoredEvent> {
         let body = Body {
             previous_hash: &event.previous_hash,
             timestamp: event.timestamp,
@@ -145,7 +237,7 @@ impl Mapper {
             originator_id: event.originator_id,
             originator_version: event.originator_version,
             topic: event.topic.to_string(),
-            state: self.seal(event.originator_id, event.originator_version, &body)?,
+            state: self.seal(event.originator_id, event.originator_version, &body, seal)?,
         })
     }
 
@@ -153,6 +245,15 @@ impl Mapper {
     /// [`Mapper::encode`] does an event (the head takes the place of the
     /// previous hash).
     pub fn encode_snapshot(&self, snapshot: &Snapshot) -> Result<StoredEvent> {
+        self.encode_snapshot_with(snapshot, Seal::Application)
+    }
+
+    /// [`Mapper::encode_snapshot`] under the key `seal` names.
+    pub(crate) fn encode_snapshot_with(
+        &self,
+        snapshot: &Snapshot,
+        seal: Seal<'_>,
+    ) -> Result<StoredEvent> {
         let body = Body {
             previous_hash: &snapshot.head,
             timestamp: snapshot.timestamp,
@@ -163,7 +264,12 @@ impl Mapper {
             originator_id: snapshot.originator_id,
             originator_version: snapshot.originator_version,
             topic: snapshot.topic.clone(),
-            state: self.seal(snapshot.originator_id, snapshot.originator_version, &body)?,
+            state: self.seal(
+                snapshot.originator_id,
+                snapshot.originator_version,
+                &body,
+                seal,
+            )?,
         })
     }
 
@@ -180,6 +286,15 @@ impl Mapper {
     /// be decrypted is [`Error::Decryption`]. Both name the row's id and
     /// version.
     pub fn decode(&self, stored: StoredEvent) -> Result<RecordedEvent> {
+        self.decode_with(stored, DataKey::Ask)
+    }
+
+    /// [`Mapper::decode`], finding the data key as `data_key` says.
+    pub(crate) fn decode_with(
+        &self,
+        stored: StoredEvent,
+        data_key: DataKey<'_>,
+    ) -> Result<RecordedEvent> {
         let StoredEvent {
             originator_id,
             originator_version,
@@ -187,7 +302,7 @@ impl Mapper {
             state,
         } = stored;
         let (previous_hash, timestamp, data, event_hash) =
-            self.open(originator_id, originator_version, state)?;
+            self.open(originator_id, originator_version, &topic, state, data_key)?;
         Ok(RecordedEvent {
             originator_id,
             originator_version,
@@ -218,7 +333,13 @@ impl Mapper {
             topic,
             state,
         } = stored;
-        let (head, timestamp, data, hash) = self.open(originator_id, originator_version, state)?;
+        let (head, timestamp, data, hash) = self.open(
+            originator_id,
+            originator_version,
+            &topic,
+            state,
+            DataKey::Ask,
+        )?;
         Ok(Snapshot {
             originator_id,
             originator_version,
@@ -232,26 +353,33 @@ impl Mapper {
 
     /// The stored `state` of a record body: flags byte, then the body,
     /// compressed and encrypted as configured.
-    fn seal(&self, id: Uuid, version: u64, body: &Body<'_>) -> Result<Vec<u8>> {
+    fn seal(&self, id: Uuid, version: u64, body: &Body<'_>, seal: Seal<'_>) -> Result<Vec<u8>> {
         let body_len = MIN_BODY_LEN + body.data.len();
-        let compress = self.compression.is_some() && body_len <= MAX_INFLATED_LEN;
+        let compress = self.compression.is_some()
+            && body_len <= MAX_INFLATED_LEN
+            && !matches!(seal, Seal::Bare);
         let payload_len = if compress {
             deflate_bound(body_len)
         } else {
             body_len
         };
-        let cipher_len = if self.cipher.is_some() { OVERHEAD } else { 0 };
+        let (cipher, key_flags) = match seal {
+            Seal::Application => (self.ring.as_ref().map(|ring| &ring.current), ENCRYPTED),
+            Seal::Plain | Seal::Bare => (None, 0),
+            Seal::DataKey(cipher) => (Some(cipher), ENCRYPTED | DATA_KEY),
+        };
+        let cipher_len = if cipher.is_some() { OVERHEAD } else { 0 };
 
         let mut state = Vec::with_capacity(1 + cipher_len + payload_len);
         let mut flags = 0;
         if compress {
             flags |= COMPRESSED;
         }
-        if self.cipher.is_some() {
-            flags |= ENCRYPTED;
+        if cipher.is_some() {
+            flags |= key_flags;
         }
         state.push(flags);
-        if self.cipher.is_some() {
+        if cipher.is_some() {
             // Room for the nonce; the body goes after it and is then
             // encrypted in place.
             state.extend_from_slice(&[0; NONCE_LEN]);
@@ -274,7 +402,7 @@ impl Mapper {
                 state.extend_from_slice(part);
             }
         }
-        if let Some(cipher) = &self.cipher {
+        if let Some(cipher) = cipher {
             cipher.seal_in_place(id, version, &mut state, 1)?;
         }
         Ok(state)
@@ -287,7 +415,9 @@ impl Mapper {
         &self,
         id: Uuid,
         version: u64,
+        topic: &str,
         mut state: Vec<u8>,
+        data_key: DataKey<'_>,
     ) -> Result<(Hash, i64, Vec<u8>, Hash)> {
         let corrupt = |reason: String| Error::Corrupt {
             id,
@@ -307,24 +437,58 @@ impl Mapper {
         if unknown != 0 {
             return Err(corrupt(format!(
                 "unknown flag bits {unknown:#04x} in flags byte {flags:#04x} \
-                 (this version knows only 0x01 compressed and 0x02 encrypted)"
+                 (this version knows only 0x01 compressed, 0x02 encrypted and 0x04 data key)"
+            )));
+        }
+        if flags & (DATA_KEY | ENCRYPTED) == DATA_KEY {
+            return Err(corrupt(format!(
+                "flags byte {flags:#04x} has the data key bit 0x04 without the encrypted bit 0x02"
             )));
         }
 
         // The payload, as a range of `state`, is decrypted in place.
         let mut payload = 1..state.len();
         if flags & ENCRYPTED != 0 {
-            let Some(cipher) = &self.cipher else {
+            let Some(ring) = &self.ring else {
                 return Err(decryption(
                     "record is encrypted but no cipher key is configured",
                 ));
             };
+            let asked;
+            let cipher = if flags & DATA_KEY == 0 {
+                &ring.current
+            } else {
+                match data_key {
+                    DataKey::Known(Some(key)) => key,
+                    DataKey::Known(None) => return Err(Error::Forgotten { id }),
+                    DataKey::Ask => {
+                        let Some(keys) = &self.data_keys else {
+                            return Err(Error::DataKey {
+                                id,
+                                reason: "the record is under a data key, and this mapper \
+                                         reads no aggregate_keys"
+                                    .to_owned(),
+                            });
+                        };
+                        asked = keys.get(id)?;
+                        &*asked
+                    }
+                }
+            };
             let Some(encrypted) = state.get_mut(payload.clone()) else {
                 return Err(corrupt("empty payload".into()));
             };
-            let plaintext = cipher.open_in_place(id, version, encrypted)?;
+            let plaintext = if flags & DATA_KEY == 0 && !ring.previous.is_empty() {
+                open_with_ring(ring, id, version, encrypted)?
+            } else {
+                cipher.open_in_place(id, version, encrypted)?
+            };
             payload = payload.start + plaintext.start..payload.start + plaintext.end;
-        } else if self.cipher.is_some() && !self.allow_plaintext {
+        } else if self.ring.is_some()
+            && !self.allow_plaintext
+            && !topic.ends_with(FORGOTTEN_SUFFIX)
+            && !self.public.contains(topic)
+        {
             return Err(decryption(
                 "record is not encrypted and plaintext records are not allowed",
             ));
@@ -342,6 +506,30 @@ impl Mapper {
         };
         split_body(body, range).map_err(corrupt)
     }
+}
+
+/// Decrypts in place a record under the application key: the current one,
+/// else each previous one in turn (records written before a rotation).
+/// The payload is only changed by a decryption that succeeds.
+fn open_with_ring(
+    ring: &Keyring,
+    id: Uuid,
+    version: u64,
+    encrypted: &mut [u8],
+) -> Result<std::ops::Range<usize>> {
+    let mut error = None;
+    for cipher in std::iter::once(&ring.current).chain(&ring.previous) {
+        match cipher.open_in_place(id, version, encrypted) {
+            Ok(range) => return Ok(range),
+            Err(e @ Error::Decryption { .. }) => error = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(error.unwrap_or(Error::Decryption {
+        id,
+        version,
+        reason: "no application key opens the record",
+    }))
 }
 
 /// The four parts of a record body (FORMAT.md), borrowed from an event or

@@ -7,9 +7,10 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use uuid::Uuid;
 
 use super::{
-    Batch, EventQuery, Notification, ParkChange, Parked, Position, Recorder, Registration,
-    TrackingKey, TrackingUpdate, already_parked, epoch_exhausted, not_parked, signed_changes,
-    signed_partition, signed_update, signed_version, tracking_conflict,
+    Batch, DataKeyRow, EventQuery, Notification, ParkChange, Parked, Position, Recorder,
+    Registration, Rewrap, TrackingKey, TrackingUpdate, already_parked, check_key_rows,
+    epoch_exhausted, not_parked, signed_changes, signed_partition, signed_update, signed_version,
+    tracking_conflict,
 };
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
@@ -44,6 +45,8 @@ struct Tables {
     followers: HashMap<String, Registration>,
     /// `parked`, by follower, upstream and notification id.
     parked: BTreeMap<(String, String, u64), Parked>,
+    /// `aggregate_keys`, by aggregate.
+    data_keys: HashMap<Uuid, DataKeyRow>,
 }
 
 impl Tables {
@@ -169,6 +172,7 @@ impl Recorder for MemoryRecorder {
             return Err(tracking_conflict(update));
         }
         tables.check_parked(batch.parked)?;
+        check_key_rows(batch.data_keys)?;
         let mut in_batch = HashSet::new();
         for event in events {
             signed_version(event)?;
@@ -178,6 +182,14 @@ impl Recorder for MemoryRecorder {
                 return Err(Error::Concurrency {
                     id: key.0,
                     version: key.1,
+                });
+            }
+        }
+        for row in batch.data_keys {
+            if tables.data_keys.contains_key(&row.originator_id) {
+                return Err(Error::Concurrency {
+                    id: row.originator_id,
+                    version: 1,
                 });
             }
         }
@@ -213,7 +225,50 @@ impl Recorder for MemoryRecorder {
             }
         }
         tables.apply_parked(batch.parked);
+        for row in batch.data_keys {
+            tables.data_keys.insert(row.originator_id, row.clone());
+        }
+        for id in batch.forgotten {
+            tables.data_keys.remove(id);
+            tables.snapshots.remove(id);
+        }
         Ok(ids)
+    }
+
+    fn select_data_key(&self, id: Uuid) -> Result<Option<DataKeyRow>> {
+        Ok(self.read().data_keys.get(&id).cloned())
+    }
+
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        let tables = self.read();
+        let mut rows: Vec<&DataKeyRow> = tables
+            .data_keys
+            .values()
+            .filter(|row| row.key_fingerprint != except)
+            .filter(|row| after.is_none_or(|after| row.originator_id > after))
+            .collect();
+        rows.sort_by_key(|row| row.originator_id);
+        Ok(rows.into_iter().take(limit).cloned().collect())
+    }
+
+    fn rewrap_data_keys(&self, rewraps: &[Rewrap]) -> Result<usize> {
+        let mut tables = self.write();
+        let mut changed = 0;
+        for rewrap in rewraps {
+            if let Some(row) = tables.data_keys.get_mut(&rewrap.row.originator_id)
+                && row.key_fingerprint == rewrap.expected
+            {
+                row.wrapped_key.clone_from(&rewrap.row.wrapped_key);
+                row.key_fingerprint.clone_from(&rewrap.row.key_fingerprint);
+                changed += 1;
+            }
+        }
+        Ok(changed)
     }
 
     fn select_events(

@@ -68,6 +68,7 @@ use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
 mod followers;
+mod keys;
 mod memory;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -79,6 +80,8 @@ pub use self::followers::{ParkChange, Parked, Registration};
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use self::followers::{SignedChange, parked, registration};
 pub(crate) use self::followers::{already_parked, not_parked, signed_changes};
+pub use self::keys::{DataKeyRow, Rewrap};
+pub(crate) use self::keys::{check_key_rows, no_data_keys};
 pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{Listener, PostgresOptions, PostgresRecorder, Sequencing};
@@ -316,6 +319,12 @@ pub struct Batch<'a> {
     pub tracking: Option<&'a TrackingUpdate>,
     /// Notifications to park or release with them.
     pub parked: &'a [ParkChange],
+    /// Data keys to create with them (rows of `aggregate_keys`), each with
+    /// its aggregate's first event.
+    pub data_keys: &'a [DataKeyRow],
+    /// Aggregates forgotten with them: their data keys and snapshots are
+    /// deleted in the same transaction as the `Forgotten` events.
+    pub forgotten: &'a [Uuid],
 }
 
 impl<'a> Batch<'a> {
@@ -326,7 +335,24 @@ impl<'a> Batch<'a> {
             events,
             tracking: None,
             parked: &[],
+            data_keys: &[],
+            forgotten: &[],
         }
+    }
+
+    /// The same batch, with data keys created in the same transaction.
+    #[must_use]
+    pub fn with_data_keys(mut self, rows: &'a [DataKeyRow]) -> Self {
+        self.data_keys = rows;
+        self
+    }
+
+    /// The same batch, with the data keys and snapshots of `ids` deleted
+    /// in the same transaction.
+    #[must_use]
+    pub fn with_forgotten(mut self, ids: &'a [Uuid]) -> Self {
+        self.forgotten = ids;
+        self
     }
 
     /// The same events, with `update` written in the same transaction.
@@ -348,7 +374,16 @@ impl<'a> Batch<'a> {
     /// no change to parked notifications.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty() && self.tracking.is_none() && self.parked.is_empty()
+        self.events.is_empty()
+            && self.tracking.is_none()
+            && self.parked.is_empty()
+            && self.data_keys.is_empty()
+            && self.forgotten.is_empty()
+    }
+
+    /// Whether the batch creates or deletes data keys.
+    pub(crate) fn touches_keys(&self) -> bool {
+        !self.data_keys.is_empty() || !self.forgotten.is_empty()
     }
 }
 
@@ -412,6 +447,11 @@ pub trait Recorder: Any + Send + Sync {
     /// The parked changes, if any, are written in the same transaction: a
     /// [`ParkChange::Release`] naming a notification that is not parked is
     /// [`Error::NotParked`].
+    ///
+    /// So are the data keys (new rows of `aggregate_keys`; an aggregate
+    /// that has one already is [`Error::Concurrency`] at version 1) and
+    /// the forgotten aggregates (their `aggregate_keys` rows and snapshots
+    /// are deleted).
     ///
     /// On any error nothing of the batch is written. An empty batch (no
     /// events, no tracking update, no parked change) returns an empty list
@@ -554,4 +594,36 @@ pub trait Recorder: Any + Send + Sync {
     /// The notifications parked by `follower`, by upstream name and then
     /// notification id.
     fn select_parked(&self, follower: &str) -> Result<Vec<Parked>>;
+
+    /// The data key row of aggregate `id`, or `None` when it has none
+    /// (it never had one, or was forgotten). The default, for a recorder
+    /// that keeps no data keys, is an error.
+    fn select_data_key(&self, id: Uuid) -> Result<Option<DataKeyRow>> {
+        let _ = id;
+        Err(no_data_keys())
+    }
+
+    /// At most `limit` data key rows whose fingerprint is not `except`
+    /// and whose aggregate comes after `after` (all when `None`), in the
+    /// backend's order of `originator_id` (the order of the hyphenated
+    /// lowercase text on SQLite, of the UUID on PostgreSQL, of the bytes in
+    /// memory): the rows a rotation to the key of that fingerprint still
+    /// has to re-wrap, a page at a time along the primary key.
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        let _ = (except, after, limit);
+        Err(no_data_keys())
+    }
+
+    /// Stores each re-wrapped key whose row still has its expected
+    /// fingerprint, in one transaction; returns how many rows changed (a
+    /// row that changed or went meanwhile is left alone).
+    fn rewrap_data_keys(&self, rewraps: &[Rewrap]) -> Result<usize> {
+        let _ = rewraps;
+        Err(no_data_keys())
+    }
 }

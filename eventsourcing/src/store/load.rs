@@ -35,6 +35,7 @@ impl EventStore {
         let span = crate::trace::timed_span!("load", aggregate = %A::NAME, aggregate_id = %id;
             snapshot_version, events, version, found);
         let _entered = span.enter();
+        self.mapper.public_topics().learn::<A>();
         let snapshot = match until {
             Until::End => self.latest_snapshot(id, None)?,
             Until::Version(version) => self.latest_snapshot(id, Some(version))?,
@@ -142,6 +143,9 @@ impl EventStore {
         let mut aggregate = start;
         let mut discarded = false;
         self.each_event(&query, |recorded| {
+            if recorded.topic == A::FORGOTTEN_TOPIC {
+                return Err(Error::Forgotten { id });
+            }
             if let Some(chain) = link.take() {
                 chain.check_head(&recorded)?;
                 discarded = recorded.topic == A::DISCARDED_TOPIC;

@@ -19,8 +19,9 @@ use self::commits::{Commits, Hook, Immediate};
 pub(crate) use self::load::Until;
 use crate::domain::{Chain, RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
-use crate::format::Hash;
-use crate::mapper::Mapper;
+use crate::format::{FORGOTTEN_SUFFIX, Hash};
+use crate::keys::Encryption;
+use crate::mapper::{DataKey, Mapper, Seal};
 use crate::recorder::{Batch, EventQuery, Recorder};
 
 /// The mapper and the recorder: stores and reads recorded events.
@@ -42,9 +43,16 @@ impl fmt::Debug for EventStore {
 }
 
 impl EventStore {
-    /// An event store over the given mapper and recorder.
+    /// An event store over the given mapper and recorder. A mapper with
+    /// an application key keeps the aggregates' data keys in this
+    /// recorder's `aggregate_keys` (unless it was given a place already).
     #[must_use]
     pub fn new(mapper: Mapper, recorder: Arc<dyn Recorder>) -> EventStore {
+        let mapper = if mapper.encrypts() && mapper.data_keys().is_none() {
+            mapper.with_data_keys(Arc::clone(&recorder), crate::keys::DEFAULT_CACHE)
+        } else {
+            mapper
+        };
         EventStore {
             mapper,
             recorder,
@@ -104,7 +112,9 @@ impl EventStore {
     /// Snapshots are not read: this is the events' own account. The first
     /// fault is [`Error::Integrity`] (or [`Error::Decryption`],
     /// [`Error::Corrupt`]) naming the aggregate and version;
-    /// [`Error::NotFound`] when there is no event.
+    /// [`Error::NotFound`] when there is no event. A forgotten aggregate
+    /// is [`Error::Forgotten`]: not broken, but its records before the
+    /// `Forgotten` event can no longer be checked by anyone.
     ///
     /// ```
     /// # use eventsourcing::prelude::*;
@@ -119,12 +129,17 @@ impl EventStore {
     pub fn verify(&self, id: impl Into<Uuid>) -> Result<Hash> {
         let id = id.into();
         let mut chain = Chain::new(id);
+        let mut forgotten = false;
         self.each_event(&EventQuery::new(id), |event| {
             chain.check_next(&event)?;
+            forgotten = event.topic.ends_with(FORGOTTEN_SUFFIX);
             Ok(ControlFlow::Continue(()))
         })?;
         if chain.version() == 0 {
             return Err(Error::NotFound { id });
+        }
+        if forgotten {
+            return Err(Error::Forgotten { id });
         }
         Ok(chain.head())
     }
@@ -227,9 +242,14 @@ impl EventStore {
         self.commits.subscribe_immediate(hook)
     }
 
-    /// Encodes and records a snapshot; `false` when one was already
-    /// recorded at its version.
-    pub(crate) fn insert_snapshot(&self, snapshot: &Snapshot) -> Result<bool> {
+    /// Encodes and records a snapshot of an aggregate whose type is
+    /// encrypted as `encryption` (under its data key when it has one);
+    /// `false` when one was already recorded at its version.
+    pub(crate) fn insert_snapshot(
+        &self,
+        snapshot: &Snapshot,
+        encryption: Encryption,
+    ) -> Result<bool> {
         let span = crate::trace::timed_span!("snapshot", topic = %snapshot.topic;
             aggregate_id, version, inserted);
         let _entered = span.enter();
@@ -237,21 +257,73 @@ impl EventStore {
             span.record_id("aggregate_id", snapshot.originator_id);
             span.record_u64("version", snapshot.originator_version);
         }
+        let id = snapshot.originator_id;
+        let data_key = match (encryption, self.mapper.data_keys()) {
+            (Encryption::PerAggregate, Some(keys)) => match keys.find(id)? {
+                Some(key) => Some(key),
+                // No key: recorded before its type took per-aggregate keys
+                // (it never will have one), or forgotten meanwhile, which
+                // the Forgotten event committed with the key's deletion
+                // says. Its state must not go under the application key.
+                None => match keys.missing(id)? {
+                    forgotten @ Error::Forgotten { .. } => return Err(forgotten),
+                    _ => None,
+                },
+            },
+            _ => None,
+        };
+        let seal = match (&data_key, encryption) {
+            (Some(key), _) => Seal::DataKey(key),
+            (None, Encryption::Public) => Seal::Plain,
+            (None, _) => Seal::Application,
+        };
         let inserted = self
             .recorder
-            .insert_snapshot(&self.mapper.encode_snapshot(snapshot)?)?;
+            .insert_snapshot(&self.mapper.encode_snapshot_with(snapshot, seal)?)?;
         span.record_bool("inserted", inserted);
         Ok(inserted)
     }
 
     /// Calls `each` with the decoded events that match `query`, until it
     /// breaks or fails.
+    ///
+    /// The aggregate's data key is looked up before the scan: a recorder's
+    /// callback must not call the recorder. Should the aggregate have had
+    /// no key then and one now (it was created meanwhile), and nothing was
+    /// handed over yet, the scan runs again with it.
     fn each_event(
         &self,
         query: &EventQuery,
         mut each: impl FnMut(RecordedEvent) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        self.recorder
-            .select_events(query, &mut |row| each(self.mapper.decode(row)?))
+        let Some(keys) = self.mapper.data_keys() else {
+            return self.recorder.select_events(query, &mut |row| {
+                each(self.mapper.decode_with(row, DataKey::Ask)?)
+            });
+        };
+        let id = query.originator_id;
+        let mut key = keys.find(id)?;
+        loop {
+            let mut handed = false;
+            let result = self.recorder.select_events(query, &mut |row| {
+                let event = self
+                    .mapper
+                    .decode_with(row, DataKey::Known(key.as_deref()))?;
+                handed = true;
+                each(event)
+            });
+            match result {
+                Err(Error::Forgotten { .. }) if key.is_none() => {
+                    key = keys.find(id)?;
+                    if key.is_none() {
+                        return Err(keys.missing(id)?);
+                    }
+                    if handed {
+                        return result;
+                    }
+                }
+                other => return other,
+            }
+        }
     }
 }

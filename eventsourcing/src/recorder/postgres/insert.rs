@@ -84,6 +84,7 @@ impl PostgresRecorder {
             .transpose()?;
         let parked = signed_changes(batch.parked)?;
         let arrays = Arrays::new(events)?;
+        crate::recorder::check_key_rows(batch.data_keys)?;
         let lock_table = self.sequencing == Sequencing::TableLock;
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &lock_table,
@@ -109,7 +110,7 @@ impl PostgresRecorder {
         };
 
         let mut refused = None;
-        let result = if parked.is_empty() {
+        let result = if parked.is_empty() && !batch.touches_keys() {
             // The common path: one prepared statement, committed by itself.
             self.run(Call::Write, |connection| {
                 let statement = connection.statement(&self.sql, query)?;
@@ -139,6 +140,7 @@ impl PostgresRecorder {
                     None => Vec::new(),
                 };
                 parked_sql.write(&mut tx, &parked)?;
+                self.write_keys(&mut tx, batch.data_keys, batch.forgotten)?;
                 crash::point("after_insert");
                 crash::point("before_commit");
                 tx.commit()?;

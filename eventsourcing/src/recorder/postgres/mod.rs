@@ -24,8 +24,8 @@ use self::pool::{Connection, Lease, Pool};
 use self::rows::{read_event, read_notification};
 use self::sql::{Query, Sql, quote_ident};
 use super::{
-    Batch, EventQuery, Notification, Parked, Position, Recorder, Registration, TrackingKey, clamp,
-    corrupt, signed_version,
+    Batch, DataKeyRow, EventQuery, Notification, Parked, Position, Recorder, Registration, Rewrap,
+    TrackingKey, clamp, corrupt, signed_version,
 };
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
@@ -34,6 +34,7 @@ mod errors;
 mod followers;
 mod function;
 mod insert;
+mod keys;
 mod listener;
 mod options;
 mod pool;
@@ -510,5 +511,22 @@ impl Recorder for PostgresRecorder {
 
     fn select_parked(&self, follower: &str) -> Result<Vec<Parked>> {
         self.parked_by(follower)
+    }
+
+    fn select_data_key(&self, id: Uuid) -> Result<Option<DataKeyRow>> {
+        self.data_key(id)
+    }
+
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        self.data_keys_except(except, after, limit)
+    }
+
+    fn rewrap_data_keys(&self, rewraps: &[Rewrap]) -> Result<usize> {
+        self.rewrap(rewraps)
     }
 }

@@ -42,6 +42,7 @@ pub(super) struct Sql {
     pub(super) create_tables: String,
     pub(super) tracking: TrackingSql,
     followers: FollowersSql,
+    pub(super) keys: super::keys::KeySql,
     /// The channel the insert function notifies when it inserted events.
     pub(super) channel: String,
     pub(super) function: InsertFunction,
@@ -289,6 +290,7 @@ impl Sql {
 
         let create_schema = create_schema.then(|| quote_ident(schema));
         let followers = FollowersSql::new(&name("followers"), &name("parked"));
+        let keys = super::keys::KeySql::new(&name("aggregate_keys"), &snapshots);
         let create_tables = create_tables(
             create_schema.as_deref(),
             &events,
@@ -296,7 +298,8 @@ impl Sql {
             &index,
             &snapshots,
             &tracking,
-        ) + &followers.create_tables;
+        ) + &followers.create_tables
+            + &keys.create_table;
 
         let function = InsertFunction::new(
             &insert_function_name,
@@ -334,6 +337,7 @@ impl Sql {
             create_tables,
             tracking: TrackingSql::new(schema, prefix, &tracking),
             followers,
+            keys,
             channel,
             sequence_cache: catalogue_query(
                 "SELECT cache_size FROM pg_catalog.pg_sequences \

@@ -17,15 +17,16 @@ use self::options::validate_prefix;
 use self::rows::{KnownId, read_event, read_notification};
 use self::statements::{BEGIN_IMMEDIATE, COMMIT, Statements};
 use super::{
-    Batch, EventQuery, Notification, Parked, Position, Recorder, Registration, SignedChange,
-    SignedUpdate, TrackingKey, TrackingUpdate, clamp, corrupt, signed_changes, signed_partition,
-    signed_update, signed_version,
+    Batch, DataKeyRow, EventQuery, Notification, Parked, Position, Recorder, Registration, Rewrap,
+    SignedChange, SignedUpdate, TrackingKey, TrackingUpdate, clamp, corrupt, signed_changes,
+    signed_partition, signed_update, signed_version,
 };
 use crate::crash;
 use crate::error::{Error, Result};
 use crate::mapper::StoredEvent;
 
 mod followers;
+mod keys;
 mod options;
 mod readers;
 mod rows;
@@ -99,6 +100,8 @@ struct Checked<'a> {
     events: &'a [StoredEvent],
     tracking: Option<(&'a TrackingUpdate, SignedUpdate)>,
     parked: Vec<SignedChange<'a>>,
+    data_keys: &'a [DataKeyRow],
+    forgotten: &'a [Uuid],
 }
 
 impl<'a> Checked<'a> {
@@ -110,6 +113,8 @@ impl<'a> Checked<'a> {
                 .map(|update| Ok::<_, Error>((update, signed_update(update)?)))
                 .transpose()?,
             parked: signed_changes(batch.parked)?,
+            data_keys: batch.data_keys,
+            forgotten: batch.forgotten,
         })
     }
 }
@@ -171,6 +176,8 @@ impl SqliteRecorder {
         let connections = match options.path {
             SqlitePath::Memory => {
                 let conn = Connection::open_in_memory().map_err(db)?;
+                conn.pragma_update(None, "secure_delete", true)
+                    .map_err(db)?;
                 conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
                 setup::stable_plans(&conn)?;
                 Store::Memory(Mutex::new(conn))
@@ -297,6 +304,7 @@ impl SqliteRecorder {
     /// the caller rolls everything back.
     fn write_batch(&self, conn: &Connection, batch: &Checked<'_>) -> Result<Vec<u64>> {
         let ids = self.insert_rows(conn, batch.events)?;
+        self.write_keys(conn, batch.data_keys, batch.forgotten)?;
         self.write_parked(conn, &batch.parked)?;
         if let Some((update, signed)) = batch.tracking {
             self.track(conn, update, signed)?;
@@ -418,14 +426,35 @@ impl Recorder for SqliteRecorder {
             return Ok(Vec::new());
         }
         let checked = Checked::new(batch)?;
-        self.write(|conn| {
+        let ids = self.write(|conn| {
             let ids = self.write_batch(conn, &checked)?;
             crash::point("after_insert");
             // `write` commits as soon as this returns: nothing runs
             // between the two points.
             crash::point("before_commit");
             Ok(ids)
-        })
+        })?;
+        if !batch.forgotten.is_empty() {
+            self.scrub_log()?;
+        }
+        Ok(ids)
+    }
+
+    fn select_data_key(&self, id: Uuid) -> Result<Option<DataKeyRow>> {
+        self.data_key(id)
+    }
+
+    fn select_data_keys(
+        &self,
+        except: &str,
+        after: Option<Uuid>,
+        limit: usize,
+    ) -> Result<Vec<DataKeyRow>> {
+        self.data_keys_except(except, after, limit)
+    }
+
+    fn rewrap_data_keys(&self, rewraps: &[Rewrap]) -> Result<usize> {
+        self.rewrap(rewraps)
     }
 
     fn select_events(

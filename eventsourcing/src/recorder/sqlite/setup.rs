@@ -89,5 +89,6 @@ fn migrate_and_create(conn: &Connection, sql: &Statements) -> Result<()> {
     if is_version_1(&columns) {
         conn.execute_batch(&sql.migrate_tracking).map_err(db)?;
     }
-    conn.execute_batch(&sql.create_tables).map_err(db)
+    conn.execute_batch(&sql.create_tables).map_err(db)?;
+    conn.execute_batch(&sql.keys.create_table).map_err(db)
 }

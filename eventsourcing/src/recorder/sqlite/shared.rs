@@ -80,6 +80,10 @@ pub(super) fn open(
     setup::switch_to_wal(&conn, path, busy_timeout)?;
     conn.pragma_update(None, "synchronous", synchronous.pragma_value())
         .map_err(db)?;
+    // What a delete frees is overwritten, so that a forgotten aggregate's
+    // data key does not stay readable in free pages.
+    conn.pragma_update(None, "secure_delete", true)
+        .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     setup::stable_plans(&conn)?;
     if let Some(pages) = wal_autocheckpoint {

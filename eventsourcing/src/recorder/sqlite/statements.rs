@@ -22,6 +22,7 @@ pub(super) struct Statements {
     pub(super) raise_epoch: String,
     pub(super) rewind_tracking: String,
     pub(super) followers: FollowerStatements,
+    pub(super) keys: super::keys::KeyStatements,
 }
 
 /// The SQL of the `followers` and `parked` tables.
@@ -173,6 +174,7 @@ impl Statements {
                 "UPDATE {tracking} SET notification_id = 0 WHERE {TRACKING_KEY} AND epoch = ?4"
             ),
             followers,
+            keys: super::keys::KeyStatements::new(prefix),
             stored_events: events,
         }
     }
