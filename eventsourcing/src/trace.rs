@@ -169,6 +169,20 @@ impl Drop for Timed {
     }
 }
 
+/// Records in a save's span how many aggregates it saved and the
+/// notification ids of its events.
+#[inline]
+pub(crate) fn saved(span: &Timed, aggregates: usize, ids: &[u64]) {
+    if span.enabled() {
+        span.record_u64("aggregates", u64::try_from(aggregates).unwrap_or(u64::MAX));
+        span.record_u64("events", u64::try_from(ids.len()).unwrap_or(u64::MAX));
+        if let (Some(&first), Some(&last)) = (ids.first(), ids.last()) {
+            span.record_u64("first_notification_id", first);
+            span.record_u64("last_notification_id", last);
+        }
+    }
+}
+
 /// Tells the subscriber, at `DEBUG`, that a save's transaction failed
 /// (a concurrency conflict, a database error): an event in the save's span.
 #[inline]

@@ -620,3 +620,67 @@ fn serve_serves_the_log_as_stored_without_the_key_until_sigint() {
     assert_eq!(child.wait().unwrap().code(), Some(0));
     drop(child.stdin.take());
 }
+
+// ---------------------------------------------------------------------------
+// rotate-keys
+// ---------------------------------------------------------------------------
+
+/// An aggregate whose events go under a data key of its own.
+#[aggregate(key = per_aggregate)]
+#[derive(Debug, Default)]
+struct Secret {
+    text: String,
+}
+
+#[aggregate]
+impl Secret {
+    #[created(Written)]
+    fn write(&mut self, text: String) {
+        self.text = text;
+    }
+}
+
+#[test]
+fn rotate_keys_rewraps_every_data_key_once_and_the_new_key_alone_reads_them() {
+    let mut stores = vec![Store::sqlite(true)];
+    stores.extend(Store::postgres(true));
+    for store in stores {
+        let name = &store.name;
+        let old = store.key.clone().unwrap();
+        let new = generate_cipher_key().unwrap();
+        let ids: Vec<Uuid> = (0..3)
+            .map(|n| {
+                let mut secret = Secret::write(format!("secret {n}"));
+                store.app().save(&mut secret).unwrap();
+                secret.id()
+            })
+            .collect();
+        let rotate = || {
+            let mut command = store.command(&["--json", "rotate-keys"], false);
+            command
+                .env("CIPHER_KEY", &new)
+                .env("CIPHER_KEY_PREVIOUS", &old);
+            run(command)
+        };
+        let first = rotate().ok().json();
+        assert_eq!(first["rewrapped"], 3, "{name}");
+        assert_eq!(
+            first["fingerprint"].as_str().unwrap(),
+            Cipher::from_base64(&new).unwrap().fingerprint().to_string(),
+            "{name}"
+        );
+        assert_eq!(rotate().ok().json()["rewrapped"], 0, "{name}: idempotent");
+
+        let with_new = Application::builder()
+            .db_uri(&store.db_uri)
+            .cipher_key(&new)
+            .build()
+            .unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let secret: Secret = with_new.repository().get(*id).unwrap();
+            assert_eq!(secret.text, format!("secret {n}"), "{name}");
+        }
+        // Without a key there is nothing to rotate to.
+        assert_eq!(store.cli_without_key(&["rotate-keys"]).code, Some(2));
+    }
+}

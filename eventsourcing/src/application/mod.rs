@@ -247,22 +247,9 @@ impl Application {
                 _ => Seal::Application,
             };
             let own = per_aggregate.and_then(|of| of(first.originator_id));
-            let merged;
-            let stamp = match (&stamp, own) {
-                (stamp, None) => stamp.as_ref(),
-                (None, Some(own)) => {
-                    merged = own;
-                    Some(&merged)
-                }
-                (Some(stamp), Some(own)) => {
-                    let mut both = stamp.clone();
-                    both.merge(&own);
-                    merged = both;
-                    Some(&merged)
-                }
-            };
+            let stamp = with_own(stamp.as_ref(), own);
             let mut head = None;
-            match stamp {
+            match stamp.as_deref() {
                 None => {
                     for event in pending {
                         rows.push(mapper.encode_with(event, seal(event))?);
@@ -295,14 +282,7 @@ impl Application {
                 keys.remember(id, key);
             }
         }
-        if span.enabled() {
-            span.record_u64("aggregates", u64::try_from(index).unwrap_or(u64::MAX));
-            span.record_u64("events", u64::try_from(ids.len()).unwrap_or(u64::MAX));
-            if let (Some(&first), Some(&last)) = (ids.first(), ids.last()) {
-                span.record_u64("first_notification_id", first);
-                span.record_u64("last_notification_id", last);
-            }
-        }
+        crate::trace::saved(&span, index, &ids);
         let mut index = 0_usize;
         let mut due = due.into_iter().peekable();
         aggregates.visit(&mut |aggregate| {
@@ -479,5 +459,23 @@ impl Application {
     /// ```
     pub fn on_commit(&self, hook: impl Fn(&[u64]) + Send + Sync + 'static) -> CommitHook {
         self.store.on_commit(Arc::new(hook))
+    }
+}
+
+/// The metadata stamped on one aggregate's events: the save's `stamp`
+/// with the aggregate's `own` merged over it.
+fn with_own(
+    stamp: Option<&Metadata>,
+    own: Option<Metadata>,
+) -> Option<std::borrow::Cow<'_, Metadata>> {
+    use std::borrow::Cow;
+    match (stamp, own) {
+        (stamp, None) => stamp.map(Cow::Borrowed),
+        (None, Some(own)) => Some(Cow::Owned(own)),
+        (Some(stamp), Some(own)) => {
+            let mut both = stamp.clone();
+            both.merge(&own);
+            Some(Cow::Owned(both))
+        }
     }
 }

@@ -24,6 +24,7 @@ mod log;
 mod output;
 mod progress;
 mod record;
+mod rotate_keys;
 mod serve;
 mod stats;
 mod stopping;
@@ -71,8 +72,12 @@ enum Command {
     Keygen(keygen::Args),
     /// Count events, aggregates, topics and followers' positions.
     Stats(stats::Args),
-    /// Serve the notification log over HTTP until SIGINT.
+    /// Serve the notification log and the event browser over HTTP until
+    /// SIGINT.
     Serve(serve::Args),
+    /// Re-wrap every data key under `CIPHER_KEY` (the old key in
+    /// `CIPHER_KEY_PREVIOUS`); run again to finish an interrupted run.
+    RotateKeys(rotate_keys::Args),
 }
 
 fn main() -> ExitCode {
@@ -87,6 +92,7 @@ fn main() -> ExitCode {
         Command::Keygen(args) => keygen::run(args, &mut out),
         Command::Stats(args) => stats::run(&cli.store, args, &mut out),
         Command::Serve(args) => serve::run(&cli.store, args, &mut out),
+        Command::RotateKeys(args) => rotate_keys::run(&cli.store, args, &mut out),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

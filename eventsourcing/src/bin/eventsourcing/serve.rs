@@ -1,12 +1,13 @@
 //! `serve [--listen ADDR]`: the store's notification log over HTTP, as
-//! stored (see `eventsourcing::http::NotificationServer`), until SIGINT or
-//! the end of standard input.
+//! stored (see `eventsourcing::http::NotificationServer`), and the event
+//! browser's pages (`eventsourcing::http::Browser`: decoded with the key,
+//! if one is given), until SIGINT or the end of standard input.
 
 use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Duration;
 
-use eventsourcing::http::NotificationServer;
+use eventsourcing::http::{Browser, NotificationServer};
 use eventsourcing::json::json;
 
 use crate::failure::Failure;
@@ -37,7 +38,7 @@ pub(crate) struct Args {
 pub(crate) fn run(store_args: &StoreArgs, args: &Args, out: &mut Output) -> Result<(), Failure> {
     let store = store_args.open(Open::Existing)?;
     let app = store_args.application(&store)?;
-    let mut server = NotificationServer::new(&app);
+    let mut server = NotificationServer::new(&app).browser(Browser::new(&app));
     if let Some(token) = args.token.as_deref().filter(|t| !t.is_empty()) {
         server = server.token(token);
     }
@@ -50,7 +51,12 @@ pub(crate) fn run(store_args: &StoreArgs, args: &Args, out: &mut Output) -> Resu
     let url = running.url();
     out.either(
         || json!({ "url": url, "notifications": format!("{url}/notifications/1,10") }),
-        || format!("serving the notification log on {url} (SIGINT or end of input stops)"),
+        || {
+            format!(
+                "serving the event browser on {url}/ and the notification log on \
+                 {url}/notifications (SIGINT or end of input stops)"
+            )
+        },
     )?;
     out.flush()?;
     let stop = stop_flag()?;

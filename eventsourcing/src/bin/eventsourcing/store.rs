@@ -25,6 +25,16 @@ pub(crate) struct StoreArgs {
     /// the same as unset: no key.
     #[arg(long, env = "CIPHER_KEY", hide_env_values = true, global = true)]
     cipher_key: Option<String>,
+    /// Previous application keys still accepted for unwrapping data keys
+    /// (comma-separated), as in `CIPHER_KEY_PREVIOUS`: during a key
+    /// rotation.
+    #[arg(
+        long,
+        env = "CIPHER_KEY_PREVIOUS",
+        hide_env_values = true,
+        global = true
+    )]
+    cipher_key_previous: Option<String>,
     /// With a key, also read records that are not encrypted (a store that
     /// began without a key); without this, such a record fails as it does
     /// in an application.
@@ -108,6 +118,15 @@ impl StoreArgs {
             .allow_plaintext(self.allow_plaintext);
         if let Some(key) = self.cipher_key.as_deref().filter(|k| !k.is_empty()) {
             builder = builder.cipher_key(key);
+        }
+        for key in self
+            .cipher_key_previous
+            .iter()
+            .flat_map(|keys| keys.split(','))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+        {
+            builder = builder.previous_cipher_key(key);
         }
         builder.build().map_err(|e| store.failure(e))
     }

@@ -65,6 +65,20 @@ fn select_all_tracking(tracking: &str) -> String {
     format!("SELECT {TRACKING_COLUMNS} FROM {tracking} ORDER BY 1, 2, 3")
 }
 
+/// Creates the `tracking` table (FORMAT.md version 2) if missing.
+fn create_tracking(tracking: &str) -> String {
+    format!(
+        "CREATE TABLE IF NOT EXISTS {tracking} (
+             application_name TEXT NOT NULL,
+             upstream_name TEXT NOT NULL,
+             \"partition\" INTEGER NOT NULL,
+             notification_id INTEGER NOT NULL,
+             epoch INTEGER NOT NULL,
+             PRIMARY KEY (application_name, upstream_name, \"partition\")
+         );"
+    )
+}
+
 impl Statements {
     pub(super) fn new(prefix: &str) -> Self {
         let events = format!("\"{prefix}stored_events\"");
@@ -72,16 +86,7 @@ impl Statements {
         let tracking = format!("\"{prefix}tracking\"");
         let old_tracking = format!("\"{prefix}tracking_v1\"");
         let followers = FollowerStatements::new(prefix);
-        let create_tracking = format!(
-            "CREATE TABLE IF NOT EXISTS {tracking} (
-                 application_name TEXT NOT NULL,
-                 upstream_name TEXT NOT NULL,
-                 \"partition\" INTEGER NOT NULL,
-                 notification_id INTEGER NOT NULL,
-                 epoch INTEGER NOT NULL,
-                 PRIMARY KEY (application_name, upstream_name, \"partition\")
-             );"
-        );
+        let create_tracking = create_tracking(&tracking);
         let select_events = |order: &str| {
             format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} \
