@@ -423,3 +423,69 @@ fn ranges(batches: &[Seen]) -> Vec<(&str, &str, &str)> {
         })
         .collect()
 }
+
+/// `GET path` on `addr` over a plain socket; the status line.
+fn status_of(addr: std::net::SocketAddr, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut socket = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        socket,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    socket.read_to_string(&mut response).unwrap();
+    response.lines().next().unwrap_or_default().to_owned()
+}
+
+#[test]
+fn an_http_request_has_a_span_with_its_method_path_and_status() {
+    use eventsourcing::http::NotificationServer;
+    let app = Application::builder().name("Bank").build().unwrap();
+    app.save(&mut Account::open("ada".into())).unwrap();
+    let collector = Collector::default();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let server = NotificationServer::new(&app);
+    // The server's tasks run on this thread, whose subscriber is the
+    // collector; the client is another thread.
+    let statuses = collector.run(LevelFilter::DEBUG, || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let (done, shutdown) = tokio::sync::oneshot::channel::<()>();
+            let client = std::thread::spawn(move || {
+                let statuses = [
+                    status_of(addr, "/notifications?after=0&limit=10"),
+                    status_of(addr, "/notifications/x,y"),
+                ];
+                let _ = done.send(());
+                statuses
+            });
+            server
+                .serve(listener, async {
+                    let _ = shutdown.await;
+                })
+                .await
+                .unwrap();
+            client.join().unwrap()
+        })
+    });
+    assert!(statuses[0].contains("200"), "{statuses:?}");
+    assert!(statuses[1].contains("400"), "{statuses:?}");
+    let requests = collector.named("http_request");
+    assert_eq!(requests.len(), 2, "{requests:?}");
+    for (request, (path, status)) in requests
+        .iter()
+        .zip([("/notifications", "200"), ("/notifications/x,y", "400")])
+    {
+        finished(request);
+        assert_eq!(request.field("method"), Some("GET"));
+        assert_eq!(request.field("path"), Some(path));
+        assert_eq!(request.field("status"), Some(status));
+    }
+}

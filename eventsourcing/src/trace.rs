@@ -1,5 +1,5 @@
-//! Spans for saves, loads, snapshots and follower batches (feature
-//! `tracing`), and nothing at all without the feature.
+//! Spans for saves, loads, snapshots, follower batches and HTTP requests
+//! (feature `tracing`), and nothing at all without the feature.
 //!
 //! Every span is at the `DEBUG` level, with the module's path as its target
 //! (`eventsourcing::application`, `eventsourcing::store`,
@@ -100,6 +100,14 @@ impl Timed {
     #[cfg(not(feature = "tracing"))]
     pub(crate) const fn disabled() -> Timed {
         Timed {}
+    }
+
+    /// The span itself: for a future to run in
+    /// (`tracing::Instrument`).
+    #[cfg(feature = "tracing")]
+    #[cfg_attr(not(feature = "http"), allow(dead_code))]
+    pub(crate) fn span(&self) -> &tracing::Span {
+        &self.span
     }
 
     /// Whether a subscriber records this span: the fields are worth

@@ -17,6 +17,9 @@
 //!   each record with its own key, and keeps its position in its own
 //!   database.
 //!
+//! With the feature `tracing`, each request is an `http_request` span at
+//! `DEBUG` (method, path, status, `elapsed_us`).
+//!
 //! An application that wants neither compiles neither: both features are
 //! off by default.
 
@@ -30,6 +33,8 @@ mod client;
 mod query;
 #[cfg(feature = "http")]
 mod server;
+#[cfg(all(feature = "http", feature = "tracing"))]
+mod traced;
 mod wire;
 
 #[cfg(feature = "http")]

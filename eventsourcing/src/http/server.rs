@@ -153,10 +153,14 @@ impl NotificationServer {
         if let Some(browser) = &self.browser {
             router = router.merge(browser.router());
         }
-        router.route_layer(middleware::from_fn_with_state(
+        let router = router.route_layer(middleware::from_fn_with_state(
             self.token.clone(),
             require_token,
-        ))
+        ));
+        // Outermost: refusals and unknown paths have their span too.
+        #[cfg(feature = "tracing")]
+        let router = router.layer(middleware::from_fn(super::traced::trace_request));
+        router
     }
 
     /// Serves on `listener` until `shutdown` completes, then lets the
