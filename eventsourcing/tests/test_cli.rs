@@ -579,46 +579,52 @@ fn get(addr: &str, path: &str) -> String {
 
 #[test]
 fn serve_serves_the_log_as_stored_without_the_key_until_sigint() {
-    let store = Store::sqlite(true);
-    populate(&store.app());
-    // No key: the server serves ciphertext as stored.
-    let mut child = store
-        .command(&["--json", "serve", "--listen", "127.0.0.1:0"], false)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let started: Value = eventsourcing::json::from_str(&first).unwrap();
-    let url = started["url"].as_str().unwrap().to_owned();
-    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stores = vec![Store::sqlite(true)];
+    stores.extend(Store::postgres(true));
+    for store in stores {
+        let name = &store.name;
+        populate(&store.app());
+        // No key: the server serves ciphertext as stored.
+        let mut child = store
+            .command(&["--json", "serve", "--listen", "127.0.0.1:0"], false)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let started: Value = eventsourcing::json::from_str(&first).unwrap();
+        let url = started["url"].as_str().unwrap().to_owned();
+        let addr = url.trim_start_matches("http://").trim_end_matches('/');
 
-    let page: Value =
-        eventsourcing::json::from_str(&get(addr, "/notifications?after=0&limit=100")).unwrap();
-    let items = page["items"].as_array().unwrap();
-    let stored = store.recorder().select_notifications(1, 100, &[]).unwrap();
-    assert_eq!(items.len(), stored.len());
-    assert_eq!(stored.len(), 9);
-    for (item, row) in items.iter().zip(&stored) {
-        assert_eq!(item["id"], row.id);
-        assert_eq!(
-            STANDARD.decode(item["state"].as_str().unwrap()).unwrap(),
-            row.state,
-            "served as stored"
-        );
+        let page: Value =
+            eventsourcing::json::from_str(&get(addr, "/notifications?after=0&limit=100")).unwrap();
+        let items = page["items"].as_array().unwrap();
+        let rows = store.recorder().select_notifications(1, 100, &[]).unwrap();
+        assert_eq!(items.len(), rows.len(), "{name}");
+        assert_eq!(rows.len(), 9, "{name}");
+        for (item, row) in items.iter().zip(&rows) {
+            assert_eq!(item["id"], row.id, "{name}");
+            assert_eq!(
+                STANDARD.decode(item["state"].as_str().unwrap()).unwrap(),
+                row.state,
+                "{name}: served as stored"
+            );
+        }
+        // The event browser's first page, beside the log.
+        assert!(get(addr, "/").contains("<html"), "{name}");
+
+        let sent = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{name}");
+        drop(child.stdin.take());
     }
-
-    let sent = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(sent.success());
-    assert_eq!(child.wait().unwrap().code(), Some(0));
-    drop(child.stdin.take());
 }
 
 // ---------------------------------------------------------------------------
