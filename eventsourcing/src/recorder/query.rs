@@ -2,7 +2,7 @@
 
 use uuid::Uuid;
 
-/// Which events of one aggregate [`Recorder::select_events`] returns.
+/// Which events of one aggregate [`Recorder::select_events`](super::Recorder::select_events) returns.
 ///
 /// ```
 /// use eventsourcing::recorder::EventQuery;
