@@ -34,7 +34,7 @@ fn event_with(version: u64, data: &[u8]) -> RecordedEvent {
 fn event() -> RecordedEvent {
     event_with(
         3,
-        br#"{"what":"dinosaurs, dinosaurs, dinosaurs and trucks"}"#,
+        br#"{"what":"dinosaurs, dinosaurs, dinosaurs, dinosaurs, dinosaurs and trucks"}"#,
     )
 }
 
@@ -153,7 +153,9 @@ fn plain_state_is_flags_then_the_body_byte_for_byte() {
     let mut expected = vec![0x00];
     expected.extend_from_slice(&[0x5a; 32]);
     expected.extend_from_slice(&1_700_000_000_123_456_i64.to_be_bytes());
-    expected.extend_from_slice(br#"{"what":"dinosaurs, dinosaurs, dinosaurs and trucks"}"#);
+    expected.extend_from_slice(
+        br#"{"what":"dinosaurs, dinosaurs, dinosaurs, dinosaurs, dinosaurs and trucks"}"#,
+    );
     expected.extend_from_slice(&event.event_hash.0);
     assert_eq!(stored.state, expected);
 }
@@ -620,7 +622,18 @@ proptest! {
     fn encode_then_decode_is_the_identity(event in any_event()) {
         for (name, mapper, flags) in configurations() {
             let stored = mapper.encode(&event).unwrap();
-            prop_assert_eq!(stored.state[0], flags, "{}", name);
+            // Compression is used only where it makes the record smaller.
+            prop_assert_eq!(stored.state[0] & !0x01, flags & !0x01, "{}", name);
+            prop_assert!(stored.state[0] & 0x01 <= flags & 0x01, "{}", name);
+            if event.data.len() < 64 {
+                prop_assert_eq!(stored.state[0] & 0x01, 0, "{}: too little to compress", name);
+            }
+            // Never larger than the same record uncompressed.
+            let uncompressed = if flags & 0x02 == 0 { Mapper::new() } else { encrypted() };
+            prop_assert!(
+                stored.state.len() <= uncompressed.encode(&event).unwrap().state.len(),
+                "{}", name
+            );
             prop_assert_eq!(&mapper.decode_checked(stored).unwrap(), &event, "{}", name);
         }
     }

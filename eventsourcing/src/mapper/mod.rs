@@ -41,6 +41,12 @@ const HEAD_LEN: usize = HASH_LEN + TIMESTAMP_LEN;
 /// The shortest possible body: empty data.
 const MIN_BODY_LEN: usize = HEAD_LEN + HASH_LEN;
 
+/// Event data shorter than this is not compressed even when compression
+/// is configured: the hashes and the timestamp around it (72 bytes) do not
+/// compress, and zlib's own framing (about 11 bytes) outweighs what so
+/// little data could save, while deflating costs more than the write.
+const MIN_COMPRESSED_DATA: usize = 64;
+
 /// One row of `stored_events` (or `snapshots`), without the notification id
 /// the database assigns.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,12 +83,19 @@ pub enum Compression {
 /// let mapper = Mapper::new()
 ///     .with_cipher(Cipher::new([7; 32]))
 ///     .with_compression(Compression::Zlib);
+/// let data = format!(r#"{{"what":"{}"}}"#, "dinosaurs ".repeat(10));
 /// let event = RecordedEvent::new(
-///     Uuid::new_v4(), 1, "World.Created".into(), 0, Hash::ZERO, b"{}".to_vec(),
+///     Uuid::new_v4(), 1, "World.Created".into(), 0, Hash::ZERO, data.into_bytes(),
 /// );
 /// let stored = mapper.encode(&event)?;
 /// assert_eq!(stored.state[0], 0x03); // compressed and encrypted
 /// assert_eq!(mapper.decode_checked(stored)?, event);
+///
+/// // Too little data to gain from zlib: encrypted only.
+/// let small = RecordedEvent::new(
+///     Uuid::new_v4(), 1, "World.Created".into(), 0, Hash::ZERO, b"{}".to_vec(),
+/// );
+/// assert_eq!(mapper.encode(&small)?.state[0], 0x02);
 /// # Ok::<(), eventsourcing::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -219,8 +232,10 @@ impl Mapper {
     /// and encrypts it as configured, and prefixes the flags byte.
     ///
     /// The event's data is stored as it is; it should be UTF-8 (JSON), since
-    /// [`Mapper::decode`] refuses anything else. A body over 1 GiB is stored
-    /// uncompressed (and flagged so) even when compression is configured.
+    /// [`Mapper::decode`] refuses anything else. With compression
+    /// configured, a body is still stored uncompressed (and flagged so,
+    /// flag bit `0x01` clear) when its data is under 64 bytes, when
+    /// compressing does not make it smaller, or when it is over 1 GiB.
     pub fn encode(&self, event: &RecordedEvent) -> Result<StoredEvent> {
         self.encode_with(event, Seal::Application)
     }
@@ -356,6 +371,7 @@ impl Mapper {
     fn seal(&self, id: Uuid, version: u64, body: &Body<'_>, seal: Seal<'_>) -> Result<Vec<u8>> {
         let body_len = MIN_BODY_LEN + body.data.len();
         let compress = self.compression.is_some()
+            && body.data.len() >= MIN_COMPRESSED_DATA
             && body_len <= MAX_INFLATED_LEN
             && !matches!(seal, Seal::Bare);
         let payload_len = if compress {
@@ -391,12 +407,22 @@ impl Mapper {
             body.data,
             &body.hash.0[..],
         ];
+        let start = state.len();
         if compress {
             deflate(&parts, &mut state).map_err(|reason| Error::Mapping {
                 id,
                 version,
                 reason,
             })?;
+            // Not smaller (data that does not compress): stored as it is,
+            // and flagged so.
+            if state.len() - start >= body_len {
+                state.truncate(start);
+                for part in parts {
+                    state.extend_from_slice(part);
+                }
+                state[0] &= !COMPRESSED;
+            }
         } else {
             for part in parts {
                 state.extend_from_slice(part);
