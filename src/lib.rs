@@ -19,6 +19,7 @@
 pub mod account;
 pub mod child;
 pub mod fixtures;
+pub mod http;
 pub mod ledger;
 pub mod netns;
 pub mod orders;

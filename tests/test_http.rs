@@ -4,7 +4,6 @@
 //! refusals with reasons, stored bytes served as stored, and a graceful
 //! stop.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, mpsc};
 
@@ -19,6 +18,7 @@ use eventsourcing::{
 };
 use serde_json::Value;
 use support::account::Account;
+use support::http::get_with as get;
 use support::ledger::fill;
 use support::pg::Scratch;
 use support::sqlite::FileDb;
@@ -45,46 +45,6 @@ fn each_store(test: impl Fn(&str, &Store)) {
     test("sqlite file", &Store::Sqlite(FileDb::new()));
     if let Some(scratch) = Scratch::new() {
         test("postgres", &Store::Postgres(scratch));
-    }
-}
-
-/// A response, read whole.
-struct Reply {
-    status: u16,
-    headers: BTreeMap<String, String>,
-    body: String,
-}
-
-impl Reply {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("{e}: {}", self.body))
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-/// `GET url` with these headers.
-fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into();
-    let mut request = agent.get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call().expect("the server answers");
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    Reply {
-        status: response.status().as_u16(),
-        headers,
-        body: response.body_mut().read_to_string().expect("body"),
     }
 }
 

@@ -2,12 +2,11 @@
 //! browser, plain HTTP requests, reading the pages' tables, and a record
 //! with hostile values.
 
-use std::collections::BTreeMap;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use eventsourcing::http::{Browser, NotificationServer, RunningServer};
 use eventsourcing::{Application, ApplicationBuilder, Hash, Mapper, RecordedEvent, Uuid};
+pub(crate) use support::http::{Reply, get_with};
 use support::pg::Scratch;
 use support::sqlite::FileDb;
 
@@ -39,43 +38,6 @@ pub(crate) fn each_store(test: impl Fn(&str, &Store)) {
 /// An application key (base64 of 32 bytes).
 pub(crate) fn key() -> String {
     STANDARD.encode([7u8; 32])
-}
-
-/// A response, read whole.
-pub(crate) struct Reply {
-    pub(crate) status: u16,
-    pub(crate) headers: BTreeMap<String, String>,
-    pub(crate) body: String,
-}
-
-impl Reply {
-    pub(crate) fn header(&self, name: &str) -> Option<&str> {
-        self.headers.get(name).map(String::as_str)
-    }
-}
-
-/// `GET url` with these headers, redirects not followed.
-pub(crate) fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into();
-    let mut request = agent.get(url);
-    for (name, value) in headers {
-        request = request.header(*name, *value);
-    }
-    let mut response = request.call().expect("the server answers");
-    let headers = response
-        .headers()
-        .iter()
-        .map(|(n, v)| (n.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
-        .collect();
-    Reply {
-        status: response.status().as_u16(),
-        headers,
-        body: response.body_mut().read_to_string().expect("body"),
-    }
 }
 
 pub(crate) fn get(url: &str) -> Reply {
