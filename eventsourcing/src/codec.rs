@@ -73,6 +73,10 @@ impl<'de, F: Fields> Visitor<'de> for FieldsVisitor<'_, F> {
 
 /// Reads a member's name as the index of the field it names
 /// (`usize::MAX` for none), without keeping the name.
+///
+/// The name is asked for as bytes: the record's data was checked to be
+/// UTF-8 as a whole when it was opened, and comparing bytes with the field
+/// names spares checking each name again.
 struct KeyIndex<'n> {
     names: &'n [&'static str],
 }
@@ -81,7 +85,7 @@ impl<'de> de::DeserializeSeed<'de> for KeyIndex<'_> {
     type Value = usize;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<usize, D::Error> {
-        deserializer.deserialize_identifier(self)
+        deserializer.deserialize_bytes(self)
     }
 }
 
@@ -92,12 +96,16 @@ impl Visitor<'_> for KeyIndex<'_> {
         f.write_str("a member name")
     }
 
-    fn visit_str<E: de::Error>(self, key: &str) -> Result<usize, E> {
+    fn visit_bytes<E: de::Error>(self, key: &[u8]) -> Result<usize, E> {
         Ok(self
             .names
             .iter()
-            .position(|name| *name == key)
+            .position(|name| name.as_bytes() == key)
             .unwrap_or(usize::MAX))
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<usize, E> {
+        self.visit_bytes(key.as_bytes())
     }
 }
 
