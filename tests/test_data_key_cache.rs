@@ -12,7 +12,7 @@ use eventsourcing::recorder::{
     Batch, DataKeyRow, EventQuery, MemoryRecorder, Notification, Parked, Position, Recorder,
     Registration, Rewrap, TrackingKey,
 };
-use eventsourcing::{Cipher, StoredEvent};
+use eventsourcing::{Cipher, StoredEvent, StoredRow};
 
 #[aggregate(key = per_aggregate)]
 #[derive(Debug, Default)]
@@ -52,7 +52,7 @@ impl Recorder for Counting {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         self.inner.select_events(query, each)
     }
@@ -136,7 +136,7 @@ impl Recorder for MissingTable {
     fn select_events(
         &self,
         _: &EventQuery,
-        _: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        _: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         Ok(())
     }

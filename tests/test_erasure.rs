@@ -353,7 +353,7 @@ fn a_new_process_with_the_key_cannot_read_a_forgotten_aggregate() {
                 again
                     .event_store()
                     .mapper()
-                    .decode(row)
+                    .decode(row.to_owned())
                     .map(|e| e.topic.into_owned()),
             );
             Ok(ControlFlow::Continue(()))

@@ -14,7 +14,8 @@ use eventsourcing::recorder::{
     Batch, EventQuery, MemoryRecorder, Parked, Position, Recorder, Registration, TrackingKey,
 };
 use eventsourcing::{
-    Application, ApplicationBuilder, Cipher, Error, Mapper, Notification, StoredEvent, Uuid,
+    Application, ApplicationBuilder, Cipher, Error, Mapper, Notification, StoredEvent, StoredRow,
+    Uuid,
 };
 use serde_json::Value;
 use support::account::Account;
@@ -432,7 +433,7 @@ impl Recorder for Gated {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> eventsourcing::Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> eventsourcing::Result<ControlFlow<()>>,
     ) -> eventsourcing::Result<()> {
         self.inner.select_events(query, each)
     }

@@ -289,7 +289,7 @@ fn select_events_stops_at_first_callback_error(backend: &Backend) {
 
     let mut streamed = Vec::new();
     r.select_events(&EventQuery::new(id).descending(true), &mut |e| {
-        streamed.push(e);
+        streamed.push(e.to_owned());
         Ok(ControlFlow::Continue(()))
     })
     .unwrap();
@@ -372,6 +372,78 @@ fn snapshots(backend: &Backend) {
     // Snapshots are not events.
     assert_eq!(r.max_notification_id().unwrap(), 0);
     assert!(r.events(&EventQuery::new(id)).unwrap().is_empty());
+}
+
+/// What a load reads: `(snapshot, event versions)` of one
+/// `select_snapshot_and_events`, or `None` for the events when the
+/// snapshot callback breaks.
+fn load_rows(r: &dyn Recorder, id: Uuid, to: Option<u64>, keep: bool) -> (Option<u64>, Vec<u64>) {
+    let (mut snapshot, mut events) = (None, Vec::new());
+    r.select_snapshot_and_events(
+        id,
+        to,
+        &mut |row| {
+            assert_eq!((row.originator_id, row.topic), (id, "Snapshot"));
+            snapshot = Some(row.originator_version);
+            Ok(if keep {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            })
+        },
+        &mut |row| {
+            assert_eq!(row.originator_id, id);
+            events.push(row.originator_version);
+            Ok(ControlFlow::Continue(()))
+        },
+    )
+    .unwrap();
+    (snapshot, events)
+}
+
+fn snapshot_and_events_in_one_read(backend: &Backend) {
+    let r = &*backend.recorder;
+    let (id, other) = (Uuid::new_v4(), Uuid::new_v4());
+    assert_eq!(load_rows(r, id, None, true), (None, vec![]));
+    let events: Vec<_> = (1..=7).map(|v| event(id, v, "T")).collect();
+    r.insert_events(&events).unwrap();
+    r.insert_events(&[event(other, 1, "T"), event(other, 2, "T")])
+        .unwrap();
+    // No snapshot: every event, or those up to the version asked for.
+    assert_eq!(load_rows(r, id, None, true), (None, (1..=7).collect()));
+    assert_eq!(load_rows(r, id, Some(3), true), (None, vec![1, 2, 3]));
+
+    r.insert_snapshot(&event(id, 2, "Snapshot")).unwrap();
+    r.insert_snapshot(&event(id, 5, "Snapshot")).unwrap();
+    r.insert_snapshot(&event(other, 2, "Snapshot")).unwrap();
+    // The latest snapshot within the version, then the events from its
+    // own version on (the chain is tied to it), within the version.
+    assert_eq!(load_rows(r, id, None, true), (Some(5), vec![5, 6, 7]));
+    assert_eq!(load_rows(r, id, Some(6), true), (Some(5), vec![5, 6]));
+    assert_eq!(load_rows(r, id, Some(5), true), (Some(5), vec![5]));
+    assert_eq!(load_rows(r, id, Some(4), true), (Some(2), vec![2, 3, 4]));
+    assert_eq!(load_rows(r, id, Some(1), true), (None, vec![1]));
+    // A snapshot refused by the reader ends the read there.
+    assert_eq!(load_rows(r, id, None, false), (Some(5), vec![]));
+    // The rows are what the two separate reads give.
+    let (mut lent, mut lent_events) = (Vec::new(), Vec::new());
+    r.select_snapshot_and_events(
+        id,
+        None,
+        &mut |row| {
+            lent.push(row.to_owned());
+            Ok(ControlFlow::Continue(()))
+        },
+        &mut |row| {
+            lent_events.push(row.to_owned());
+            Ok(ControlFlow::Continue(()))
+        },
+    )
+    .unwrap();
+    lent.append(&mut lent_events);
+    let mut separate = vec![r.select_snapshot(id, None).unwrap().unwrap()];
+    separate.extend(r.events(&EventQuery::new(id).after_version(4)).unwrap());
+    assert_eq!(lent, separate);
 }
 
 fn concurrent_inserts_get_unique_gap_free_ids(backend: &Backend) {
@@ -471,6 +543,7 @@ fn ids_distinct_across_aggregates(backend: &Backend) {
 
 conformance!(
     empty_recorder,
+    snapshot_and_events_in_one_read,
     insert_and_select,
     stores_bytes_and_text_exactly,
     select_bounds_order_and_limit,

@@ -23,7 +23,7 @@ use eventsourcing::recorder::{
     Batch, EventQuery, MemoryRecorder, Notification, Parked, Position, Recorder, Registration,
     TrackingKey,
 };
-use eventsourcing::{ApplicationBuilder, IntegrityFault, Snapshot, StoredEvent};
+use eventsourcing::{ApplicationBuilder, IntegrityFault, Snapshot, StoredEvent, StoredRow};
 use support::fixtures::World;
 use support::sqlite::FileDb;
 
@@ -489,7 +489,7 @@ impl Recorder for Instrumented {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         self.inner.select_events(query, &mut |event| {
             self.events_read.fetch_add(1, Ordering::SeqCst);

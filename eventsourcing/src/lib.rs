@@ -110,7 +110,7 @@ pub use crate::domain::{
 pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::format::Hash;
 pub use crate::keys::{Encryption, Rotation};
-pub use crate::mapper::{Compression, Mapper, StoredEvent};
+pub use crate::mapper::{Compression, Mapper, StoredEvent, StoredRow};
 pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;
 pub use crate::repository::Repository;

@@ -421,14 +421,14 @@ impl<A: Aggregate> AggregateExt for A {
             let event = event?;
             match &mut aggregate {
                 Some(aggregate) => aggregate.replay_next(event)?,
-                None => aggregate = Some(replay::replay_first(id, &event)?),
+                None => aggregate = Some(replay::replay_first(id, &event.view())?),
             }
         }
         Ok(aggregate)
     }
 
     fn replay_next(&mut self, event: RecordedEvent) -> Result<()> {
-        replay::replay_next(self, &event)
+        replay::replay_next(self, &event.view())
     }
 
     fn from_snapshot(snapshot: &Snapshot) -> Result<A> {

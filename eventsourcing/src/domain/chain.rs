@@ -9,7 +9,7 @@
 
 use uuid::Uuid;
 
-use crate::domain::RecordedEvent;
+use crate::domain::{EventView, RecordedEvent};
 use crate::error::{Error, IntegrityFault, Result};
 use crate::format::Hash;
 
@@ -84,6 +84,11 @@ impl Chain {
     /// [`Error::Integrity`] names the aggregate, the version and the fault;
     /// the chain does not move then.
     pub fn check_next(&mut self, event: &RecordedEvent) -> Result<()> {
+        self.check_next_view(&event.view())
+    }
+
+    /// [`Chain::check_next`] of a borrowed record.
+    pub(crate) fn check_next_view(&mut self, event: &EventView<'_>) -> Result<()> {
         let fault = if event.originator_id != self.id {
             Some(IntegrityFault::WrongOriginator)
         } else if Some(event.originator_version) != self.version.checked_add(1) {
@@ -95,7 +100,8 @@ impl Chain {
         };
         self.fail_on(fault, event.originator_version)?;
         event.check_hash()?;
-        self.advance(event);
+        self.version = event.originator_version;
+        self.head = event.event_hash;
         Ok(())
     }
 
@@ -104,6 +110,11 @@ impl Chain {
     /// snapshot is tied to the events: the event at the snapshot's version
     /// is read again and must be the snapshot's head.
     pub fn check_head(&self, event: &RecordedEvent) -> Result<()> {
+        self.check_head_view(&event.view())
+    }
+
+    /// [`Chain::check_head`] of a borrowed record.
+    pub(crate) fn check_head_view(&self, event: &EventView<'_>) -> Result<()> {
         let fault = if event.originator_id != self.id {
             Some(IntegrityFault::WrongOriginator)
         } else if event.originator_version != self.version {

@@ -19,4 +19,5 @@ pub use self::event::{Event, EventSchema, JsonObject};
 pub use self::meta::Meta;
 pub(crate) use self::metadata::scoped as scoped_metadata;
 pub use self::metadata::{Metadata, with_metadata};
+pub(crate) use self::recorded::EventView;
 pub use self::recorded::{Recorded, RecordedEvent, Snapshot};

@@ -70,6 +70,41 @@ impl RecordedEvent {
     /// This checks one record alone; whether it belongs where it was found
     /// is the chain's question ([`Chain`](crate::Chain)).
     pub fn check_hash(&self) -> Result<()> {
+        self.view().check_hash()
+    }
+
+    /// The record with its topic and data borrowed: what replay and the
+    /// chain read.
+    pub(crate) fn view(&self) -> EventView<'_> {
+        EventView {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            topic: &self.topic,
+            timestamp: self.timestamp,
+            previous_hash: self.previous_hash,
+            data: &self.data,
+            event_hash: self.event_hash,
+        }
+    }
+}
+
+/// A recorded event whose topic and data are borrowed: from a row a
+/// recorder lends, or from a [`RecordedEvent`]. Replay reads these, so
+/// that loading an aggregate copies nothing per event.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct EventView<'a> {
+    pub(crate) originator_id: Uuid,
+    pub(crate) originator_version: u64,
+    pub(crate) topic: &'a str,
+    pub(crate) timestamp: i64,
+    pub(crate) previous_hash: Hash,
+    pub(crate) data: &'a [u8],
+    pub(crate) event_hash: Hash,
+}
+
+impl EventView<'_> {
+    /// [`RecordedEvent::check_hash`] of the borrowed record.
+    pub(crate) fn check_hash(&self) -> Result<()> {
         check(
             self.originator_id,
             self.originator_version,
@@ -77,12 +112,25 @@ impl RecordedEvent {
             event_hash(
                 self.originator_id,
                 self.originator_version,
-                &self.topic,
+                self.topic,
                 &self.previous_hash,
                 self.timestamp,
-                &self.data,
+                self.data,
             ),
         )
+    }
+
+    /// A copy of the record that owns its topic and data.
+    pub(crate) fn to_owned(self) -> RecordedEvent {
+        RecordedEvent {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            topic: Cow::Owned(self.topic.to_owned()),
+            timestamp: self.timestamp,
+            previous_hash: self.previous_hash,
+            data: self.data.to_vec(),
+            event_hash: self.event_hash,
+        }
     }
 }
 

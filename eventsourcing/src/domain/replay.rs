@@ -7,7 +7,7 @@ use std::cmp::Ordering;
 use uuid::Uuid;
 
 use crate::domain::{
-    Aggregate, Bookkeeping, Chain, Event, JsonObject, Meta, RecordedEvent, Snapshot,
+    Aggregate, Bookkeeping, Chain, Event, EventView, JsonObject, Meta, RecordedEvent, Snapshot,
 };
 use crate::error::{Error, Result};
 use crate::format::split_topic;
@@ -16,9 +16,9 @@ use crate::format::split_topic;
 /// starts the chain of `id`, then builds the aggregate from it (its
 /// creation method returning `Self`), or applies it to the blank state.
 /// [`Error::Unconstructible`] when the type has neither.
-pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &RecordedEvent) -> Result<A> {
+pub(crate) fn replay_first<A: Aggregate>(id: Uuid, recorded: &EventView<'_>) -> Result<A> {
     let mut chain = Chain::new(id);
-    chain.check_next(recorded)?;
+    chain.check_next_view(recorded)?;
     if recorded.topic == A::FORGOTTEN_TOPIC {
         return Err(Error::Forgotten { id });
     }
@@ -184,12 +184,12 @@ pub(crate) fn record_event<A: Aggregate>(
 
 /// Checks that `recorded` is the next link of the aggregate's chain, then
 /// applies it (or marks the aggregate discarded).
-pub(crate) fn replay_next<A: Aggregate>(aggregate: &mut A, recorded: &RecordedEvent) -> Result<()> {
+pub(crate) fn replay_next<A: Aggregate>(aggregate: &mut A, recorded: &EventView<'_>) -> Result<()> {
     let meta = aggregate.meta_mut();
     // Checked against a copy: the chain moves only once the event is known
     // to decode, so a failed replay leaves the aggregate as it was.
     let mut chain = meta.chain();
-    chain.check_next(recorded)?;
+    chain.check_next_view(recorded)?;
     if recorded.topic == A::FORGOTTEN_TOPIC {
         return Err(Error::Forgotten {
             id: recorded.originator_id,
@@ -211,14 +211,14 @@ pub(crate) fn replay_next<A: Aggregate>(aggregate: &mut A, recorded: &RecordedEv
 }
 
 /// The aggregate's event that `recorded` holds.
-fn decode<A: Aggregate>(recorded: &RecordedEvent) -> Result<A::Event> {
+fn decode<A: Aggregate>(recorded: &EventView<'_>) -> Result<A::Event> {
     let decode_error = |source| Error::Decode {
         topic: recorded.topic.to_string(),
         id: recorded.originator_id,
         version: recorded.originator_version,
         source,
     };
-    A::Event::decode(&recorded.topic, &recorded.data)
+    A::Event::decode(recorded.topic, recorded.data)
         .map_err(decode_error)?
         .ok_or_else(|| Error::UnknownTopic {
             aggregate: A::NAME,

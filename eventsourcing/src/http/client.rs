@@ -13,7 +13,7 @@ use uuid::Uuid;
 use super::wire::{WireError, WirePage, WireSection};
 use crate::application::Application;
 use crate::error::{Error, Result};
-use crate::mapper::{Mapper, StoredEvent};
+use crate::mapper::{Mapper, StoredEvent, StoredRow};
 use crate::notification::Section;
 use crate::recorder::{
     Batch, EventQuery, Notification, Parked, Position, Recorder, Registration, TrackingKey,
@@ -347,7 +347,7 @@ impl Recorder for RemoteRecorder {
     fn select_events(
         &self,
         _query: &EventQuery,
-        _each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        _each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         Err(self.read_only("load an aggregate"))
     }

@@ -11,15 +11,18 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use self::zlib::{MAX_INFLATED_LEN, deflate, deflate_bound, inflate};
+use self::zlib::{MAX_INFLATED_LEN, deflate, deflate_bound};
 use crate::cipher::{Cipher, NONCE_LEN, OVERHEAD};
 use crate::domain::{RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
-use crate::format::{FORGOTTEN_SUFFIX, Hash};
+use crate::format::Hash;
 use crate::keys::{DataKeys, Keyring, PublicTopics};
 use crate::recorder::Recorder;
 
+mod open;
 mod zlib;
+
+pub(crate) use self::open::Scratch;
 
 /// Flag bit: the payload went through zlib (RFC 1950).
 const COMPRESSED: u8 = 0x01;
@@ -59,6 +62,47 @@ pub struct StoredEvent {
     pub topic: String,
     /// The record: flags byte ‖ payload (FORMAT.md, "The stored `state`").
     pub state: Vec<u8>,
+}
+
+impl StoredEvent {
+    /// The row lent, as a recorder hands rows to a callback.
+    #[must_use]
+    pub fn as_row(&self) -> StoredRow<'_> {
+        StoredRow {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            topic: &self.topic,
+            state: &self.state,
+        }
+    }
+}
+
+/// A row of `stored_events` lent by a recorder for the time of one call of
+/// a callback ([`Recorder::select_events`]): its text and bytes are the
+/// database's own, not copies. [`StoredRow::to_owned`] keeps one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct StoredRow<'a> {
+    /// The aggregate the event belongs to.
+    pub originator_id: Uuid,
+    /// The event's version within its aggregate.
+    pub originator_version: u64,
+    /// The event's stable type name.
+    pub topic: &'a str,
+    /// The record: flags byte ‖ payload (FORMAT.md, "The stored `state`").
+    pub state: &'a [u8],
+}
+
+impl StoredRow<'_> {
+    /// A copy of the row that outlives the call.
+    #[must_use]
+    pub fn to_owned(&self) -> StoredEvent {
+        StoredEvent {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            topic: self.topic.to_owned(),
+            state: self.state.to_vec(),
+        }
+    }
 }
 
 /// How the mapper compresses record bodies.
@@ -307,21 +351,14 @@ impl Mapper {
     /// [`Mapper::decode`], finding the data key as `data_key` says.
     pub(crate) fn decode_with(
         &self,
-        stored: StoredEvent,
+        mut stored: StoredEvent,
         data_key: DataKey<'_>,
     ) -> Result<RecordedEvent> {
-        let StoredEvent {
-            originator_id,
-            originator_version,
-            topic,
-            state,
-        } = stored;
-        let (previous_hash, timestamp, data, event_hash) =
-            self.open(originator_id, originator_version, &topic, state, data_key)?;
+        let (previous_hash, timestamp, data, event_hash) = self.open(&mut stored, data_key)?;
         Ok(RecordedEvent {
-            originator_id,
-            originator_version,
-            topic: Cow::Owned(topic),
+            originator_id: stored.originator_id,
+            originator_version: stored.originator_version,
+            topic: Cow::Owned(stored.topic),
             timestamp,
             previous_hash,
             data,
@@ -341,24 +378,12 @@ impl Mapper {
     /// Turns a row of `snapshots` back into the snapshot, as
     /// [`Mapper::decode`] does an event; the hash is not checked here
     /// either (loading from the snapshot checks it).
-    pub fn decode_snapshot(&self, stored: StoredEvent) -> Result<Snapshot> {
-        let StoredEvent {
-            originator_id,
-            originator_version,
-            topic,
-            state,
-        } = stored;
-        let (head, timestamp, data, hash) = self.open(
-            originator_id,
-            originator_version,
-            &topic,
-            state,
-            DataKey::Ask,
-        )?;
+    pub fn decode_snapshot(&self, mut stored: StoredEvent) -> Result<Snapshot> {
+        let (head, timestamp, data, hash) = self.open(&mut stored, DataKey::Ask)?;
         Ok(Snapshot {
-            originator_id,
-            originator_version,
-            topic,
+            originator_id: stored.originator_id,
+            originator_version: stored.originator_version,
+            topic: stored.topic,
             timestamp,
             head,
             data,
@@ -433,129 +458,6 @@ impl Mapper {
         }
         Ok(state)
     }
-
-    /// The record body in a stored `state`: reads the flags, decrypts,
-    /// decompresses and splits it into previous hash (or head), timestamp,
-    /// data and hash.
-    fn open(
-        &self,
-        id: Uuid,
-        version: u64,
-        topic: &str,
-        mut state: Vec<u8>,
-        data_key: DataKey<'_>,
-    ) -> Result<(Hash, i64, Vec<u8>, Hash)> {
-        let corrupt = |reason: String| Error::Corrupt {
-            id,
-            version,
-            reason,
-        };
-        let decryption = |reason: &'static str| Error::Decryption {
-            id,
-            version,
-            reason,
-        };
-
-        let Some(&flags) = state.first() else {
-            return Err(corrupt("empty state: no flags byte".into()));
-        };
-        let unknown = flags & !KNOWN_FLAGS;
-        if unknown != 0 {
-            return Err(corrupt(format!(
-                "unknown flag bits {unknown:#04x} in flags byte {flags:#04x} \
-                 (this version knows only 0x01 compressed, 0x02 encrypted and 0x04 data key)"
-            )));
-        }
-        if flags & (DATA_KEY | ENCRYPTED) == DATA_KEY {
-            return Err(corrupt(format!(
-                "flags byte {flags:#04x} has the data key bit 0x04 without the encrypted bit 0x02"
-            )));
-        }
-
-        // The payload, as a range of `state`, is decrypted in place.
-        let mut payload = 1..state.len();
-        if flags & ENCRYPTED != 0 {
-            let Some(ring) = &self.ring else {
-                return Err(decryption(
-                    "record is encrypted but no cipher key is configured",
-                ));
-            };
-            let asked;
-            let cipher = if flags & DATA_KEY == 0 {
-                &ring.current
-            } else {
-                match data_key {
-                    DataKey::Known(Some(key)) => key,
-                    DataKey::Known(None) => return Err(Error::Forgotten { id }),
-                    DataKey::Ask => {
-                        let Some(keys) = &self.data_keys else {
-                            return Err(Error::DataKey {
-                                id,
-                                reason: "the record is under a data key, and this mapper \
-                                         reads no aggregate_keys"
-                                    .to_owned(),
-                            });
-                        };
-                        asked = keys.get(id)?;
-                        &*asked
-                    }
-                }
-            };
-            let Some(encrypted) = state.get_mut(payload.clone()) else {
-                return Err(corrupt("empty payload".into()));
-            };
-            let plaintext = if flags & DATA_KEY == 0 && !ring.previous.is_empty() {
-                open_with_ring(ring, id, version, encrypted)?
-            } else {
-                cipher.open_in_place(id, version, encrypted)?
-            };
-            payload = payload.start + plaintext.start..payload.start + plaintext.end;
-        } else if self.ring.is_some()
-            && !self.allow_plaintext
-            && !topic.ends_with(FORGOTTEN_SUFFIX)
-            && !self.public.contains(topic)
-        {
-            return Err(decryption(
-                "record is not encrypted and plaintext records are not allowed",
-            ));
-        }
-
-        let (body, range) = if flags & COMPRESSED == 0 {
-            (state, payload)
-        } else {
-            let Some(compressed) = state.get(payload) else {
-                return Err(corrupt("empty payload".into()));
-            };
-            let inflated = inflate(compressed).map_err(corrupt)?;
-            let len = inflated.len();
-            (inflated, 0..len)
-        };
-        split_body(body, range).map_err(corrupt)
-    }
-}
-
-/// Decrypts in place a record under the application key: the current one,
-/// else each previous one in turn (records written before a rotation).
-/// The payload is only changed by a decryption that succeeds.
-fn open_with_ring(
-    ring: &Keyring,
-    id: Uuid,
-    version: u64,
-    encrypted: &mut [u8],
-) -> Result<std::ops::Range<usize>> {
-    let mut error = None;
-    for cipher in std::iter::once(&ring.current).chain(&ring.previous) {
-        match cipher.open_in_place(id, version, encrypted) {
-            Ok(range) => return Ok(range),
-            Err(e @ Error::Decryption { .. }) => error = Some(e),
-            Err(e) => return Err(e),
-        }
-    }
-    Err(error.unwrap_or(Error::Decryption {
-        id,
-        version,
-        reason: "no application key opens the record",
-    }))
 }
 
 /// The four parts of a record body (FORMAT.md), borrowed from an event or
@@ -565,45 +467,4 @@ struct Body<'a> {
     timestamp: i64,
     data: &'a [u8],
     hash: &'a Hash,
-}
-
-/// Splits `body[range]` into previous hash, timestamp, data and event hash,
-/// reusing `body`'s allocation for the data.
-fn split_body(
-    mut body: Vec<u8>,
-    range: std::ops::Range<usize>,
-) -> std::result::Result<(Hash, i64, Vec<u8>, Hash), String> {
-    let len = range.len();
-    let Some(framed) = body.get(range.clone()) else {
-        return Err("payload out of bounds".into());
-    };
-    let truncated = || {
-        format!(
-            "truncated: the body is {len} bytes, shorter than the {MIN_BODY_LEN} of \
-             previous hash, timestamp and event hash"
-        )
-    };
-    let (previous_hash, rest) = framed
-        .split_first_chunk::<HASH_LEN>()
-        .ok_or_else(truncated)?;
-    let (timestamp, rest) = rest
-        .split_first_chunk::<TIMESTAMP_LEN>()
-        .ok_or_else(truncated)?;
-    let (data, event_hash) = rest.split_last_chunk::<HASH_LEN>().ok_or_else(truncated)?;
-    if let Err(e) = std::str::from_utf8(data) {
-        return Err(format!(
-            "data is not UTF-8: invalid byte at offset {}",
-            e.valid_up_to()
-        ));
-    }
-    let previous_hash = Hash(*previous_hash);
-    let timestamp = i64::from_be_bytes(*timestamp);
-    let event_hash = Hash(*event_hash);
-    // Move the data to the front of its own buffer instead of copying it
-    // into a new one.
-    let data_start = range.start + HEAD_LEN;
-    let data_end = range.end - HASH_LEN;
-    body.truncate(data_end);
-    body.drain(..data_start);
-    Ok((previous_hash, timestamp, body, event_hash))
 }

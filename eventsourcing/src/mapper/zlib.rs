@@ -103,18 +103,32 @@ fn deflate_with(
 
 /// The zlib stream `input`, inflated; refuses truncated streams, trailing
 /// bytes and bodies over [`MAX_INFLATED_LEN`].
+#[cfg(test)]
 pub(super) fn inflate(input: &[u8]) -> std::result::Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    inflate_into(input, &mut out)?;
+    Ok(out)
+}
+
+/// [`inflate`] into `out` (emptied first), so that a reader of many
+/// records reuses one buffer.
+pub(super) fn inflate_into(input: &[u8], out: &mut Vec<u8>) -> std::result::Result<(), String> {
     with_cached(
         &INFLATER,
         || Decompress::new(true),
         |decompress| decompress.reset(true),
-        |decompress| inflate_with(decompress, input),
+        |decompress| inflate_with(decompress, input, out),
     )
 }
 
-fn inflate_with(decompress: &mut Decompress, input: &[u8]) -> std::result::Result<Vec<u8>, String> {
+fn inflate_with(
+    decompress: &mut Decompress,
+    input: &[u8],
+    out: &mut Vec<u8>,
+) -> std::result::Result<(), String> {
+    out.clear();
     // JSON usually compresses three to five times.
-    let mut out = Vec::with_capacity(
+    out.reserve(
         input
             .len()
             .saturating_mul(4)
@@ -136,7 +150,7 @@ fn inflate_with(decompress: &mut Decompress, input: &[u8]) -> std::result::Resul
         // Not `Finish`: miniz then inflates in one shot and fails outright
         // when the output buffer is too small, instead of asking for more.
         let status = decompress
-            .decompress_vec(rest, &mut out, FlushDecompress::None)
+            .decompress_vec(rest, out, FlushDecompress::None)
             .map_err(|e| format!("bad compressed stream: {e}"))?;
         let consumed = progress(decompress.total_in(), in_before).min(rest.len());
         rest = &rest[consumed..];
@@ -159,7 +173,7 @@ fn inflate_with(decompress: &mut Decompress, input: &[u8]) -> std::result::Resul
             rest.len()
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// How far a codec's byte counter moved.

@@ -13,7 +13,7 @@ use super::{
     tracking_conflict,
 };
 use crate::error::{Error, Result};
-use crate::mapper::StoredEvent;
+use crate::mapper::{StoredEvent, StoredRow};
 
 /// A recorder that keeps its rows in the process's memory.
 ///
@@ -274,7 +274,7 @@ impl Recorder for MemoryRecorder {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         // Rows are copied out a chunk at a time and handed over after the
         // lock is released, so that a long history is never copied whole.
@@ -319,8 +319,8 @@ impl Recorder for MemoryRecorder {
                 return Ok(());
             };
             let len = chunk.len();
-            for event in chunk {
-                if each(event)?.is_break() {
+            for event in &chunk {
+                if each(event.as_row())?.is_break() {
                     return Ok(());
                 }
             }

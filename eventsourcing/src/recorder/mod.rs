@@ -65,7 +65,7 @@ use std::ops::ControlFlow;
 use uuid::Uuid;
 
 use crate::error::{Error, Result};
-use crate::mapper::StoredEvent;
+use crate::mapper::{StoredEvent, StoredRow};
 
 mod followers;
 mod keys;
@@ -399,6 +399,9 @@ pub trait Recorder: Any + Send + Sync {
     /// version order (ascending unless `query.descending`), without first
     /// loading them all where the backend can stream.
     ///
+    /// Rows are lent ([`StoredRow`]): a backend hands over its own buffers,
+    /// and a caller that keeps a row copies it ([`StoredRow::to_owned`]).
+    ///
     /// When `each` returns [`ControlFlow::Break`], the scan ends there,
     /// successfully, and no further row is handed over (say, a replay that
     /// reached the first event after a point in time). When `each` returns
@@ -406,14 +409,14 @@ pub trait Recorder: Any + Send + Sync {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()>;
 
     /// The events of one aggregate that match `query`, collected in a list.
     fn events(&self, query: &EventQuery) -> Result<Vec<StoredEvent>> {
         let mut events = Vec::new();
-        self.select_events(query, &mut |event| {
-            events.push(event);
+        self.select_events(query, &mut |row| {
+            events.push(row.to_owned());
             Ok(ControlFlow::Continue(()))
         })?;
         Ok(events)
@@ -477,6 +480,40 @@ pub trait Recorder: Any + Send + Sync {
         originator_id: Uuid,
         to_version: Option<u64>,
     ) -> Result<Option<StoredEvent>>;
+
+    /// What loading an aggregate reads: its latest snapshot at or before
+    /// `to_version` (handed to `snapshot`), then its events up to
+    /// `to_version` from that snapshot's version on, the snapshot's own
+    /// event first so that the chain can be tied to it (handed to `each`);
+    /// every event from the first when there is no snapshot.
+    ///
+    /// The default makes two reads ([`select_snapshot`], then
+    /// [`select_events`]); the crate's SQL backends make one query, so a
+    /// load costs one statement, and the snapshot and the events come from
+    /// one state of the database. When `snapshot` breaks, no event is read;
+    /// when either callback fails, the scan ends with its error.
+    ///
+    /// [`select_snapshot`]: Recorder::select_snapshot
+    /// [`select_events`]: Recorder::select_events
+    fn select_snapshot_and_events(
+        &self,
+        originator_id: Uuid,
+        to_version: Option<u64>,
+        snapshot: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut query = EventQuery::new(originator_id);
+        if let Some(to) = to_version {
+            query = query.to_version(to);
+        }
+        if let Some(row) = self.select_snapshot(originator_id, to_version)? {
+            if snapshot(row.as_row())?.is_break() {
+                return Ok(());
+            }
+            query = query.after_version(row.originator_version.saturating_sub(1));
+        }
+        self.select_events(&query, each)
+    }
 
     /// Where the follower of `key` stands: its row, or `None` when it has
     /// none yet (which means notification 0, epoch 0).

@@ -17,11 +17,11 @@ pub use self::commits::CommitHook;
 pub(crate) use self::commits::deferring;
 use self::commits::{Commits, Hook, Immediate};
 pub(crate) use self::load::Until;
-use crate::domain::{Chain, RecordedEvent, Snapshot};
+use crate::domain::{Chain, EventView, RecordedEvent, Snapshot};
 use crate::error::{Error, Result};
 use crate::format::{FORGOTTEN_SUFFIX, Hash};
 use crate::keys::Encryption;
-use crate::mapper::{DataKey, Mapper, Seal};
+use crate::mapper::{DataKey, Mapper, Scratch, Seal};
 use crate::recorder::{Batch, EventQuery, Recorder};
 
 /// The mapper and the recorder: stores and reads recorded events.
@@ -97,7 +97,7 @@ impl EventStore {
         let id = id.into();
         let mut events = Vec::new();
         self.each_event(&EventQuery::new(id), |event| {
-            events.push(event);
+            events.push(event.to_owned());
             Ok(ControlFlow::Continue(()))
         })?;
         Ok(events)
@@ -131,7 +131,7 @@ impl EventStore {
         let mut chain = Chain::new(id);
         let mut forgotten = false;
         self.each_event(&EventQuery::new(id), |event| {
-            chain.check_next(&event)?;
+            chain.check_next_view(&event)?;
             forgotten = event.topic.ends_with(FORGOTTEN_SUFFIX);
             Ok(ControlFlow::Continue(()))
         })?;
@@ -294,11 +294,12 @@ impl EventStore {
     fn each_event(
         &self,
         query: &EventQuery,
-        mut each: impl FnMut(RecordedEvent) -> Result<ControlFlow<()>>,
+        mut each: impl FnMut(EventView<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
+        let mut scratch = Scratch::default();
         let Some(keys) = self.mapper.data_keys() else {
             return self.recorder.select_events(query, &mut |row| {
-                each(self.mapper.decode_with(row, DataKey::Ask)?)
+                each(self.mapper.open_row(row, DataKey::Ask, &mut scratch)?)
             });
         };
         let id = query.originator_id;
@@ -306,9 +307,9 @@ impl EventStore {
         loop {
             let mut handed = false;
             let result = self.recorder.select_events(query, &mut |row| {
-                let event = self
-                    .mapper
-                    .decode_with(row, DataKey::Known(key.as_deref()))?;
+                let event =
+                    self.mapper
+                        .open_row(row, DataKey::Known(key.as_deref()), &mut scratch)?;
                 handed = true;
                 each(event)
             });

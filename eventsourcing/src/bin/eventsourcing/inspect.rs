@@ -34,7 +34,7 @@ pub(crate) fn run(store: &StoreArgs, args: &Args, out: &mut Output) -> Result<()
     store
         .recorder
         .select_events(&query, &mut |row| {
-            events.push(Described::read(&store.mapper, row));
+            events.push(Described::read(&store.mapper, row.to_owned()));
             Ok(ControlFlow::Continue(()))
         })
         .map_err(|e| store.failure(e))?;

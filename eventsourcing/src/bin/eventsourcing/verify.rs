@@ -123,7 +123,7 @@ fn check_chain(
     let result = store
         .recorder
         .select_events(&EventQuery::new(id), &mut |row| {
-            let event = store.mapper.decode(row)?;
+            let event = store.mapper.decode(row.to_owned())?;
             chain.check_next(&event)?;
             each(&event);
             Ok(ControlFlow::Continue(()))

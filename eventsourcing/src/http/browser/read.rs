@@ -10,7 +10,6 @@ use uuid::Uuid;
 use crate::domain::{Chain, RecordedEvent};
 use crate::error::Result;
 use crate::format::Hash;
-use crate::mapper::StoredEvent;
 use crate::recorder::{EventQuery, Notification};
 use crate::store::EventStore;
 
@@ -147,7 +146,8 @@ pub(super) fn history(
     let mut last_version = 0;
     store
         .recorder()
-        .select_events(&EventQuery::new(id), &mut |stored: StoredEvent| {
+        .select_events(&EventQuery::new(id), &mut |lent| {
+            let stored = lent.to_owned();
             total += 1;
             last_version = stored.originator_version;
             let shown = stored.originator_version > after && rows.len() < limit;

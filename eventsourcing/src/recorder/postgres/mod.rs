@@ -28,7 +28,7 @@ use super::{
     TrackingKey, clamp, corrupt, signed_version,
 };
 use crate::error::{Error, Result};
-use crate::mapper::StoredEvent;
+use crate::mapper::{StoredEvent, StoredRow};
 
 mod errors;
 mod followers;
@@ -364,7 +364,7 @@ impl Recorder for PostgresRecorder {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let which = if query.descending {
             Query::SelectEventsDescending
@@ -485,7 +485,9 @@ impl Recorder for PostgresRecorder {
             let row = connection
                 .client
                 .query_opt(&statement, &[&originator_id, &to])?;
-            Ok(row.map(|row| read_event(&row, 0)).transpose()?)
+            Ok(row
+                .map(|row| read_event(&row, 0).map(|lent| lent.to_owned()))
+                .transpose()?)
         })
     }
 

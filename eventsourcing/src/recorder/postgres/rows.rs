@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use super::errors::db;
 use crate::error::Result;
-use crate::mapper::StoredEvent;
+use crate::mapper::StoredRow;
 use crate::recorder::{
     Notification, Parked, Position, Registration, TrackingKey, corrupt, parked, position,
     registration,
@@ -13,7 +13,7 @@ use crate::recorder::{
 
 /// Reads `originator_id, originator_version, topic, state` from the row,
 /// starting at column `first`.
-pub(super) fn read_event(row: &Row, first: usize) -> Result<StoredEvent> {
+pub(super) fn read_event(row: &Row, first: usize) -> Result<StoredRow<'_>> {
     let version: Result<i64, _> = row.try_get(first + 1);
     let originator_id: Uuid = row.try_get(first).map_err(|error| {
         let version = version
@@ -36,21 +36,21 @@ pub(super) fn read_event(row: &Row, first: usize) -> Result<StoredEvent> {
             format!("originator_version is negative ({version})"),
         )
     })?;
-    let topic: String = row.try_get(first + 2).map_err(|error| {
+    let topic: &str = row.try_get(first + 2).map_err(|error| {
         corrupt(
             originator_id,
             originator_version,
             format!("topic is not UTF-8 text: {error}"),
         )
     })?;
-    let state: Vec<u8> = row.try_get(first + 3).map_err(|error| {
+    let state: &[u8] = row.try_get(first + 3).map_err(|error| {
         corrupt(
             originator_id,
             originator_version,
             format!("state is not bytes: {error}"),
         )
     })?;
-    Ok(StoredEvent {
+    Ok(StoredRow {
         originator_id,
         originator_version,
         topic,
@@ -61,7 +61,7 @@ pub(super) fn read_event(row: &Row, first: usize) -> Result<StoredEvent> {
 /// Reads a notification row: `notification_id` then the event columns.
 pub(super) fn read_notification(row: &Row) -> Result<Notification> {
     let id: Result<i64, _> = row.try_get(0);
-    let event = read_event(row, 1)?;
+    let event = read_event(row, 1)?.to_owned();
     let id = id
         .ok()
         .and_then(|id| u64::try_from(id).ok())

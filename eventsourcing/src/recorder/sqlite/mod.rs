@@ -12,6 +12,7 @@ use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
+use rusqlite::types::ValueRef;
 use uuid::Uuid;
 
 use self::options::validate_prefix;
@@ -24,7 +25,7 @@ use super::{
 };
 use crate::crash;
 use crate::error::{Error, Result};
-use crate::mapper::StoredEvent;
+use crate::mapper::{StoredEvent, StoredRow};
 
 mod access;
 mod followers;
@@ -316,7 +317,7 @@ impl Recorder for SqliteRecorder {
     fn select_events(
         &self,
         query: &EventQuery,
-        each: &mut dyn FnMut(StoredEvent) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
         let sql = if query.descending {
             &self.sql.select_events_descending
@@ -449,9 +450,50 @@ impl Recorder for SqliteRecorder {
             let mut select = conn.prepare_cached(&self.sql.select_snapshot).map_err(db)?;
             let mut rows = select.query(params).map_err(db)?;
             match rows.next().map_err(db)? {
-                Some(row) => read_event(row, 0, None).map(Some),
+                Some(row) => read_event(row, 0, None).map(|lent| Some(lent.to_owned())),
                 None => Ok(None),
             }
+        })
+    }
+
+    fn select_snapshot_and_events(
+        &self,
+        originator_id: Uuid,
+        to_version: Option<u64>,
+        snapshot: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let mut buffer = Uuid::encode_buffer();
+        let id = &*originator_id.hyphenated().encode_lower(&mut buffer);
+        let params = (id, to_version.map_or(i64::MAX, clamp));
+        let known = KnownId {
+            id: originator_id,
+            text: id.as_bytes(),
+        };
+        self.read(|conn| {
+            let mut select = conn
+                .prepare_cached(&self.sql.select_snapshot_and_events)
+                .map_err(db)?;
+            let mut rows = select.query(params).map_err(db)?;
+            let mut events_begun = false;
+            while let Some(row) = rows.next().map_err(db)? {
+                let is_event = matches!(row.get_ref(0).map_err(db)?, ValueRef::Integer(1));
+                let read = read_event(row, 1, Some(known))?;
+                let flow = if is_event {
+                    events_begun = true;
+                    each(read)?
+                } else if events_begun {
+                    return Err(Error::Database(
+                        "the snapshot came after the events in a load's query".into(),
+                    ));
+                } else {
+                    snapshot(read)?
+                };
+                if flow.is_break() {
+                    break;
+                }
+            }
+            Ok(())
         })
     }
 

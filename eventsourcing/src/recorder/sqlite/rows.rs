@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::db;
 use crate::error::Result;
-use crate::mapper::StoredEvent;
+use crate::mapper::StoredRow;
 use crate::recorder::{
     Notification, Parked, Position, Registration, TrackingKey, corrupt, corrupt_tracking, parked,
     position, registration,
@@ -22,11 +22,11 @@ pub(super) struct KnownId<'a> {
 
 /// Reads `originator_id, originator_version, topic, state` from the row,
 /// starting at column `first`.
-pub(super) fn read_event(
-    row: &Row<'_>,
+pub(super) fn read_event<'r>(
+    row: &'r Row<'_>,
     first: usize,
     known: Option<KnownId<'_>>,
-) -> Result<StoredEvent> {
+) -> Result<StoredRow<'r>> {
     // The version is read first, so that a bad id can still name it.
     let version = match row.get_ref(first + 1).map_err(db)? {
         ValueRef::Integer(version) => u64::try_from(version).map_err(|_| Some(version)),
@@ -45,8 +45,7 @@ pub(super) fn read_event(
     })?;
     let topic = match row.get_ref(first + 2).map_err(db)? {
         ValueRef::Text(text) => std::str::from_utf8(text)
-            .map_err(|_| corrupt(originator_id, originator_version, "topic is not UTF-8"))?
-            .to_owned(),
+            .map_err(|_| corrupt(originator_id, originator_version, "topic is not UTF-8"))?,
         _ => {
             return Err(corrupt(
                 originator_id,
@@ -55,17 +54,14 @@ pub(super) fn read_event(
             ));
         }
     };
-    let state = match row.get_ref(first + 3).map_err(db)? {
-        ValueRef::Blob(state) => state.to_vec(),
-        _ => {
-            return Err(corrupt(
-                originator_id,
-                originator_version,
-                "state is not a blob",
-            ));
-        }
+    let ValueRef::Blob(state) = row.get_ref(first + 3).map_err(db)? else {
+        return Err(corrupt(
+            originator_id,
+            originator_version,
+            "state is not a blob",
+        ));
     };
-    Ok(StoredEvent {
+    Ok(StoredRow {
         originator_id,
         originator_version,
         topic,
@@ -100,7 +96,7 @@ pub(super) fn read_notification(row: &Row<'_>) -> Result<Notification> {
         ValueRef::Integer(id) => u64::try_from(id).ok(),
         _ => None,
     };
-    let event = read_event(row, 1, None)?;
+    let event = read_event(row, 1, None)?.to_owned();
     let Some(id) = id else {
         return Err(corrupt(
             event.originator_id,

@@ -15,6 +15,7 @@ pub(super) struct Statements {
     pub(super) select_notification_of: String,
     pub(super) insert_snapshot: String,
     pub(super) select_snapshot: String,
+    pub(super) select_snapshot_and_events: String,
     pub(super) select_tracking: String,
     pub(super) select_all_tracking: String,
     pub(super) update_tracking: String,
@@ -151,6 +152,7 @@ impl Statements {
                  WHERE originator_id = ?1 AND originator_version <= ?2 \
                  ORDER BY originator_version DESC LIMIT 1"
             ),
+            select_snapshot_and_events: select_snapshot_and_events(&events, &snapshots),
             select_tracking: format!(
                 "SELECT notification_id, epoch FROM {tracking} WHERE {TRACKING_KEY}"
             ),
@@ -254,4 +256,21 @@ impl FollowerStatements {
             ),
         }
     }
+}
+
+/// One statement for a load: the latest snapshot within `?2` (kind 0), then
+/// the events of `?1` within `?2` from that snapshot's version on (kind 1).
+/// SQLite runs the arms of a `UNION ALL` in order; the reader checks it.
+fn select_snapshot_and_events(events: &str, snapshots: &str) -> String {
+    format!(
+        "SELECT * FROM (SELECT 0, {EVENT_COLUMNS} FROM {snapshots} \
+             WHERE originator_id = ?1 AND originator_version <= ?2 \
+             ORDER BY originator_version DESC LIMIT 1) \
+         UNION ALL \
+         SELECT * FROM (SELECT 1, {EVENT_COLUMNS} FROM {events} \
+             WHERE originator_id = ?1 AND originator_version <= ?2 \
+             AND originator_version >= (SELECT coalesce(max(originator_version), 1) \
+                 FROM {snapshots} WHERE originator_id = ?1 AND originator_version <= ?2) \
+             ORDER BY originator_version)"
+    )
 }
