@@ -491,6 +491,49 @@ impl Recorder for PostgresRecorder {
         })
     }
 
+    fn select_snapshot_and_events(
+        &self,
+        originator_id: Uuid,
+        to_version: Option<u64>,
+        snapshot: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+        each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        let to = to_version.map_or(i64::MAX, clamp);
+        let params: [&(dyn ToSql + Sync); 2] = [&originator_id, &to];
+        // As in `select_events`: once a row was handed over, a lost
+        // connection is not retried.
+        self.run(Call::Read, |connection| {
+            let statement = connection.statement(&self.sql, Query::SelectSnapshotAndEvents)?;
+            let mut rows = connection.client.query_raw(&statement, params)?;
+            let (mut delivered, mut events_begun) = (false, false);
+            loop {
+                let row = match rows.next() {
+                    Ok(Some(row)) => row,
+                    Ok(None) => return Ok(()),
+                    Err(error) if delivered => return Err(Failure::Final(error)),
+                    Err(error) => return Err(Failure::Database(error)),
+                };
+                delivered = true;
+                let is_event = row.try_get::<_, i32>(0).is_ok_and(|kind| kind == 1);
+                let read = read_event(&row, 1)?;
+                let flow = if is_event {
+                    events_begun = true;
+                    each(read)?
+                } else if events_begun {
+                    return Err(Error::Database(
+                        "the snapshot came after the events in a load's query".into(),
+                    )
+                    .into());
+                } else {
+                    snapshot(read)?
+                };
+                if flow.is_break() {
+                    return Ok(());
+                }
+            }
+        })
+    }
+
     fn select_positions(&self) -> Result<Option<Vec<(TrackingKey, Position)>>> {
         self.positions().map(Some)
     }

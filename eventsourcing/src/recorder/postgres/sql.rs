@@ -22,6 +22,7 @@ pub(super) enum Query {
     SelectNotificationOf,
     InsertSnapshot,
     SelectSnapshot,
+    SelectSnapshotAndEvents,
     FindConflict,
     SelectTracking,
     SelectAllTracking,
@@ -55,6 +56,7 @@ pub(super) struct Sql {
     select_notification_of: String,
     insert_snapshot: String,
     select_snapshot: String,
+    select_snapshot_and_events: String,
     find_conflict: String,
 }
 
@@ -364,6 +366,7 @@ impl Sql {
                  WHERE originator_id = $1 AND originator_version <= $2 \
                  ORDER BY originator_version DESC LIMIT 1"
             ),
+            select_snapshot_and_events: select_snapshot_and_events(&events, &snapshots),
             find_conflict: format!(
                 "SELECT e.originator_id, e.originator_version FROM {events} AS e \
                  JOIN unnest($1::uuid[], $2::bigint[]) WITH ORDINALITY AS b(i, v, o) \
@@ -384,6 +387,7 @@ impl Sql {
             Query::SelectNotificationOf => &self.select_notification_of,
             Query::InsertSnapshot => &self.insert_snapshot,
             Query::SelectSnapshot => &self.select_snapshot,
+            Query::SelectSnapshotAndEvents => &self.select_snapshot_and_events,
             Query::FindConflict => &self.find_conflict,
             Query::SelectTracking => &self.tracking.select,
             Query::SelectAllTracking => &self.tracking.select_all,
@@ -398,6 +402,23 @@ impl Sql {
             Query::SelectParked => &self.followers.select_parked,
         }
     }
+}
+
+/// One statement for a load: the latest snapshot within `$2` (kind 0),
+/// then the events of `$1` within `$2` from that snapshot's version on
+/// (kind 1). An `Append` runs its arms in order; the reader checks it.
+fn select_snapshot_and_events(events: &str, snapshots: &str) -> String {
+    format!(
+        "(SELECT 0, {EVENT_COLUMNS} FROM {snapshots} \
+             WHERE originator_id = $1 AND originator_version <= $2 \
+             ORDER BY originator_version DESC LIMIT 1) \
+         UNION ALL \
+         (SELECT 1, {EVENT_COLUMNS} FROM {events} \
+             WHERE originator_id = $1 AND originator_version <= $2 \
+             AND originator_version >= coalesce((SELECT max(originator_version) \
+                 FROM {snapshots} WHERE originator_id = $1 AND originator_version <= $2), 1) \
+             ORDER BY originator_version)"
+    )
 }
 
 #[cfg(test)]
