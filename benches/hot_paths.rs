@@ -89,6 +89,11 @@ fn trigger(c: &mut Criterion) {
             )
         });
     });
+    // The third fixed cost of replaying an event, beside reading its row
+    // and hashing it: reading its JSON data into the event type.
+    group.bench_function("event_data_decode", |b| {
+        b.iter(|| AccountEvent::decode(black_box(&event.topic), black_box(&event.data)));
+    });
     group.finish();
 }
 
