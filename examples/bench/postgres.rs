@@ -20,6 +20,8 @@ pub(super) struct PostgresTarget {
     synced: bool,
     /// Schemas of the raw baselines made so far.
     raw_schemas: Vec<String>,
+    /// The schema of the latest `app`.
+    latest_schema: Option<String>,
 }
 
 impl PostgresTarget {
@@ -41,6 +43,7 @@ impl PostgresTarget {
             url,
             synced,
             raw_schemas: Vec::new(),
+            latest_schema: None,
         })
     }
 }
@@ -62,7 +65,26 @@ impl Target for PostgresTarget {
     fn app(&mut self, codec: Codec, _: Durability) -> Result<Application> {
         let options = PostgresOptions::new(self.url.as_str()).temporary_schema();
         let recorder = Arc::new(PostgresRecorder::open(options)?);
+        self.latest_schema = Some(recorder.schema().to_owned());
         Ok(builder(codec)?.recorder(recorder).build()?)
+    }
+
+    fn footprint(&mut self) -> Result<Vec<(&'static str, u64)>> {
+        let schema = self.latest_schema.as_ref().ok_or("no database yet")?;
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        // The table (its main fork), its indexes, and everything: the
+        // table with its TOAST table, indexes and maps.
+        let row = client.query_one(
+            "SELECT pg_relation_size(t), pg_indexes_size(t), pg_total_relation_size(t) \
+             FROM (SELECT format('%I.stored_events', $1::text)::regclass AS t) AS x",
+            &[schema],
+        )?;
+        let size = |i: usize| -> Result<u64> { Ok(u64::try_from(row.try_get::<_, i64>(i)?)?) };
+        Ok(vec![
+            ("table", size(0)?),
+            ("indexes", size(1)?),
+            ("total", size(2)?),
+        ])
     }
 
     fn raw(&mut self, _: Durability) -> Result<Box<dyn Raw>> {

@@ -25,6 +25,8 @@ pub(super) struct SqliteTarget {
     dir: tempfile::TempDir,
     files: Vec<PathBuf>,
     next: usize,
+    /// The file of the latest `app`.
+    latest_app: Option<PathBuf>,
 }
 
 impl SqliteTarget {
@@ -33,6 +35,7 @@ impl SqliteTarget {
             dir: tempfile::Builder::new().prefix("es-bench-").tempdir()?,
             files: Vec::new(),
             next: 0,
+            latest_app: None,
         })
     }
 
@@ -65,9 +68,24 @@ impl Target for SqliteTarget {
     }
 
     fn app(&mut self, codec: Codec, durability: Durability) -> Result<Application> {
-        let options = SqliteOptions::file(self.fresh_path()).synchronous(synchronous(durability));
+        let path = self.fresh_path();
+        self.latest_app = Some(path.clone());
+        let options = SqliteOptions::file(path).synchronous(synchronous(durability));
         let recorder = Arc::new(SqliteRecorder::open(options)?);
         Ok(builder(codec)?.recorder(recorder).build()?)
+    }
+
+    fn footprint(&mut self) -> Result<Vec<(&'static str, u64)>> {
+        let path = self.latest_app.as_ref().ok_or("no database yet")?;
+        let mut wal = path.clone().into_os_string();
+        wal.push("-wal");
+        let file = std::fs::metadata(path)?.len();
+        let wal = match std::fs::metadata(wal) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(vec![("file", file), ("wal", wal), ("total", file + wal)])
     }
 
     fn raw(&mut self, durability: Durability) -> Result<Box<dyn Raw>> {

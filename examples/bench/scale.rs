@@ -1,0 +1,461 @@
+//! Cost as the store grows (`--scale`): W1's saves, a 100-event
+//! aggregate's load and a page of the notification log, measured on a
+//! store built up to each level (0, 1 M and 10 M events by default).
+//!
+//! The store is built through the library's batched path: `save` of many
+//! W1-shaped accounts at once (10 events each; one account of 100 events
+//! per batch), 10,000 events per transaction, the same records as any save
+//! writes. At each level the figures are taken on that store and, in
+//! turns with it, on a control store that holds only what the
+//! measurements write, so that a change in the machine's load between
+//! levels shows in the control's figures rather than in the comparison.
+//!
+//! - `scale_w1_saves_per_s_<level>`: W1 (new accounts, one save per event);
+//! - `scale_load_per_s_<level>`: loads per second of 100-event accounts
+//!   written just before (round after round, one event per save, so that
+//!   their rows are interleaved), each loaded with `Repository::get`;
+//! - `scale_load_old_per_s_<level>`: the same for the build's 100-event
+//!   accounts, taken from all over the store;
+//! - `scale_page_per_s_<level>`: pages of notifications per second, each
+//!   read with the notification log's `select` from near the end of the
+//!   log and from its middle, and every notification decoded.
+//!
+//! Each `_ratio_<level>` is the figure at that level ÷ the figure at the
+//! first level; each `_vs_control_<level>` is the figure at that level ÷
+//! the control's, measured in turns with it.
+
+use std::time::{Duration, Instant};
+
+use eventsourcing::prelude::*;
+
+use super::workloads::{line, median, per_second, timed, w1_accounts, w2_replay};
+use super::{Codec, Durability, NOTE, Result, Target};
+use support::account::Account;
+
+/// Events per transaction when the store is built.
+const BUILD_BATCH: usize = 10_000;
+
+/// Events of each account of the build but one per batch.
+const BUILD_EVENTS: usize = 10;
+
+/// Events of the accounts whose loads are measured.
+const PROBE_EVENTS: usize = 100;
+
+/// The levels of a release build, in stored events.
+pub(super) const LEVELS: &[u64] = &[0, 1_000_000, 10_000_000];
+
+/// The levels of a debug build (a smoke run: its figures mean nothing).
+pub(super) const SMOKE_LEVELS: &[u64] = &[0, 20_000];
+
+/// The sizes of the measurements at each level.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Sizes {
+    /// W1: accounts, and events of each (one save per event).
+    w1_aggregates: usize,
+    w1_events: usize,
+    /// W1 when every commit waits for the disk: accounts.
+    w1_synced_aggregates: usize,
+    /// Repetitions of W1 (the median is reported).
+    w1_reps: usize,
+    /// Accounts whose loads are measured, and rounds of loading them all.
+    probes: usize,
+    load_reps: usize,
+    /// Notifications per page, and reads of each page.
+    page: usize,
+    page_reps: usize,
+}
+
+pub(super) const SIZES: Sizes = Sizes {
+    w1_aggregates: 1_000,
+    w1_events: 10,
+    w1_synced_aggregates: 200,
+    w1_reps: 3,
+    probes: 10,
+    load_reps: 5,
+    page: 1_000,
+    page_reps: 9,
+};
+
+pub(super) const SMOKE_SIZES: Sizes = Sizes {
+    w1_aggregates: 20,
+    w1_events: 10,
+    w1_synced_aggregates: 5,
+    w1_reps: 1,
+    probes: 2,
+    load_reps: 1,
+    page: 1_000,
+    page_reps: 1,
+};
+
+/// Reads levels such as `0,1000000,10m,500k`.
+pub(super) fn parse_levels(text: &str) -> Result<Vec<u64>> {
+    let mut levels = Vec::new();
+    for item in text.split(',').map(str::trim) {
+        let (digits, unit) = match item.as_bytes().last() {
+            Some(b'k' | b'K') => (&item[..item.len() - 1], 1_000),
+            Some(b'm' | b'M') => (&item[..item.len() - 1], 1_000_000),
+            _ => (item, 1),
+        };
+        let n: u64 = digits
+            .parse()
+            .map_err(|_| format!("`{item}` is not a number of events"))?;
+        levels.push(n.checked_mul(unit).ok_or("level too large")?);
+    }
+    if levels.windows(2).any(|w| w[0] >= w[1]) {
+        return Err("levels must grow: `0,1000000,10000000`".into());
+    }
+    Ok(levels)
+}
+
+/// `0`, `20k`, `1m`, `10m`, or the number itself.
+fn level_name(events: u64) -> String {
+    match events {
+        0 => "0".to_owned(),
+        n if n % 1_000_000 == 0 => format!("{}m", n / 1_000_000),
+        n if n % 1_000 == 0 => format!("{}k", n / 1_000),
+        n => n.to_string(),
+    }
+}
+
+/// The machine's load averages, as `/proc/loadavg` shows them.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map_or_else(|_| "?".to_owned(), |s| s.trim().to_owned())
+}
+
+/// One store, and the 100-event accounts its build wrote.
+struct Store {
+    app: Application,
+    built: Vec<Uuid>,
+}
+
+/// Adds accounts to `store` until it holds `level` events (to within one
+/// account): `BUILD_BATCH` events per save, W1-shaped accounts and one
+/// 100-event account per full batch. Stops early after `limit`.
+fn build(store: &mut Store, level: u64, limit: Option<Duration>) -> Result<u64> {
+    let start = Instant::now();
+    let mut stored = store.app.notification_log().max_id()?;
+    let mut reported = stored;
+    let mut serial = stored;
+    while stored < level {
+        if limit.is_some_and(|limit| start.elapsed() > limit) {
+            line(
+                "scale_build_stopped",
+                format_args!(
+                    "at {stored} events after {:.0} s",
+                    start.elapsed().as_secs_f64()
+                ),
+            );
+            break;
+        }
+        let remaining = usize::try_from(level - stored)?;
+        let full = remaining >= BUILD_BATCH;
+        let accounts = if full {
+            (BUILD_BATCH - PROBE_EVENTS) / BUILD_EVENTS
+        } else {
+            remaining.div_ceil(BUILD_EVENTS)
+        };
+        let mut batch = Vec::with_capacity(accounts + 1);
+        for _ in 0..accounts {
+            serial += 1;
+            batch.push(account(format!("owner {serial}"), BUILD_EVENTS)?);
+        }
+        if full {
+            let probe = account(format!("probe {serial}"), PROBE_EVENTS)?;
+            store.built.push(probe.id());
+            batch.push(probe);
+        }
+        store.app.save(&mut batch)?;
+        stored = store.app.notification_log().max_id()?;
+        if stored - reported >= 1_000_000 {
+            reported = stored;
+            eprintln!(
+                "# built {stored} events in {:.0} s, load {}",
+                start.elapsed().as_secs_f64(),
+                loadavg()
+            );
+        }
+    }
+    Ok(stored)
+}
+
+/// An open account with `events` events (the opening and deposits), unsaved.
+fn account(owner: String, events: usize) -> Result<Account> {
+    let mut account = Account::open(owner);
+    for i in 1..events {
+        account.deposit(i64::try_from(i)?, NOTE.to_owned());
+    }
+    Ok(account)
+}
+
+/// Reads `page` notifications from `start` and decodes each.
+fn read_page(app: &Application, start: u64, page: usize) -> Result<usize> {
+    let log = app.notification_log();
+    let batch = log.select(start, page, &[])?;
+    let count = batch.len();
+    for notification in batch {
+        std::hint::black_box(log.decode(notification)?);
+    }
+    Ok(count)
+}
+
+/// The samples of one store at one level.
+#[derive(Default)]
+struct Samples {
+    w1: Vec<Duration>,
+    load: Vec<Duration>,
+    load_old: Vec<Duration>,
+    page_end: Vec<Duration>,
+    page_mid: Vec<Duration>,
+}
+
+/// The figures of one store at one level, as rates.
+#[derive(Clone, Copy)]
+struct Figures {
+    w1: f64,
+    load: f64,
+    load_old: Option<f64>,
+    page_end: f64,
+    page_mid: f64,
+    page: f64,
+}
+
+impl Samples {
+    /// With `BENCH_SAMPLES`, prints every sample (µs).
+    fn print(&self, prefix: &str, name: &str) {
+        if std::env::var_os("BENCH_SAMPLES").is_none() {
+            return;
+        }
+        let us = |v: &[Duration]| {
+            v.iter()
+                .map(|d| d.as_micros().to_string())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        println!("# {prefix} {name} samples (us): w1 {}", us(&self.w1));
+        println!("# {prefix} {name} samples (us): load {}", us(&self.load));
+        println!(
+            "# {prefix} {name} samples (us): load_old {}",
+            us(&self.load_old)
+        );
+        println!(
+            "# {prefix} {name} samples (us): page_end {}",
+            us(&self.page_end)
+        );
+        println!(
+            "# {prefix} {name} samples (us): page_mid {}",
+            us(&self.page_mid)
+        );
+    }
+
+    fn figures(self, w1_saves: usize) -> Figures {
+        let mut pages = self.page_end.clone();
+        pages.extend_from_slice(&self.page_mid);
+        Figures {
+            w1: per_second(w1_saves, median(self.w1)),
+            load: per_second(1, median(self.load)),
+            load_old: (!self.load_old.is_empty()).then(|| per_second(1, median(self.load_old))),
+            page_end: per_second(1, median(self.page_end)),
+            page_mid: per_second(1, median(self.page_mid)),
+            page: per_second(1, median(pages)),
+        }
+    }
+}
+
+/// W1, the loads and the page reads on both stores, taking turns.
+fn measure(stores: [&Store; 2], sizes: &Sizes, w1_aggregates: usize) -> Result<[Samples; 2]> {
+    let mut samples = [Samples::default(), Samples::default()];
+    let turns = |rep: usize| [rep % 2, (rep + 1) % 2];
+    for rep in 0..sizes.w1_reps {
+        for i in turns(rep) {
+            let ((), t) =
+                timed(|| w1_accounts(&stores[i].app, w1_aggregates, sizes.w1_events).map(drop))?;
+            samples[i].w1.push(t);
+        }
+    }
+    // Fresh 100-event accounts, and some of the build's from all over the store.
+    let mut fresh = Vec::new();
+    let mut old = Vec::new();
+    for store in stores {
+        let accounts = w1_accounts(&store.app, sizes.probes, PROBE_EVENTS)?;
+        fresh.push(accounts.iter().map(Account::id).collect::<Vec<Uuid>>());
+        let n = store.built.len();
+        old.push(
+            (0..sizes.probes.min(n))
+                .filter_map(|k| store.built.get(k * n / sizes.probes.min(n)).copied())
+                .collect::<Vec<Uuid>>(),
+        );
+    }
+    for rep in 0..sizes.load_reps {
+        for i in turns(rep) {
+            for &id in &fresh[i] {
+                let ((), t) = timed(|| w2_replay(&stores[i].app, id, PROBE_EVENTS))?;
+                samples[i].load.push(t);
+            }
+            for &id in &old[i] {
+                let ((), t) = timed(|| w2_replay(&stores[i].app, id, PROBE_EVENTS))?;
+                samples[i].load_old.push(t);
+            }
+        }
+    }
+    // Where each store's pages start (near the end of the log, and in its
+    // middle), and how many notifications each holds (fewer than a page
+    // only in a smoke run's small store).
+    let page = u64::try_from(sizes.page)?;
+    let mut positions = Vec::new();
+    for store in stores {
+        let last = store.app.notification_log().max_id()?;
+        let at = |start: u64| -> Result<(u64, usize)> {
+            let start = start.max(1);
+            Ok((start, usize::try_from(page.min(last + 1 - start))?))
+        };
+        positions.push([at(last.saturating_sub(page + 10))?, at(last / 2)?]);
+    }
+    for rep in 0..sizes.page_reps {
+        for i in turns(rep) {
+            for (k, &(start, expected)) in positions[i].iter().enumerate() {
+                let (n, t) = timed(|| read_page(&stores[i].app, start, sizes.page))?;
+                if n != expected {
+                    return Err(
+                        format!("read {n} notifications from {start}, not {expected}").into(),
+                    );
+                }
+                let samples = &mut samples[i];
+                if k == 0 {
+                    samples.page_end.push(t);
+                } else {
+                    samples.page_mid.push(t);
+                }
+            }
+        }
+    }
+    Ok(samples)
+}
+
+fn print_figures(prefix: &str, name: &str, f: &Figures) {
+    line(
+        &format!("{prefix}_w1_saves_per_s_{name}"),
+        format_args!("{:.0}", f.w1),
+    );
+    line(
+        &format!("{prefix}_load_per_s_{name}"),
+        format_args!("{:.0}", f.load),
+    );
+    if let Some(old) = f.load_old {
+        line(
+            &format!("{prefix}_load_old_per_s_{name}"),
+            format_args!("{old:.0}"),
+        );
+    }
+    line(
+        &format!("{prefix}_page_end_per_s_{name}"),
+        format_args!("{:.1}", f.page_end),
+    );
+    line(
+        &format!("{prefix}_page_mid_per_s_{name}"),
+        format_args!("{:.1}", f.page_mid),
+    );
+    line(
+        &format!("{prefix}_page_per_s_{name}"),
+        format_args!("{:.1}", f.page),
+    );
+}
+
+fn print_ratios(kind: &str, name: &str, f: &Figures, base: &Figures) {
+    let ratio = |what: &str, a: f64, b: f64| {
+        line(
+            &format!("scale_{what}_{kind}_{name}"),
+            format_args!("{:.3}", a / b),
+        );
+    };
+    ratio("w1", f.w1, base.w1);
+    ratio("load", f.load, base.load);
+    if let Some(old) = f.load_old {
+        // Against the fresh accounts' loads of the base: a control or the
+        // first level may have no build of its own.
+        ratio("load_old", old, base.load);
+    }
+    ratio("page", f.page, base.page);
+}
+
+/// Runs `--scale` on `target` at `levels` (ascending).
+pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Result<()> {
+    let limit = match std::env::var("BENCH_SCALE_BUILD_LIMIT_S") {
+        Ok(s) => Some(Duration::from_secs(s.parse()?)),
+        Err(_) => None,
+    };
+    let w1_aggregates = if target.synced(Durability::Normal) {
+        sizes.w1_synced_aggregates
+    } else {
+        sizes.w1_aggregates
+    };
+    line("db", target.name());
+    line(
+        "scale_sizes",
+        format_args!(
+            "levels {levels:?}; build: {BUILD_BATCH} events per save, accounts of \
+             {BUILD_EVENTS} events and one of {PROBE_EVENTS} per save; W1 {w1_aggregates}x{} \
+             (median of {}); loads of {PROBE_EVENTS}-event accounts ({} x {}); pages of {} \
+             ({} reads each at the end and the middle)",
+            sizes.w1_events,
+            sizes.w1_reps,
+            sizes.probes,
+            sizes.load_reps,
+            sizes.page,
+            sizes.page_reps,
+        ),
+    );
+    line("loadavg_start", loadavg());
+    let started = Instant::now();
+    // The control first: `footprint` measures the latest application's database.
+    let control = Store {
+        app: target.app(Codec::Plain, Durability::Normal)?,
+        built: Vec::new(),
+    };
+    let mut store = Store {
+        app: target.app(Codec::Plain, Durability::Normal)?,
+        built: Vec::new(),
+    };
+    let mut first: Option<Figures> = None;
+    for &level in levels {
+        let name = level_name(level);
+        let before = store.app.notification_log().max_id()?;
+        let (stored, t) = timed(|| build(&mut store, level, limit))?;
+        line(&format!("scale_events_{name}"), stored);
+        line(
+            &format!("scale_build_s_{name}"),
+            format_args!("{:.1}", t.as_secs_f64()),
+        );
+        line(
+            &format!("scale_build_events_per_s_{name}"),
+            format_args!("{:.0}", per_second(usize::try_from(stored - before)?, t)),
+        );
+        for (part, bytes) in target.footprint()? {
+            line(&format!("scale_db_{part}_bytes_{name}"), bytes);
+        }
+        line(&format!("loadavg_{name}"), loadavg());
+        if stored < level {
+            // The build was stopped: no figures at a level not reached.
+            break;
+        }
+        let [big, small] = measure([&store, &control], sizes, w1_aggregates)?;
+        big.print("scale", &name);
+        small.print("scale_control", &name);
+        let saves = w1_aggregates * sizes.w1_events;
+        let (big, small) = (big.figures(saves), small.figures(saves));
+        print_figures("scale", &name, &big);
+        print_figures("scale_control", &name, &small);
+        print_ratios("vs_control", &name, &big, &small);
+        match &first {
+            None => first = Some(big),
+            Some(base) => print_ratios("ratio", &name, &big, base),
+        }
+    }
+    line("loadavg_end", loadavg());
+    line(
+        "elapsed_s",
+        format_args!("{:.1}", started.elapsed().as_secs_f64()),
+    );
+    drop((store, control));
+    target.clear()
+}
