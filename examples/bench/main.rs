@@ -22,9 +22,10 @@
 //! level of stored events in turn (`0,1000000,10000000` unless given, as a
 //! list such as `0,500k,2m` or in `BENCH_SCALE_LEVELS`; `0,20000` in a debug
 //! build) and measures W1's saves, a 100-event aggregate's load and a page
-//! of 1,000 notifications at each, with the ratios to the first level.
-//! `BENCH_SCALE_BUILD_LIMIT_S` stops a build that takes longer. It never
-//! runs without the flag.
+//! of 1,000 notifications at each, with the ratios to the first level and
+//! to a small control store measured in turns with it
+//! (`BENCH_SCALE_STORE`, `BENCH_SCALE_BUILD_LIMIT_S`: see the module). It
+//! never runs without the flag.
 //!
 //! Workloads, for each codec (plain, AES-256-GCM, AES-256-GCM + zlib):
 //!
@@ -217,6 +218,11 @@ trait Target {
     /// A fresh, empty database with the same tables and settings, for the
     /// raw baseline.
     fn raw(&mut self, durability: Durability) -> Result<Box<dyn Raw>>;
+
+    /// An application on the database `name` (a file for SQLite, a schema
+    /// for PostgreSQL), created if missing; `clear` leaves it alone.
+    fn kept_app(&mut self, codec: Codec, durability: Durability, name: &str)
+    -> Result<Application>;
 
     /// Forgets the databases made so far (deletes their files).
     fn clear(&mut self) -> Result<()>;

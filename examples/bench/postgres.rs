@@ -69,6 +69,13 @@ impl Target for PostgresTarget {
         Ok(builder(codec)?.recorder(recorder).build()?)
     }
 
+    fn kept_app(&mut self, codec: Codec, _: Durability, name: &str) -> Result<Application> {
+        let options = PostgresOptions::new(self.url.as_str()).schema(name);
+        let recorder = Arc::new(PostgresRecorder::open(options)?);
+        self.latest_schema = Some(name.to_owned());
+        Ok(builder(codec)?.recorder(recorder).build()?)
+    }
+
     fn footprint(&mut self) -> Result<Vec<(&'static str, u64)>> {
         let schema = self.latest_schema.as_ref().ok_or("no database yet")?;
         let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;

@@ -22,7 +22,16 @@
 //!
 //! Each `_ratio_<level>` is the figure at that level ÷ the figure at the
 //! first level; each `_vs_control_<level>` is the figure at that level ÷
-//! the control's, measured in turns with it.
+//! the control's, measured in turns with it. The store's size on disk
+//! (`scale_db_*_bytes_<level>`), the time its build took and the load
+//! average are printed at each level.
+//!
+//! `BENCH_SCALE_STORE` names a store to keep (a file for SQLite, a schema
+//! for PostgreSQL), reused and topped up by later runs: build it once, then
+//! measure it again under a profiler, e.g. with `--smoke` sizes and
+//! `valgrind --tool=callgrind --toggle-collect='bench::scale::on_big*'`
+//! (or `on_control*`). `BENCH_SCALE_BUILD_LIMIT_S` stops a build that takes
+//! longer, and no figure is taken at the level it did not reach.
 
 use std::time::{Duration, Instant};
 
@@ -57,10 +66,12 @@ pub(super) struct Sizes {
     w1_synced_aggregates: usize,
     /// Repetitions of W1 (the median is reported).
     w1_reps: usize,
-    /// Accounts whose loads are measured, and rounds of loading them all.
+    /// Accounts whose loads are measured, and rounds of loading them all
+    /// (after one untimed round).
     probes: usize,
     load_reps: usize,
-    /// Notifications per page, and reads of each page.
+    /// Notifications per page, and reads of each page (after one untimed
+    /// read).
     page: usize,
     page_reps: usize,
 }
@@ -69,9 +80,9 @@ pub(super) const SIZES: Sizes = Sizes {
     w1_aggregates: 1_000,
     w1_events: 10,
     w1_synced_aggregates: 200,
-    w1_reps: 3,
+    w1_reps: 5,
     probes: 10,
-    load_reps: 5,
+    load_reps: 9,
     page: 1_000,
     page_reps: 9,
 };
@@ -161,8 +172,12 @@ fn build(store: &mut Store, level: u64, limit: Option<Duration>) -> Result<u64> 
             batch.push(account(format!("owner {serial}"), BUILD_EVENTS)?);
         }
         if full {
-            let probe = account(format!("probe {serial}"), PROBE_EVENTS)?;
-            store.built.push(probe.id());
+            let id = probe_id(store.built.len());
+            let probe = finish(
+                Account::open_with_id(id, format!("probe {serial}")),
+                PROBE_EVENTS,
+            )?;
+            store.built.push(id);
             batch.push(probe);
         }
         store.app.save(&mut batch)?;
@@ -179,9 +194,24 @@ fn build(store: &mut Store, level: u64, limit: Option<Duration>) -> Result<u64> 
     Ok(stored)
 }
 
+/// The id of the 100-event account of the build's `batch`th full batch:
+/// spread over the ids as random ones are, and found again when a kept
+/// store is reopened.
+fn probe_id(batch: usize) -> Uuid {
+    let mut x = (batch as u128 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835);
+    x ^= x >> 64;
+    x = x.wrapping_mul(0xd6e8_feb8_6659_fd93_a076_1d64_78bd_642f);
+    x ^= x >> 61;
+    Uuid::from_u128(x)
+}
+
 /// An open account with `events` events (the opening and deposits), unsaved.
 fn account(owner: String, events: usize) -> Result<Account> {
-    let mut account = Account::open(owner);
+    finish(Account::open(owner), events)
+}
+
+/// `account` with events up to `events`.
+fn finish(mut account: Account, events: usize) -> Result<Account> {
     for i in 1..events {
         account.deposit(i64::try_from(i)?, NOTE.to_owned());
     }
@@ -262,14 +292,33 @@ impl Samples {
     }
 }
 
+/// Times `f`, a measurement on store `i` (0: the big store, 1: the
+/// control), through a function of that store's own that is never
+/// inlined, so that a profiler can tell the two apart
+/// (`valgrind --tool=callgrind --toggle-collect='bench::scale::on_big*'`).
+fn on<T>(i: usize, f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    if i == 0 { on_big(f) } else { on_control(f) }
+}
+
+#[inline(never)]
+fn on_big<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    timed(f)
+}
+
+#[inline(never)]
+fn on_control<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
+    timed(f)
+}
+
 /// W1, the loads and the page reads on both stores, taking turns.
 fn measure(stores: [&Store; 2], sizes: &Sizes, w1_aggregates: usize) -> Result<[Samples; 2]> {
     let mut samples = [Samples::default(), Samples::default()];
     let turns = |rep: usize| [rep % 2, (rep + 1) % 2];
     for rep in 0..sizes.w1_reps {
         for i in turns(rep) {
-            let ((), t) =
-                timed(|| w1_accounts(&stores[i].app, w1_aggregates, sizes.w1_events).map(drop))?;
+            let ((), t) = on(i, || {
+                w1_accounts(&stores[i].app, w1_aggregates, sizes.w1_events).map(drop)
+            })?;
             samples[i].w1.push(t);
         }
     }
@@ -286,15 +335,24 @@ fn measure(stores: [&Store; 2], sizes: &Sizes, w1_aggregates: usize) -> Result<[
                 .collect::<Vec<Uuid>>(),
         );
     }
-    for rep in 0..sizes.load_reps {
-        for i in turns(rep) {
-            for &id in &fresh[i] {
-                let ((), t) = timed(|| w2_replay(&stores[i].app, id, PROBE_EVENTS))?;
-                samples[i].load.push(t);
-            }
-            for &id in &old[i] {
-                let ((), t) = timed(|| w2_replay(&stores[i].app, id, PROBE_EVENTS))?;
-                samples[i].load_old.push(t);
+    // Round 0 warms the caches up and is not timed; the stores take turns
+    // at every load.
+    let load = |i: usize, id: Uuid| on(i, || w2_replay(&stores[i].app, id, PROBE_EVENTS));
+    for rep in 0..=sizes.load_reps {
+        for k in 0..sizes.probes {
+            for i in turns(rep + k) {
+                if let Some(&id) = fresh[i].get(k) {
+                    let ((), t) = load(i, id)?;
+                    if rep > 0 {
+                        samples[i].load.push(t);
+                    }
+                }
+                if let Some(&id) = old[i].get(k) {
+                    let ((), t) = load(i, id)?;
+                    if rep > 0 {
+                        samples[i].load_old.push(t);
+                    }
+                }
             }
         }
     }
@@ -311,20 +369,22 @@ fn measure(stores: [&Store; 2], sizes: &Sizes, w1_aggregates: usize) -> Result<[
         };
         positions.push([at(last.saturating_sub(page + 10))?, at(last / 2)?]);
     }
-    for rep in 0..sizes.page_reps {
-        for i in turns(rep) {
-            for (k, &(start, expected)) in positions[i].iter().enumerate() {
-                let (n, t) = timed(|| read_page(&stores[i].app, start, sizes.page))?;
+    // As the loads: round 0 untimed, turns at every read.
+    for rep in 0..=sizes.page_reps {
+        for k in [0, 1] {
+            for i in turns(rep + k) {
+                let (start, expected) = positions[i][k];
+                let (n, t) = on(i, || read_page(&stores[i].app, start, sizes.page))?;
                 if n != expected {
                     return Err(
                         format!("read {n} notifications from {start}, not {expected}").into(),
                     );
                 }
                 let samples = &mut samples[i];
-                if k == 0 {
-                    samples.page_end.push(t);
-                } else {
-                    samples.page_mid.push(t);
+                match (rep, k) {
+                    (0, _) => {}
+                    (_, 0) => samples.page_end.push(t),
+                    _ => samples.page_mid.push(t),
                 }
             }
         }
@@ -378,6 +438,18 @@ fn print_ratios(kind: &str, name: &str, f: &Figures, base: &Figures) {
     ratio("page", f.page, base.page);
 }
 
+/// The store named `name` (`BENCH_SCALE_STORE`: a file for SQLite, a
+/// schema for PostgreSQL), created if missing and kept afterwards: a store
+/// built once can be measured again, under a profiler for instance.
+fn kept_store(target: &mut dyn Target, name: &str) -> Result<Store> {
+    let app = target.kept_app(Codec::Plain, Durability::Normal, name)?;
+    let mut built = Vec::new();
+    while app.repository().contains(probe_id(built.len()))? {
+        built.push(probe_id(built.len()));
+    }
+    Ok(Store { app, built })
+}
+
 /// Runs `--scale` on `target` at `levels` (ascending).
 pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Result<()> {
     let limit = match std::env::var("BENCH_SCALE_BUILD_LIMIT_S") {
@@ -395,8 +467,8 @@ pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Res
         format_args!(
             "levels {levels:?}; build: {BUILD_BATCH} events per save, accounts of \
              {BUILD_EVENTS} events and one of {PROBE_EVENTS} per save; W1 {w1_aggregates}x{} \
-             (median of {}); loads of {PROBE_EVENTS}-event accounts ({} x {}); pages of {} \
-             ({} reads each at the end and the middle)",
+             (median of {}); {} accounts of {PROBE_EVENTS} events loaded {} times each; \
+             pages of {} read {} times at the end and the middle; each after an untimed round",
             sizes.w1_events,
             sizes.w1_reps,
             sizes.probes,
@@ -412,9 +484,12 @@ pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Res
         app: target.app(Codec::Plain, Durability::Normal)?,
         built: Vec::new(),
     };
-    let mut store = Store {
-        app: target.app(Codec::Plain, Durability::Normal)?,
-        built: Vec::new(),
+    let mut store = match std::env::var("BENCH_SCALE_STORE") {
+        Ok(name) => kept_store(target, &name)?,
+        Err(_) => Store {
+            app: target.app(Codec::Plain, Durability::Normal)?,
+            built: Vec::new(),
+        },
     };
     let mut first: Option<Figures> = None;
     for &level in levels {

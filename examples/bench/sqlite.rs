@@ -75,6 +75,19 @@ impl Target for SqliteTarget {
         Ok(builder(codec)?.recorder(recorder).build()?)
     }
 
+    fn kept_app(
+        &mut self,
+        codec: Codec,
+        durability: Durability,
+        name: &str,
+    ) -> Result<Application> {
+        let path = PathBuf::from(name);
+        self.latest_app = Some(path.clone());
+        let options = SqliteOptions::file(path).synchronous(synchronous(durability));
+        let recorder = Arc::new(SqliteRecorder::open(options)?);
+        Ok(builder(codec)?.recorder(recorder).build()?)
+    }
+
     fn footprint(&mut self) -> Result<Vec<(&'static str, u64)>> {
         let path = self.latest_app.as_ref().ok_or("no database yet")?;
         let mut wal = path.clone().into_os_string();
