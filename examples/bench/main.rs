@@ -22,10 +22,10 @@
 //! level of stored events in turn (`0,1000000,10000000` unless given, as a
 //! list such as `0,500k,2m` or in `BENCH_SCALE_LEVELS`; `0,20000` in a debug
 //! build) and measures W1's saves, a 100-event aggregate's load and a page
-//! of 1,000 notifications at each, with the ratios to the first level and
-//! to a small control store measured in turns with it
-//! (`BENCH_SCALE_STORE`, `BENCH_SCALE_BUILD_LIMIT_S`: see the module). It
-//! never runs without the flag.
+//! of 1,000 notifications at each, in turns with an empty store (level 0
+//! at the same moment), with the ratios to it (`BENCH_SCALE_STORE`,
+//! `BENCH_SCALE_BUILD_LIMIT_S`: see the module). It never runs without the
+//! flag.
 //!
 //! Workloads, for each codec (plain, AES-256-GCM, AES-256-GCM + zlib):
 //!
