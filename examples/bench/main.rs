@@ -224,12 +224,20 @@ trait Target {
     fn kept_app(&mut self, codec: Codec, durability: Durability, name: &str)
     -> Result<Application>;
 
+    /// A raw baseline on a copy of the database `name` (as `latest` gives
+    /// it): its rows in a table of the raw baseline's, in the same order.
+    fn raw_copy(&mut self, name: &str, durability: Durability) -> Result<Box<dyn Raw>>;
+
     /// Forgets the databases made so far (deletes their files).
     fn clear(&mut self) -> Result<()>;
 
-    /// The bytes on disk of the latest `app`'s database, by part, the
-    /// total last.
-    fn footprint(&mut self) -> Result<Vec<(&'static str, u64)>>;
+    /// The name of the latest `app`'s (or `kept_app`'s) database: its file
+    /// or schema.
+    fn latest(&self) -> Option<String>;
+
+    /// The bytes on disk of the database `name` (as `latest` gives it),
+    /// by part, the total last.
+    fn footprint(&mut self, name: &str) -> Result<Vec<(&'static str, u64)>>;
 }
 
 /// The raw baseline: the same transactions, without the framework.

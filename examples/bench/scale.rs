@@ -32,7 +32,7 @@
 //! `BENCH_SCALE_STORE` names a store to keep (a file for SQLite, a schema
 //! for PostgreSQL), reused and topped up by later runs: build it once, then
 //! measure it again under a profiler, e.g. with `--smoke` sizes and
-//! `valgrind --tool=callgrind --toggle-collect='bench::scale::on_big*'`
+//! `valgrind --tool=callgrind --toggle-collect='bench::scale::measure::on_big*'`
 //! (or `on_control*`). `BENCH_SCALE_BUILD_LIMIT_S` stops a build that takes
 //! longer, and no figure is taken at the level it did not reach.
 
@@ -40,9 +40,13 @@ use std::time::{Duration, Instant};
 
 use eventsourcing::prelude::*;
 
-use super::workloads::{line, median, per_second, timed, w1_accounts, w2_replay};
+use super::workloads::{line, per_second, timed};
 use super::{Codec, Durability, NOTE, Result, Target};
 use support::account::Account;
+
+mod measure;
+
+use self::measure::{Figures, print_ratios};
 
 /// Events per transaction when the store is built.
 const BUILD_BATCH: usize = 10_000;
@@ -221,239 +225,6 @@ fn finish(mut account: Account, events: usize) -> Result<Account> {
     Ok(account)
 }
 
-/// Reads `page` notifications from `start` and decodes each.
-fn read_page(app: &Application, start: u64, page: usize) -> Result<usize> {
-    let log = app.notification_log();
-    let batch = log.select(start, page, &[])?;
-    let count = batch.len();
-    for notification in batch {
-        std::hint::black_box(log.decode(notification)?);
-    }
-    Ok(count)
-}
-
-/// The samples of one store at one level.
-#[derive(Default)]
-struct Samples {
-    w1: Vec<Duration>,
-    load: Vec<Duration>,
-    load_old: Vec<Duration>,
-    page_end: Vec<Duration>,
-    page_mid: Vec<Duration>,
-}
-
-/// The figures of one store at one level, as rates.
-#[derive(Clone, Copy)]
-struct Figures {
-    w1: f64,
-    load: f64,
-    load_old: Option<f64>,
-    page_end: f64,
-    page_mid: f64,
-    page: f64,
-}
-
-impl Samples {
-    /// With `BENCH_SAMPLES`, prints every sample (µs).
-    fn print(&self, prefix: &str, name: &str) {
-        if std::env::var_os("BENCH_SAMPLES").is_none() {
-            return;
-        }
-        let us = |v: &[Duration]| {
-            v.iter()
-                .map(|d| d.as_micros().to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
-        println!("# {prefix} {name} samples (us): w1 {}", us(&self.w1));
-        println!("# {prefix} {name} samples (us): load {}", us(&self.load));
-        println!(
-            "# {prefix} {name} samples (us): load_old {}",
-            us(&self.load_old)
-        );
-        println!(
-            "# {prefix} {name} samples (us): page_end {}",
-            us(&self.page_end)
-        );
-        println!(
-            "# {prefix} {name} samples (us): page_mid {}",
-            us(&self.page_mid)
-        );
-    }
-
-    fn figures(self, w1_saves: usize) -> Figures {
-        let mut pages = self.page_end.clone();
-        pages.extend_from_slice(&self.page_mid);
-        Figures {
-            w1: per_second(w1_saves, median(self.w1)),
-            load: per_second(1, median(self.load)),
-            load_old: (!self.load_old.is_empty()).then(|| per_second(1, median(self.load_old))),
-            page_end: per_second(1, median(self.page_end)),
-            page_mid: per_second(1, median(self.page_mid)),
-            page: per_second(1, median(pages)),
-        }
-    }
-}
-
-/// Times `f`, a measurement on store `i` (0: the big store, 1: the
-/// control), through a function of that store's own that is never
-/// inlined, so that a profiler can tell the two apart
-/// (`valgrind --tool=callgrind --toggle-collect='bench::scale::on_big*'`).
-fn on<T>(i: usize, f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
-    if i == 0 { on_big(f) } else { on_control(f) }
-}
-
-// The two bodies differ (by the constant each passes to `black_box`), else
-// the compiler would merge the two functions into one.
-
-#[inline(never)]
-fn on_big<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
-    std::hint::black_box(0_u8);
-    timed(f)
-}
-
-#[inline(never)]
-fn on_control<T>(f: impl FnOnce() -> Result<T>) -> Result<(T, Duration)> {
-    std::hint::black_box(1_u8);
-    timed(f)
-}
-
-/// Loads one of the build's 100-event accounts (`w2_replay` under a name
-/// of its own, for a profiler).
-#[inline(never)]
-fn load_built(app: &Application, id: Uuid) -> Result<()> {
-    w2_replay(app, id, PROBE_EVENTS)
-}
-
-/// W1, the loads and the page reads on both stores, taking turns.
-fn measure(stores: [&Store; 2], sizes: &Sizes, w1_aggregates: usize) -> Result<[Samples; 2]> {
-    let mut samples = [Samples::default(), Samples::default()];
-    let turns = |rep: usize| [rep % 2, (rep + 1) % 2];
-    for rep in 0..sizes.w1_reps {
-        for i in turns(rep) {
-            let ((), t) = on(i, || {
-                w1_accounts(&stores[i].app, w1_aggregates, sizes.w1_events).map(drop)
-            })?;
-            samples[i].w1.push(t);
-        }
-    }
-    // Fresh 100-event accounts, and some of the build's from all over the store.
-    let mut fresh = Vec::new();
-    let mut old = Vec::new();
-    for store in stores {
-        let accounts = w1_accounts(&store.app, sizes.probes, PROBE_EVENTS)?;
-        fresh.push(accounts.iter().map(Account::id).collect::<Vec<Uuid>>());
-        let n = store.built.len();
-        old.push(
-            (0..sizes.probes.min(n))
-                .filter_map(|k| store.built.get(k * n / sizes.probes.min(n)).copied())
-                .collect::<Vec<Uuid>>(),
-        );
-    }
-    // Round 0 warms the caches up and is not timed; the stores take turns
-    // at every load.
-    let load = |i: usize, id: Uuid| on(i, || w2_replay(&stores[i].app, id, PROBE_EVENTS));
-    let load_old = |i: usize, id: Uuid| on(i, || load_built(&stores[i].app, id));
-    for rep in 0..=sizes.load_reps {
-        for k in 0..sizes.probes {
-            for i in turns(rep + k) {
-                if let Some(&id) = fresh[i].get(k) {
-                    let ((), t) = load(i, id)?;
-                    if rep > 0 {
-                        samples[i].load.push(t);
-                    }
-                }
-                if let Some(&id) = old[i].get(k) {
-                    let ((), t) = load_old(i, id)?;
-                    if rep > 0 {
-                        samples[i].load_old.push(t);
-                    }
-                }
-            }
-        }
-    }
-    // Where each store's pages start (near the end of the log, and in its
-    // middle), and how many notifications each holds (fewer than a page
-    // only in a smoke run's small store).
-    let page = u64::try_from(sizes.page)?;
-    let mut positions = Vec::new();
-    for store in stores {
-        let last = store.app.notification_log().max_id()?;
-        let at = |start: u64| -> Result<(u64, usize)> {
-            let start = start.max(1);
-            Ok((start, usize::try_from(page.min(last + 1 - start))?))
-        };
-        positions.push([at(last.saturating_sub(page + 10))?, at(last / 2)?]);
-    }
-    // As the loads: round 0 untimed, turns at every read.
-    for rep in 0..=sizes.page_reps {
-        for k in [0, 1] {
-            for i in turns(rep + k) {
-                let (start, expected) = positions[i][k];
-                let (n, t) = on(i, || read_page(&stores[i].app, start, sizes.page))?;
-                if n != expected {
-                    return Err(
-                        format!("read {n} notifications from {start}, not {expected}").into(),
-                    );
-                }
-                let samples = &mut samples[i];
-                match (rep, k) {
-                    (0, _) => {}
-                    (_, 0) => samples.page_end.push(t),
-                    _ => samples.page_mid.push(t),
-                }
-            }
-        }
-    }
-    Ok(samples)
-}
-
-fn print_figures(prefix: &str, name: &str, f: &Figures) {
-    line(
-        &format!("{prefix}_w1_saves_per_s_{name}"),
-        format_args!("{:.0}", f.w1),
-    );
-    line(
-        &format!("{prefix}_load_per_s_{name}"),
-        format_args!("{:.0}", f.load),
-    );
-    if let Some(old) = f.load_old {
-        line(
-            &format!("{prefix}_load_old_per_s_{name}"),
-            format_args!("{old:.0}"),
-        );
-    }
-    line(
-        &format!("{prefix}_page_end_per_s_{name}"),
-        format_args!("{:.1}", f.page_end),
-    );
-    line(
-        &format!("{prefix}_page_mid_per_s_{name}"),
-        format_args!("{:.1}", f.page_mid),
-    );
-    line(
-        &format!("{prefix}_page_per_s_{name}"),
-        format_args!("{:.1}", f.page),
-    );
-}
-
-fn print_ratios(kind: &str, name: &str, f: &Figures, base: &Figures) {
-    let ratio = |what: &str, a: f64, b: f64| {
-        line(
-            &format!("scale_{what}_{kind}_{name}"),
-            format_args!("{:.3}", a / b),
-        );
-    };
-    ratio("w1", f.w1, base.w1);
-    ratio("load", f.load, base.load);
-    if let Some(old) = f.load_old {
-        // Against the fresh accounts' loads of the base: the control and
-        // the first level have no build of their own.
-        ratio("load_old", old, base.load);
-    }
-    ratio("page", f.page, base.page);
-}
-
 /// The store named `name` (`BENCH_SCALE_STORE`: a file for SQLite, a
 /// schema for PostgreSQL), created if missing and kept afterwards: a store
 /// built once can be measured again, under a profiler for instance.
@@ -502,6 +273,7 @@ pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Res
             built: Vec::new(),
         },
     };
+    let database = target.latest().ok_or("no database")?;
     let mut first: Option<Figures> = None;
     for &level in levels {
         let name = level_name(level);
@@ -516,7 +288,7 @@ pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Res
             &format!("scale_build_events_per_s_{name}"),
             format_args!("{:.0}", per_second(usize::try_from(stored - before)?, t)),
         );
-        for (part, bytes) in target.footprint()? {
+        for (part, bytes) in target.footprint(&database)? {
             line(&format!("scale_db_{part}_bytes_{name}"), bytes);
         }
         line(&format!("loadavg_{name}"), loadavg());
@@ -524,21 +296,7 @@ pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Res
             // The build was stopped: no figures at a level not reached.
             break;
         }
-        // An empty store of its own for each level, made after `footprint`
-        // (which measures the latest application's database).
-        let control = Store {
-            app: target.app(Codec::Plain, Durability::Normal)?,
-            built: Vec::new(),
-        };
-        let [big, small] = measure([&store, &control], sizes, w1_aggregates)?;
-        drop(control);
-        big.print("scale", &name);
-        small.print("scale_control", &name);
-        let saves = w1_aggregates * sizes.w1_events;
-        let (big, small) = (big.figures(saves), small.figures(saves));
-        print_figures("scale", &name, &big);
-        print_figures("scale_control", &name, &small);
-        print_ratios("ratio", &name, &big, &small);
+        let big = measure::level(target, &store, &database, &name, sizes, w1_aggregates)?;
         match &first {
             None => first = Some(big),
             Some(base) => print_ratios("vs_first", &name, &big, base),
