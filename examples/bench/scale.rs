@@ -21,8 +21,9 @@
 //!   read with the notification log's `select` from near the end of the
 //!   log and from its middle, and every notification decoded.
 //!
-//! Each `scale_*_ratio_<level>` is the figure at that level ÷ the
-//! control's (`scale_control_*_<level>`), measured in turns with it; each
+//! Each `scale_*_ratio_<level>` compares that level with the control
+//! (`scale_control_*_<level>`): the median, over pairs of samples taken
+//! one right after the other, of the control's time ÷ the store's; each
 //! `scale_*_vs_first_<level>` is the figure at that level ÷ the same figure
 //! at the first level, minutes earlier. The 100-event accounts of the
 //! build are compared with the control's fresh ones (`load_old`). The store's size on disk
@@ -46,7 +47,7 @@ use support::account::Account;
 
 mod measure;
 
-use self::measure::{Figures, print_ratios};
+use self::measure::{Figures, print_vs_first};
 
 /// Events per transaction when the store is built.
 const BUILD_BATCH: usize = 10_000;
@@ -91,7 +92,7 @@ pub(super) const SIZES: Sizes = Sizes {
     probes: 10,
     load_reps: 9,
     page: 1_000,
-    page_reps: 9,
+    page_reps: 25,
 };
 
 pub(super) const SMOKE_SIZES: Sizes = Sizes {
@@ -299,7 +300,7 @@ pub(super) fn run(target: &mut dyn Target, levels: &[u64], sizes: &Sizes) -> Res
         let big = measure::level(target, &store, &database, &name, sizes, w1_aggregates)?;
         match &first {
             None => first = Some(big),
-            Some(base) => print_ratios("vs_first", &name, &big, base),
+            Some(base) => print_vs_first(&name, &big, base),
         }
     }
     line("loadavg_end", loadavg());

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use eventsourcing::prelude::*;
 
+use super::super::data_keys::median_ratio;
 use super::super::workloads::{
     line, median, per_second, stored_rows, timed, w1_accounts, w2_replay,
 };
@@ -73,17 +74,42 @@ impl Samples {
         );
     }
 
-    fn figures(self, w1_saves: usize) -> Figures {
-        let mut pages = self.page_end.clone();
-        pages.extend_from_slice(&self.page_mid);
+    /// Both pages' samples, the end's then the middle's.
+    fn pages(&self) -> Vec<Duration> {
+        [self.page_end.as_slice(), &self.page_mid].concat()
+    }
+
+    fn figures(&self, w1_saves: usize) -> Figures {
+        let rate = |count: usize, samples: &[Duration]| per_second(count, median(samples.to_vec()));
         Figures {
-            w1: per_second(w1_saves, median(self.w1)),
-            load: per_second(1, median(self.load)),
-            load_old: (!self.load_old.is_empty()).then(|| per_second(1, median(self.load_old))),
-            page_end: per_second(1, median(self.page_end)),
-            page_mid: per_second(1, median(self.page_mid)),
-            page: per_second(1, median(pages)),
+            w1: rate(w1_saves, &self.w1),
+            load: rate(1, &self.load),
+            load_old: (!self.load_old.is_empty()).then(|| rate(1, &self.load_old)),
+            page_end: rate(1, &self.page_end),
+            page_mid: rate(1, &self.page_mid),
+            page: rate(1, &self.pages()),
         }
+    }
+
+    /// Prints `scale_*_ratio_<name>`: the median over pairs of samples
+    /// taken one right after the other, on this store and on `control`, of
+    /// the control's time ÷ this store's (a ratio of rates). A burst of
+    /// work elsewhere on the machine slows both of a pair alike.
+    fn print_ratios(&self, control: &Samples, name: &str) {
+        let ratio = |what: &str, big: &[Duration], control: &[Duration]| {
+            line(
+                &format!("scale_{what}_ratio_{name}"),
+                format_args!("{:.3}", median_ratio(control, big)),
+            );
+        };
+        ratio("w1", &self.w1, &control.w1);
+        ratio("load", &self.load, &control.load);
+        if !self.load_old.is_empty() {
+            // Against the control's loads of fresh accounts: it has no
+            // build of its own.
+            ratio("load_old", &self.load_old, &control.load);
+        }
+        ratio("page", &self.pages(), &control.pages());
     }
 }
 
@@ -255,10 +281,11 @@ fn print_figures(prefix: &str, name: &str, f: &Figures) {
     );
 }
 
-pub(super) fn print_ratios(kind: &str, name: &str, f: &Figures, base: &Figures) {
+/// Prints `scale_*_vs_first_<name>`: the figures `f` ÷ the first level's.
+pub(super) fn print_vs_first(name: &str, f: &Figures, base: &Figures) {
     let ratio = |what: &str, a: f64, b: f64| {
         line(
-            &format!("scale_{what}_{kind}_{name}"),
+            &format!("scale_{what}_vs_first_{name}"),
             format_args!("{:.3}", a / b),
         );
     };
@@ -317,9 +344,9 @@ pub(super) fn level(
     );
     big.print("scale", name);
     small.print("scale_control", name);
-    let (big, small) = (big.figures(saves), small.figures(saves));
-    print_figures("scale", name, &big);
-    print_figures("scale_control", name, &small);
-    print_ratios("ratio", name, &big, &small);
-    Ok(big)
+    let figures = big.figures(saves);
+    print_figures("scale", name, &figures);
+    print_figures("scale_control", name, &small.figures(saves));
+    big.print_ratios(&small, name);
+    Ok(figures)
 }
