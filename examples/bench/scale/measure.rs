@@ -35,6 +35,15 @@ struct Samples {
     page_mid: Vec<Duration>,
 }
 
+/// Samples as whole microseconds, for `BENCH_SAMPLES`.
+fn micros(samples: &[Duration]) -> String {
+    samples
+        .iter()
+        .map(|d| d.as_micros().to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// The figures of one store at one level, as rates.
 #[derive(Clone, Copy)]
 pub(super) struct Figures {
@@ -52,12 +61,7 @@ impl Samples {
         if std::env::var_os("BENCH_SAMPLES").is_none() {
             return;
         }
-        let us = |v: &[Duration]| {
-            v.iter()
-                .map(|d| d.as_micros().to_string())
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let us = micros;
         println!("# {prefix} {name} samples (us): w1 {}", us(&self.w1));
         println!("# {prefix} {name} samples (us): load {}", us(&self.load));
         println!(
@@ -141,20 +145,23 @@ fn turns(rep: usize) -> [usize; 2] {
     [rep % 2, (rep + 1) % 2]
 }
 
-/// W1 of the raw baseline (one row per transaction, `saves` of the rows
-/// per repetition) on `copy`, the big store's rows in a raw table, and on
-/// an empty database, in turns: what the database itself pays as the
-/// store grows.
+/// Parts of each W1 repetition's rows the raw baseline times apart.
+const RAW_PARTS: usize = 5;
+
+/// W1 of the raw baseline (one row per transaction, `chunk` rows per
+/// sample, `samples` of them) on `copy`, the big store's rows in a raw
+/// table, and on an empty database, in turns: what the database itself
+/// pays as the store grows.
 fn raw_w1(
     target: &mut dyn Target,
     copy: Box<dyn Raw>,
     rows: &[RawRow],
-    saves: usize,
-    reps: usize,
+    chunk: usize,
+    samples: usize,
 ) -> Result<[Vec<Duration>; 2]> {
     let mut databases = [copy, target.raw(Durability::Normal)?];
     let mut times = [Vec::new(), Vec::new()];
-    for (rep, chunk) in rows.chunks(saves).take(reps).enumerate() {
+    for (rep, chunk) in rows.chunks(chunk.max(1)).take(samples).enumerate() {
         for i in turns(rep) {
             let ((), t) = timed(|| databases[i].insert(chunk, 1))?;
             times[i].push(t);
@@ -325,22 +332,26 @@ pub(super) fn level(
     let saves = w1_aggregates * sizes.w1_events;
     let rows = stored_rows(&control.app)?;
     drop(control);
-    let [raw_big, raw_small] = raw_w1(target, copy, &rows, saves, sizes.w1_reps)?;
-    let (raw_big, raw_small) = (
-        per_second(saves, median(raw_big)),
-        per_second(saves, median(raw_small)),
-    );
+    let chunk = saves / RAW_PARTS;
+    let [raw_big, raw_small] = raw_w1(target, copy, &rows, chunk, sizes.w1_reps * RAW_PARTS)?;
+    if std::env::var_os("BENCH_SAMPLES").is_some() {
+        println!("# scale {name} samples (us): raw_w1 {}", micros(&raw_big));
+        println!(
+            "# scale_control {name} samples (us): raw_w1 {}",
+            micros(&raw_small)
+        );
+    }
     line(
         &format!("scale_raw_w1_saves_per_s_{name}"),
-        format_args!("{raw_big:.0}"),
+        format_args!("{:.0}", per_second(chunk, median(raw_big.clone()))),
     );
     line(
         &format!("scale_raw_control_w1_saves_per_s_{name}"),
-        format_args!("{raw_small:.0}"),
+        format_args!("{:.0}", per_second(chunk, median(raw_small.clone()))),
     );
     line(
         &format!("scale_raw_w1_ratio_{name}"),
-        format_args!("{:.3}", raw_big / raw_small),
+        format_args!("{:.3}", median_ratio(&raw_small, &raw_big)),
     );
     big.print("scale", name);
     small.print("scale_control", name);
