@@ -57,7 +57,7 @@ fn w2_replay_keyed(app: &Application, id: Uuid, events: usize) -> Result<()> {
 }
 
 /// The median of the ratios of paired samples.
-fn median_ratio(with: &[Duration], without: &[Duration]) -> f64 {
+pub(super) fn median_ratio(with: &[Duration], without: &[Duration]) -> f64 {
     let mut ratios: Vec<f64> = with
         .iter()
         .zip(without)

@@ -6,6 +6,8 @@
 //! cargo run --release --example bench                   # the full run, about 90 s
 //! cargo run --release --example bench -- --quick        # the same workloads, fewer repetitions
 //! cargo run --release --example bench -- --db postgres  # on PostgreSQL (DB_URI or the local server)
+//! nice -n 10 target/release/examples/bench --scale      # cost as the store grows: 0, 1 M, 10 M events
+//! target/release/examples/bench --scale 0,100k,1m --db postgres
 //! cargo run --release --example bench -- --replay-million build /tmp/million.db
 //! /usr/bin/time -v target/release/examples/bench --replay-million load /tmp/million.db
 //! ```
@@ -15,6 +17,15 @@
 //! every example) does a smoke run with tiny sizes: it prints every line,
 //! but its figures mean nothing. `--profile <workload>` runs one workload
 //! of the framework alone, for a profiler.
+//!
+//! `--scale [LEVELS]` (the `scale` module) builds one store up to each
+//! level of stored events in turn (`0,1000000,10000000` unless given, as a
+//! list such as `0,500k,2m` or in `BENCH_SCALE_LEVELS`; `0,20000` in a debug
+//! build) and measures W1's saves, a 100-event aggregate's load and a page
+//! of 1,000 notifications at each, in turns with an empty store (level 0
+//! at the same moment), with the ratios to it (`BENCH_SCALE_STORE`,
+//! `BENCH_SCALE_BUILD_LIMIT_S`: see the module). It never runs without the
+//! flag.
 //!
 //! Workloads, for each codec (plain, AES-256-GCM, AES-256-GCM + zlib):
 //!
@@ -45,6 +56,7 @@ mod data_keys;
 mod followers;
 mod million;
 mod postgres;
+mod scale;
 mod sqlite;
 mod systems;
 mod workloads;
@@ -207,8 +219,25 @@ trait Target {
     /// raw baseline.
     fn raw(&mut self, durability: Durability) -> Result<Box<dyn Raw>>;
 
+    /// An application on the database `name` (a file for SQLite, a schema
+    /// for PostgreSQL), created if missing; `clear` leaves it alone.
+    fn kept_app(&mut self, codec: Codec, durability: Durability, name: &str)
+    -> Result<Application>;
+
+    /// A raw baseline on a copy of the database `name` (as `latest` gives
+    /// it): its rows in a table of the raw baseline's, in the same order.
+    fn raw_copy(&mut self, name: &str, durability: Durability) -> Result<Box<dyn Raw>>;
+
     /// Forgets the databases made so far (deletes their files).
     fn clear(&mut self) -> Result<()>;
+
+    /// The name of the latest `app`'s (or `kept_app`'s) database: its file
+    /// or schema.
+    fn latest(&self) -> Option<String>;
+
+    /// The bytes on disk of the database `name` (as `latest` gives it),
+    /// by part, the total last.
+    fn footprint(&mut self, name: &str) -> Result<Vec<(&'static str, u64)>>;
 }
 
 /// The raw baseline: the same transactions, without the framework.
@@ -243,6 +272,7 @@ fn builder(codec: Codec) -> Result<eventsourcing::ApplicationBuilder> {
 
 const USAGE: &str =
     "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems | --data-keys]
+       bench --scale [LEVELS, e.g. 0,1m,10m] [--db sqlite|postgres]
        bench --replay-million build|load|load-one PATH
        bench --profile w1|w1-data-keys|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
 
@@ -347,13 +377,25 @@ fn main() -> Result<()> {
     let mut only_followers = false;
     let mut only_systems = false;
     let mut only_data_keys = false;
-    let mut args = args.iter();
+    let mut scale_levels: Option<Vec<u64>> = None;
+    let mut args = args.iter().peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => plan = QUICK_PLAN,
             "--followers" => only_followers = true,
             "--systems" => only_systems = true,
             "--data-keys" => only_data_keys = true,
+            "--scale" => {
+                let levels = match args.next_if(|a| !a.starts_with("--")) {
+                    Some(list) => scale::parse_levels(list)?,
+                    None => match std::env::var("BENCH_SCALE_LEVELS") {
+                        Ok(list) => scale::parse_levels(&list)?,
+                        Err(_) if cfg!(debug_assertions) => scale::SMOKE_LEVELS.to_vec(),
+                        Err(_) => scale::LEVELS.to_vec(),
+                    },
+                };
+                scale_levels = Some(levels);
+            }
             systems::CHILD => return systems::child(),
             "--smoke" => plan = SMOKE_PLAN,
             "--full" => plan = FULL_PLAN,
@@ -380,6 +422,18 @@ fn main() -> Result<()> {
             "note",
             "debug build: the figures below are not meaningful, use --release",
         );
+    }
+    if let Some(levels) = scale_levels {
+        let sizes = if plan.name == "smoke" {
+            scale::SMOKE_SIZES
+        } else {
+            scale::SIZES
+        };
+        return match db.as_str() {
+            "sqlite" => scale::run(&mut SqliteTarget::new()?, &levels, &sizes),
+            "postgres" => scale::run(&mut PostgresTarget::new()?, &levels, &sizes),
+            other => Err(format!("unknown database `{other}`; expected sqlite or postgres").into()),
+        };
     }
     if only_followers {
         return followers::run(&plan);

@@ -20,6 +20,8 @@ pub(super) struct PostgresTarget {
     synced: bool,
     /// Schemas of the raw baselines made so far.
     raw_schemas: Vec<String>,
+    /// The schema of the latest `app`.
+    latest_schema: Option<String>,
 }
 
 impl PostgresTarget {
@@ -41,7 +43,28 @@ impl PostgresTarget {
             url,
             synced,
             raw_schemas: Vec::new(),
+            latest_schema: None,
         })
+    }
+
+    /// A fresh schema with the raw baseline's table, dropped by `clear`.
+    fn raw_table(&mut self) -> Result<RawPostgres> {
+        let schema = format!("es_raw_{}", Uuid::new_v4().simple());
+        let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;
+        client.batch_execute(&format!(
+            "CREATE SCHEMA {schema};
+             CREATE TABLE {schema}.stored_events (
+                 notification_id BIGSERIAL PRIMARY KEY,
+                 originator_id UUID NOT NULL,
+                 originator_version BIGINT NOT NULL,
+                 topic TEXT NOT NULL,
+                 state BYTEA NOT NULL,
+                 UNIQUE (originator_id, originator_version)
+             );"
+        ))?;
+        let table = format!("{schema}.stored_events");
+        self.raw_schemas.push(schema);
+        Ok(RawPostgres { client, table })
     }
 }
 
@@ -62,26 +85,52 @@ impl Target for PostgresTarget {
     fn app(&mut self, codec: Codec, _: Durability) -> Result<Application> {
         let options = PostgresOptions::new(self.url.as_str()).temporary_schema();
         let recorder = Arc::new(PostgresRecorder::open(options)?);
+        self.latest_schema = Some(recorder.schema().to_owned());
         Ok(builder(codec)?.recorder(recorder).build()?)
     }
 
-    fn raw(&mut self, _: Durability) -> Result<Box<dyn Raw>> {
-        let schema = format!("es_raw_{}", Uuid::new_v4().simple());
+    fn kept_app(&mut self, codec: Codec, _: Durability, name: &str) -> Result<Application> {
+        let options = PostgresOptions::new(self.url.as_str()).schema(name);
+        let recorder = Arc::new(PostgresRecorder::open(options)?);
+        self.latest_schema = Some(name.to_owned());
+        Ok(builder(codec)?.recorder(recorder).build()?)
+    }
+
+    fn latest(&self) -> Option<String> {
+        self.latest_schema.clone()
+    }
+
+    fn footprint(&mut self, schema: &str) -> Result<Vec<(&'static str, u64)>> {
         let mut client = postgres::Client::connect(&self.url, postgres::NoTls)?;
-        client.batch_execute(&format!(
-            "CREATE SCHEMA {schema};
-             CREATE TABLE {schema}.stored_events (
-                 notification_id BIGSERIAL PRIMARY KEY,
-                 originator_id UUID NOT NULL,
-                 originator_version BIGINT NOT NULL,
-                 topic TEXT NOT NULL,
-                 state BYTEA NOT NULL,
-                 UNIQUE (originator_id, originator_version)
-             );"
+        // The table (its main fork), its indexes, and everything: the
+        // table with its TOAST table, indexes and maps.
+        let row = client.query_one(
+            "SELECT pg_relation_size(t), pg_indexes_size(t), pg_total_relation_size(t) \
+             FROM (SELECT format('%I.stored_events', $1::text)::regclass AS t) AS x",
+            &[&schema],
+        )?;
+        let size = |i: usize| -> Result<u64> { Ok(u64::try_from(row.try_get::<_, i64>(i)?)?) };
+        Ok(vec![
+            ("table", size(0)?),
+            ("indexes", size(1)?),
+            ("total", size(2)?),
+        ])
+    }
+
+    fn raw(&mut self, _: Durability) -> Result<Box<dyn Raw>> {
+        Ok(Box::new(self.raw_table()?))
+    }
+
+    fn raw_copy(&mut self, schema: &str, _: Durability) -> Result<Box<dyn Raw>> {
+        let mut raw = self.raw_table()?;
+        raw.client.batch_execute(&format!(
+            "INSERT INTO {} (originator_id, originator_version, topic, state) \
+             SELECT originator_id, originator_version, topic, state \
+             FROM \"{schema}\".stored_events ORDER BY notification_id; \
+             ANALYZE {};",
+            raw.table, raw.table,
         ))?;
-        let table = format!("{schema}.stored_events");
-        self.raw_schemas.push(schema);
-        Ok(Box::new(RawPostgres { client, table }))
+        Ok(Box::new(raw))
     }
 
     fn clear(&mut self) -> Result<()> {

@@ -12,7 +12,7 @@ use super::{Codec, Durability, Raw, RawRow, Result, Target, builder};
 
 /// The tables of FORMAT.md as the SQLite recorder creates them.
 pub(super) const SQLITE_SCHEMA: &str = "
-    CREATE TABLE stored_events (
+    CREATE TABLE IF NOT EXISTS stored_events (
         notification_id INTEGER PRIMARY KEY AUTOINCREMENT,
         originator_id TEXT NOT NULL,
         originator_version INTEGER NOT NULL,
@@ -25,6 +25,8 @@ pub(super) struct SqliteTarget {
     dir: tempfile::TempDir,
     files: Vec<PathBuf>,
     next: usize,
+    /// The file of the latest `app`.
+    latest_app: Option<PathBuf>,
 }
 
 impl SqliteTarget {
@@ -33,6 +35,7 @@ impl SqliteTarget {
             dir: tempfile::Builder::new().prefix("es-bench-").tempdir()?,
             files: Vec::new(),
             next: 0,
+            latest_app: None,
         })
     }
 
@@ -65,13 +68,61 @@ impl Target for SqliteTarget {
     }
 
     fn app(&mut self, codec: Codec, durability: Durability) -> Result<Application> {
-        let options = SqliteOptions::file(self.fresh_path()).synchronous(synchronous(durability));
+        let path = self.fresh_path();
+        self.latest_app = Some(path.clone());
+        let options = SqliteOptions::file(path).synchronous(synchronous(durability));
         let recorder = Arc::new(SqliteRecorder::open(options)?);
         Ok(builder(codec)?.recorder(recorder).build()?)
     }
 
+    fn kept_app(
+        &mut self,
+        codec: Codec,
+        durability: Durability,
+        name: &str,
+    ) -> Result<Application> {
+        let path = PathBuf::from(name);
+        self.latest_app = Some(path.clone());
+        let options = SqliteOptions::file(path).synchronous(synchronous(durability));
+        let recorder = Arc::new(SqliteRecorder::open(options)?);
+        Ok(builder(codec)?.recorder(recorder).build()?)
+    }
+
+    fn latest(&self) -> Option<String> {
+        let path = self.latest_app.as_ref()?;
+        Some(path.to_string_lossy().into_owned())
+    }
+
+    fn footprint(&mut self, name: &str) -> Result<Vec<(&'static str, u64)>> {
+        let path = Path::new(name);
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let file = std::fs::metadata(path)?.len();
+        let wal = match std::fs::metadata(wal) {
+            Ok(meta) => meta.len(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+            Err(e) => return Err(e.into()),
+        };
+        Ok(vec![("file", file), ("wal", wal), ("total", file + wal)])
+    }
+
     fn raw(&mut self, durability: Durability) -> Result<Box<dyn Raw>> {
         Ok(Box::new(RawSqlite::open(&self.fresh_path(), durability)?))
+    }
+
+    fn raw_copy(&mut self, name: &str, durability: Durability) -> Result<Box<dyn Raw>> {
+        // The file and its WAL, while nothing writes to them: the copy
+        // opens as the database was.
+        let copy = self.fresh_path();
+        std::fs::copy(name, &copy)?;
+        let mut wal = std::ffi::OsString::from(name);
+        wal.push("-wal");
+        if Path::new(&wal).exists() {
+            let mut copy_wal = copy.clone().into_os_string();
+            copy_wal.push("-wal");
+            std::fs::copy(&wal, copy_wal)?;
+        }
+        Ok(Box::new(RawSqlite::open(&copy, durability)?))
     }
 
     fn clear(&mut self) -> Result<()> {

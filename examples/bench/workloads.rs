@@ -51,6 +51,15 @@ pub(super) fn stored_rows(app: &Application) -> Result<Vec<RawRow>> {
 /// W1, the framework: every aggregate opened and saved, then each given
 /// one deposit and saved, round after round: one event per save.
 pub(super) fn w1_ours(app: &Application, aggregates: usize, events: usize) -> Result<()> {
+    w1_accounts(app, aggregates, events).map(drop)
+}
+
+/// W1, returning the accounts it saved.
+pub(super) fn w1_accounts(
+    app: &Application,
+    aggregates: usize,
+    events: usize,
+) -> Result<Vec<Account>> {
     let mut accounts = Vec::with_capacity(aggregates);
     for i in 0..aggregates {
         let mut account = Account::open(format!("owner {i}"));
@@ -63,7 +72,7 @@ pub(super) fn w1_ours(app: &Application, aggregates: usize, events: usize) -> Re
             app.save(account)?;
         }
     }
-    Ok(())
+    Ok(accounts)
 }
 
 /// W2, the framework: one aggregate, `events` events saved `batch` at a time.
