@@ -112,7 +112,7 @@ impl PostgresRecorder {
         let mut refused = None;
         let result = if parked.is_empty() && !batch.touches_keys() {
             // The common path: one prepared statement, committed by itself.
-            self.run(Call::Write, |connection| {
+            self.run(Call::Batch, |connection| {
                 let statement = connection.statement(&self.sql, query)?;
                 match connection.client.query_one(&statement, &params) {
                     Ok(row) => Ok(Some(row.try_get::<_, Vec<i64>>(0)?)),
@@ -123,7 +123,7 @@ impl PostgresRecorder {
             // The function call comes first: inserting the events must be
             // the transaction's first write (docs/gap-free-log.md).
             let call = !events.is_empty() || tracking.is_some();
-            self.run(Call::Write, |connection| {
+            self.run(Call::Batch, |connection| {
                 let statement = if call {
                     Some(connection.statement(&self.sql, query)?)
                 } else {

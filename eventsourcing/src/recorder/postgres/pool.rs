@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub(super) struct Connection {
     pub(super) client: Client,
     prepared: HashMap<Query, Statement>,
+    /// When it last went back to the pool (or was opened).
+    returned: Instant,
 }
 
 impl Connection {
@@ -55,6 +57,8 @@ pub(super) struct Lease<'a> {
     /// Whether the connection had served earlier calls (so may have lost
     /// its server meanwhile), rather than being opened for this one.
     pub(super) reused: bool,
+    /// How long it had been idle in the pool (zero when just opened).
+    pub(super) idle: Duration,
 }
 
 impl Pool {
@@ -87,6 +91,7 @@ impl Pool {
                 if !connection.client.is_closed() {
                     return Ok(Lease {
                         pool: self,
+                        idle: connection.returned.elapsed(),
                         connection: Some(connection),
                         reused: true,
                     });
@@ -102,8 +107,10 @@ impl Pool {
                         connection: Some(Connection {
                             client,
                             prepared: HashMap::new(),
+                            returned: Instant::now(),
                         }),
                         reused: false,
+                        idle: Duration::ZERO,
                     }),
                     Err(error) => {
                         self.lock().open -= 1;
@@ -171,7 +178,8 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some(mut connection) = self.connection.take() {
+            connection.returned = Instant::now();
             let mut state = self.pool.lock();
             if connection.client.is_closed() {
                 state.open -= 1;
