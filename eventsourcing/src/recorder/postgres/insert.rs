@@ -37,19 +37,32 @@ impl<'a> Arrays<'a> {
             topics: Vec::with_capacity(events.len()),
             states: Vec::with_capacity(events.len()),
         };
-        let mut in_batch = HashSet::new();
         for event in events {
-            let version = signed_version(event)?;
-            if events.len() > 1 && !in_batch.insert((event.originator_id, version)) {
-                return Err(Error::Concurrency {
-                    id: event.originator_id,
-                    version: event.originator_version,
-                });
-            }
             arrays.ids.push(event.originator_id);
-            arrays.versions.push(version);
+            arrays.versions.push(signed_version(event)?);
             arrays.topics.push(event.topic.as_str());
             arrays.states.push(event.state.as_slice());
+        }
+        // A save's events come in ascending (id, version) order, which
+        // rules out a repeat without hashing; any other order is checked
+        // with a set.
+        let pairs = || {
+            arrays
+                .ids
+                .iter()
+                .copied()
+                .zip(arrays.versions.iter().copied())
+        };
+        if !pairs().zip(pairs().skip(1)).all(|(a, b)| a < b) {
+            let mut in_batch = HashSet::with_capacity(events.len());
+            for (event, pair) in events.iter().zip(pairs()) {
+                if !in_batch.insert(pair) {
+                    return Err(Error::Concurrency {
+                        id: event.originator_id,
+                        version: event.originator_version,
+                    });
+                }
+            }
         }
         Ok(arrays)
     }

@@ -38,6 +38,8 @@ impl Connection {
 pub(super) struct PoolState {
     idle: Vec<Connection>,
     open: usize,
+    /// Callers waiting for a connection: one given back wakes one of them.
+    waiting: usize,
 }
 
 /// At most `size` connections, handed out one caller at a time.
@@ -129,11 +131,13 @@ impl Pool {
                     .into(),
                 ));
             }
+            state.waiting += 1;
             state = self
                 .freed
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         }
     }
 
@@ -186,8 +190,12 @@ impl Drop for Lease<'_> {
             } else {
                 state.idle.push(connection);
             }
+            // A wake-up costs a system call even when nobody waits.
+            let wake = state.waiting > 0;
             drop(state);
-            self.pool.freed.notify_one();
+            if wake {
+                self.pool.freed.notify_one();
+            }
         }
     }
 }
