@@ -941,6 +941,7 @@ mod postgres_specifics {
         assert_eq!(options.pool_size, 10);
         assert_eq!(options.pool_timeout, Duration::from_secs(30));
         assert_eq!(options.connect_timeout, Duration::from_secs(10));
+        assert_eq!(options.check_after_idle, Duration::from_secs(1));
         assert!(!options.drop_schema_on_drop);
         let options = options
             .schema("s")
@@ -948,13 +949,15 @@ mod postgres_specifics {
             .sequencing(Sequencing::TableLock)
             .pool_size(3)
             .pool_timeout(Duration::from_millis(5))
-            .connect_timeout(Duration::from_millis(6));
+            .connect_timeout(Duration::from_millis(6))
+            .check_after_idle(Duration::ZERO);
         assert_eq!(options.schema.as_deref(), Some("s"));
         assert_eq!(options.table_prefix, "p_");
         assert_eq!(options.sequencing, Sequencing::TableLock);
         assert_eq!(options.pool_size, 3);
         assert_eq!(options.pool_timeout, Duration::from_millis(5));
         assert_eq!(options.connect_timeout, Duration::from_millis(6));
+        assert_eq!(options.check_after_idle, Duration::ZERO);
         let temporary = PostgresOptions::new("postgres://h/db").temporary_schema();
         assert!(temporary.drop_schema_on_drop);
         let name = temporary.schema.unwrap();
