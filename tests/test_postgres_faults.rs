@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use eventsourcing::recorder::{EventQuery, PostgresRecorder, Recorder};
+use eventsourcing::recorder::{EventQuery, PostgresOptions, PostgresRecorder, Recorder};
 use eventsourcing::{Error, StoredEvent, Uuid};
 use postgres::Client;
 
@@ -28,11 +28,43 @@ fn event(id: Uuid, version: u64) -> StoredEvent {
 /// A recorder whose connections carry a name of their own, so that the
 /// test can find them (and only them) among the server's backends.
 fn named_recorder(scratch: &Scratch, pool_size: usize) -> (Arc<PostgresRecorder>, String) {
+    named_with(scratch, scratch.options().pool_size(pool_size))
+}
+
+/// A recorder opened with `options`, its connections named as in
+/// [`named_recorder`].
+fn named_with(scratch: &Scratch, mut options: PostgresOptions) -> (Arc<PostgresRecorder>, String) {
     let name = format!("es_fault_{}", Uuid::new_v4().simple());
     let separator = if scratch.url.contains('?') { '&' } else { '?' };
-    let mut options = scratch.options().pool_size(pool_size);
     options.url = format!("{}{separator}application_name={name}", scratch.url);
     (Arc::new(PostgresRecorder::open(options).unwrap()), name)
+}
+
+/// Ends every session of connection `name` and waits until they are gone.
+fn kill_all(admin: &mut Client, name: &str) {
+    let killed: i64 = admin
+        .query_one(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) \
+             FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0);
+    assert!(killed >= 1);
+    wait_for("the killed backends to exit", || {
+        (sessions(admin, name) == 0).then_some(())
+    });
+}
+
+/// How many sessions of connection `name` the server holds.
+fn sessions(admin: &mut Client, name: &str) -> i64 {
+    admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
+            &[&name],
+        )
+        .unwrap()
+        .get(0)
 }
 
 /// Waits (boundedly) until `find` returns something.
@@ -164,27 +196,7 @@ fn connections_killed_between_calls_are_replaced() {
         thread.join().unwrap().unwrap();
     }
     let mut admin = scratch.client();
-    let kill_all = |admin: &mut Client| {
-        let killed: i64 = admin
-            .query_one(
-                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) \
-                 FROM pg_stat_activity WHERE application_name = $1",
-                &[&name],
-            )
-            .unwrap()
-            .get(0);
-        assert!(killed >= 1);
-        wait_for("the killed backends to exit", || {
-            let left: i64 = admin
-                .query_one(
-                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1",
-                    &[&name],
-                )
-                .unwrap()
-                .get(0);
-            (left == 0).then_some(())
-        });
-    };
+    let kill_all = |admin: &mut Client| kill_all(admin, &name);
 
     // A save first...
     kill_all(&mut admin);
@@ -198,6 +210,40 @@ fn connections_killed_between_calls_are_replaced() {
         recorder.events(&EventQuery::new(id)).unwrap(),
         [event(id, 1)]
     );
+}
+
+/// A batch on a pooled connection that the server ended while it sat idle
+/// is written once, on a fresh connection: whether the connection is
+/// checked first (idle for `check_after_idle`) or not (the server said it
+/// ended the session, so the client knows it sent nothing of the batch).
+#[test]
+fn a_batch_on_a_connection_ended_while_idle_is_written_once_on_a_fresh_one() {
+    let Some(scratch) = Scratch::new() else {
+        return;
+    };
+    let mut admin = scratch.client();
+    for check_after_idle in [Duration::ZERO, Duration::from_hours(1)] {
+        let options = scratch
+            .options()
+            .pool_size(1)
+            .check_after_idle(check_after_idle);
+        let (recorder, name) = named_with(&scratch, options);
+        let id = Uuid::new_v4();
+        let [first] = recorder.insert_events(&[event(id, 1)]).unwrap()[..] else {
+            panic!("one id for one event");
+        };
+        kill_all(&mut admin, &name);
+        assert_eq!(
+            recorder.insert_events(&[event(id, 2)]).unwrap(),
+            [first + 1],
+            "{check_after_idle:?}"
+        );
+        assert_eq!(
+            recorder.events(&EventQuery::new(id)).unwrap(),
+            [event(id, 1), event(id, 2)]
+        );
+        assert_eq!(sessions(&mut admin, &name), 1);
+    }
 }
 
 /// The shell command that restarts the server; the default fits a Debian

@@ -160,6 +160,28 @@ fn concurrency_error_on_recorded_version(backend: &Backend) {
     assert_eq!(r.insert_events(&[event(id, 3, "T")]).unwrap(), [3]);
 }
 
+/// A batch of one aggregate whose versions lie between and above recorded
+/// ones, touching none of them, is no conflict (the PostgreSQL recorder
+/// looks at the greatest recorded version first).
+fn versions_between_recorded_ones_are_no_conflict(backend: &Backend) {
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    r.insert_events(&[event(id, 1, "T"), event(id, 3, "T")])
+        .unwrap();
+    assert_eq!(
+        r.insert_events(&[event(id, 4, "T"), event(id, 2, "T")])
+            .unwrap(),
+        [3, 4]
+    );
+    assert_eq!(
+        versions(&r.events(&EventQuery::new(id)).unwrap()),
+        [1, 2, 3, 4]
+    );
+    let result = r.insert_events(&[event(id, 6, "T"), event(id, 5, "T"), event(id, 3, "U")]);
+    assert_concurrency(result, id, 3);
+    assert_eq!(r.max_notification_id().unwrap(), 4);
+}
+
 fn concurrency_error_on_duplicate_within_batch(backend: &Backend) {
     let r = &*backend.recorder;
     let id = Uuid::new_v4();
@@ -549,6 +571,7 @@ conformance!(
     select_bounds_order_and_limit,
     concurrency_error_on_recorded_version,
     concurrency_error_on_duplicate_within_batch,
+    versions_between_recorded_ones_are_no_conflict,
     multi_aggregate_batch_is_atomic,
     version_beyond_signed_range_is_refused,
     notifications_in_order_with_paging,
@@ -991,6 +1014,7 @@ mod postgres_specifics {
         assert_eq!(options.pool_size, 10);
         assert_eq!(options.pool_timeout, Duration::from_secs(30));
         assert_eq!(options.connect_timeout, Duration::from_secs(10));
+        assert_eq!(options.check_after_idle, Duration::from_secs(1));
         assert!(!options.drop_schema_on_drop);
         let options = options
             .schema("s")
@@ -998,13 +1022,15 @@ mod postgres_specifics {
             .sequencing(Sequencing::TableLock)
             .pool_size(3)
             .pool_timeout(Duration::from_millis(5))
-            .connect_timeout(Duration::from_millis(6));
+            .connect_timeout(Duration::from_millis(6))
+            .check_after_idle(Duration::ZERO);
         assert_eq!(options.schema.as_deref(), Some("s"));
         assert_eq!(options.table_prefix, "p_");
         assert_eq!(options.sequencing, Sequencing::TableLock);
         assert_eq!(options.pool_size, 3);
         assert_eq!(options.pool_timeout, Duration::from_millis(5));
         assert_eq!(options.connect_timeout, Duration::from_millis(6));
+        assert_eq!(options.check_after_idle, Duration::ZERO);
         let temporary = PostgresOptions::new("postgres://h/db").temporary_schema();
         assert!(temporary.drop_schema_on_drop);
         let name = temporary.schema.unwrap();

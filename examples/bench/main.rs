@@ -65,7 +65,7 @@ use self::million::million;
 use self::postgres::PostgresTarget;
 use self::sqlite::SqliteTarget;
 use self::workloads::{
-    line, median, per_second, run, timed, w1_ours, w2_append, w2_replay, w3_ours,
+    line, median, per_second, run, run_writes, timed, w1_ours, w2_append, w2_replay, w3_ours,
 };
 
 /// The note every deposit carries.
@@ -271,14 +271,28 @@ fn builder(codec: Codec) -> Result<eventsourcing::ApplicationBuilder> {
 // ---------------------------------------------------------------- main
 
 const USAGE: &str =
-    "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems | --data-keys]
+    "usage: bench [--quick | --smoke | --full] [--db sqlite|postgres] [--followers | --systems | --data-keys | --writes]
        bench --scale [LEVELS, e.g. 0,1m,10m] [--db sqlite|postgres]
        bench --replay-million build|load|load-one PATH
-       bench --profile w1|w1-data-keys|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
+       bench [--db sqlite|postgres] --profile w1|w1-data-keys|w2-append|w2-replay|w3 [plain|cipher|cipher-zlib]";
 
-/// Runs one workload of the framework alone, for a profiler: SQLite,
-/// `synchronous=NORMAL`, the full plan's sizes.
-fn profile(workload: &str, codec: &str) -> Result<()> {
+/// The target named by `--db`.
+fn target(db: &str) -> Result<Box<dyn Target>> {
+    Ok(match db {
+        "sqlite" => Box::new(SqliteTarget::new()?),
+        "postgres" => Box::new(PostgresTarget::new()?),
+        other => {
+            return Err(format!("unknown database `{other}`; expected sqlite or postgres").into());
+        }
+    })
+}
+
+/// Runs one workload of the framework, for a profiler, on `db` (SQLite
+/// with `synchronous=NORMAL`, or PostgreSQL), with the full plan's sizes;
+/// W1 and W2's appends are then repeated by the raw baseline on the rows
+/// the framework stored (`bench::profiled_raw_insert`), so that one
+/// profile holds both sides.
+fn profile(db: &str, workload: &str, codec: &str) -> Result<()> {
     let codec = match codec {
         "plain" => Codec::Plain,
         "cipher" => Codec::Cipher,
@@ -286,16 +300,20 @@ fn profile(workload: &str, codec: &str) -> Result<()> {
         other => return Err(format!("unknown codec `{other}`\n{USAGE}").into()),
     };
     let plan = FULL_PLAN;
-    let mut target = SqliteTarget::new()?;
+    let mut target = target(db)?;
     let app = target.app(codec, Durability::Normal)?;
     let start = Instant::now();
     match workload {
-        "w1" => profiled_w1(&app, &plan)?,
+        "w1" => {
+            profiled_w1(&app, &plan)?;
+            profiled_raw(&mut *target, &app, 1)?;
+        }
         "w1-data-keys" => data_keys::w1_keyed(&app, plan.w1_aggregates, plan.w1_events)?,
         "w2-append" => {
             for _ in 0..5 {
                 profiled_w2_append(&app, &plan)?;
             }
+            profiled_raw(&mut *target, &app, plan.w2_batch)?;
         }
         "w2-replay" => {
             let id = w2_append(&app, plan.w2_events, plan.w2_batch)?;
@@ -338,6 +356,17 @@ fn profile(workload: &str, codec: &str) -> Result<()> {
         "elapsed_s",
         format_args!("{:.2}", start.elapsed().as_secs_f64()),
     );
+    drop(app);
+    target.clear()
+}
+
+/// The raw baseline inserts the rows `app` stored, `batch` per
+/// transaction, into a fresh database; prints its time.
+fn profiled_raw(target: &mut dyn Target, app: &Application, batch: usize) -> Result<()> {
+    let rows = workloads::stored_rows(app)?;
+    let mut raw = target.raw(Durability::Normal)?;
+    let ((), t) = timed(|| profiled_raw_insert(&mut *raw, &rows, batch))?;
+    line("raw_elapsed_s", format_args!("{:.2}", t.as_secs_f64()));
     Ok(())
 }
 
@@ -347,6 +376,11 @@ fn profile(workload: &str, codec: &str) -> Result<()> {
 #[inline(never)]
 fn profiled_w1(app: &Application, plan: &Plan) -> Result<()> {
     w1_ours(app, plan.w1_aggregates, plan.w1_events)
+}
+
+#[inline(never)]
+fn profiled_raw_insert(raw: &mut dyn Raw, rows: &[RawRow], batch: usize) -> Result<()> {
+    raw.insert(rows, batch)
 }
 
 #[inline(never)]
@@ -378,6 +412,7 @@ fn main() -> Result<()> {
     let mut only_systems = false;
     let mut only_data_keys = false;
     let mut scale_levels: Option<Vec<u64>> = None;
+    let mut only_writes = false;
     let mut args = args.iter().peekable();
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -396,6 +431,7 @@ fn main() -> Result<()> {
                 };
                 scale_levels = Some(levels);
             }
+            "--writes" => only_writes = true,
             systems::CHILD => return systems::child(),
             "--smoke" => plan = SMOKE_PLAN,
             "--full" => plan = FULL_PLAN,
@@ -408,7 +444,7 @@ fn main() -> Result<()> {
             "--profile" => {
                 let workload = args.next().ok_or(USAGE)?;
                 let codec = args.next().map_or("plain", String::as_str);
-                return profile(workload, codec);
+                return profile(&db, workload, codec);
             }
             "-h" | "--help" => {
                 println!("{USAGE}");
@@ -449,9 +485,16 @@ fn main() -> Result<()> {
         };
         return systems::run(&db, count, repeats);
     }
-    match db.as_str() {
-        "sqlite" => run(&mut SqliteTarget::new()?, &plan),
-        "postgres" => run(&mut PostgresTarget::new()?, &plan),
-        other => Err(format!("unknown database `{other}`; expected sqlite or postgres").into()),
+    let mut target: Box<dyn Target> = match db.as_str() {
+        "sqlite" => Box::new(SqliteTarget::new()?),
+        "postgres" => Box::new(PostgresTarget::new()?),
+        other => {
+            return Err(format!("unknown database `{other}`; expected sqlite or postgres").into());
+        }
+    };
+    if only_writes {
+        run_writes(&mut *target, &plan)
+    } else {
+        run(&mut *target, &plan)
     }
 }

@@ -280,8 +280,13 @@ pub(super) fn w3(
 /// The notification log's default section size.
 pub(super) const DEFAULT_SECTION: usize = 10;
 
-/// W2 for one codec: append, then replay.
-pub(super) fn w2(target: &mut dyn Target, plan: &Plan, codec: Codec) -> Result<()> {
+/// W2 for one codec: append, then (unless `appends_only`) replay.
+pub(super) fn w2(
+    target: &mut dyn Target,
+    plan: &Plan,
+    codec: Codec,
+    appends_only: bool,
+) -> Result<()> {
     let mut append = Pair::new();
     let mut replay = Pair::new();
     for _ in 0..plan.reps {
@@ -295,7 +300,8 @@ pub(super) fn w2(target: &mut dyn Target, plan: &Plan, codec: Codec) -> Result<(
         append.raw.push(t);
 
         let raw_id = id.hyphenated().to_string();
-        for _ in 0..plan.read_reps {
+        let replays = if appends_only { 0 } else { plan.read_reps };
+        for _ in 0..replays {
             let ((), t) = timed(|| w2_replay(&app, id, plan.w2_events))?;
             replay.ours.push(t);
             let (count, t) = timed(|| raw.replay(&raw_id))?;
@@ -312,11 +318,37 @@ pub(super) fn w2(target: &mut dyn Target, plan: &Plan, codec: Codec) -> Result<(
         &format!("w2_raw_append_events_per_s{s}"),
         &format!("w2_append_vs_raw{s}"),
     );
+    if appends_only {
+        return Ok(());
+    }
     replay.print(
         plan.w2_events,
         &format!("w2_replay_events_per_s{s}"),
         &format!("w2_raw_replay_events_per_s{s}"),
         &format!("w2_replay_vs_raw{s}"),
+    );
+    Ok(())
+}
+
+/// W1 at the first durability and W2's appends, for every codec: the
+/// write workloads alone (`--writes`).
+pub(super) fn run_writes(target: &mut dyn Target, plan: &Plan) -> Result<()> {
+    line("db", target.name());
+    line("plan", plan.name);
+    let started = Instant::now();
+    let durability = target
+        .durabilities()
+        .first()
+        .copied()
+        .ok_or("no durability")?;
+    drop(w1(target, plan, durability)?);
+    for codec in Codec::ALL {
+        w2(target, plan, codec, true)?;
+    }
+    target.clear()?;
+    line(
+        "elapsed_s",
+        format_args!("{:.1}", started.elapsed().as_secs_f64()),
     );
     Ok(())
 }
@@ -350,7 +382,7 @@ pub(super) fn run(target: &mut dyn Target, plan: &Plan) -> Result<()> {
         }
     }
     for codec in Codec::ALL {
-        w2(target, plan, codec)?;
+        w2(target, plan, codec, false)?;
     }
     super::data_keys::run(target, plan)?;
     if target.durabilities().contains(&Durability::Full) {

@@ -46,9 +46,20 @@ pub(super) fn is_connection_lost(error: &postgres::Error) -> bool {
                     SqlState::ADMIN_SHUTDOWN,
                     SqlState::CRASH_SHUTDOWN,
                     SqlState::CANNOT_CONNECT_NOW,
+                    SqlState::IDLE_SESSION_TIMEOUT,
                 ]
                 .contains(code)
         })
+}
+
+/// Whether a call that failed with `error`, leaving `client` closed, sent
+/// nothing to the server: the server's error arrived while no request was
+/// waiting for an answer (it ended an idle session and said why), which
+/// the client reports as the connection's own error and closes it. An
+/// error that answers a request leaves the client open, and a connection
+/// that ended without a word is a closed-connection error, not a server's.
+pub(super) fn sent_nothing(error: &postgres::Error, client: &postgres::Client) -> bool {
+    error.as_db_error().is_some() && client.is_closed()
 }
 
 /// A unique violation on `(originator_id, originator_version)`.
@@ -105,7 +116,13 @@ pub(super) fn conflict_in(error: &postgres::Error) -> Option<Conflict> {
 pub(super) enum Call {
     /// Reads only: safe to run again.
     Read,
-    /// Writes: never run twice.
+    /// A batch: one statement, or one explicit transaction, so nothing of
+    /// it is committed before its last answer. Its connection is checked
+    /// first only after an idle spell, and it runs again on a fresh
+    /// connection when the server had closed the old one before anything
+    /// of it was sent.
+    Batch,
+    /// Other writes: never run twice.
     Write,
 }
 

@@ -102,21 +102,18 @@ fn body(tables: &Tables<'_>, keys: &Keys<'_>) -> String {
         sequence,
         tracking,
     } = *tables;
-    let Keys {
-        channel,
-        aggregate_class,
-        sequence_key,
-    } = *keys;
-    let sequence_literal = quote_literal(sequence);
-    let channel_literal = quote_literal(channel);
+    let events_branch = events_branch(events, sequence, keys);
     let tracking_key = "t.application_name = tracking_follower \
         AND t.upstream_name = tracking_upstream AND t.\"partition\" = tracking_partition";
     format!(
-            "
+        "
 DECLARE
     conflict record;
     mark record;
     writer xid8;
+    n integer := cardinality(ids);
+    single boolean;
+    top bigint;
     new_ids bigint[] := '{{}}';
 BEGIN
     -- A tracking update is checked first, by a plain read that assigns no
@@ -131,49 +128,7 @@ BEGIN
                 MESSAGE = 'tracking conflict (checked before the events)';
         END IF;
     END IF;
-    IF cardinality(ids) > 0 THEN
-        -- Writers of one aggregate take turns (keys in ascending order, so no
-        -- deadlock); each statement below sees what the previous holder committed.
-        PERFORM pg_advisory_xact_lock({aggregate_class}, k)
-            FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest(ids) AS i ORDER BY 1) AS keys;
-        IF lock_table THEN
-            LOCK TABLE {events} IN EXCLUSIVE MODE;
-        END IF;
-        -- A conflict is reported before any notification id is drawn, naming
-        -- the batch's first recorded row.
-        SELECT e.originator_id, e.originator_version INTO conflict
-            FROM {events} AS e JOIN unnest(ids, versions) WITH ORDINALITY AS b(i, v, o)
-                ON e.originator_id = b.i AND e.originator_version = b.v
-            ORDER BY b.o LIMIT 1;
-        IF FOUND THEN
-            RAISE unique_violation USING
-                MESSAGE = 'stored event already recorded',
-                DETAIL = format('{CONFLICT_DETAIL_PREFIX}%s, %s) already exists.',
-                    conflict.originator_id, conflict.originator_version);
-        END IF;
-        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
-            RAISE EXCEPTION 'stored events must be the first write of their transaction'
-                USING ERRCODE = 'invalid_transaction_state';
-        END IF;
-        -- The serialised section: transaction id first, then the ids.
-        PERFORM pg_advisory_lock({sequence_key});
-        BEGIN
-            writer := pg_current_xact_id();
-            new_ids := ARRAY(SELECT nextval({sequence_literal}) FROM generate_series(1, cardinality(ids)));
-        EXCEPTION WHEN OTHERS OR query_canceled THEN
-            PERFORM pg_advisory_unlock({sequence_key});
-            RAISE;
-        END;
-        PERFORM pg_advisory_unlock({sequence_key});
-        INSERT INTO {events} (notification_id, {EVENT_COLUMNS}, transaction_id)
-            SELECT b.n, b.i, b.v, b.t, b.s, writer
-            FROM unnest(new_ids, ids, versions, topics, states) AS b(n, i, v, t, s);
-        -- Wakes the listeners when the transaction commits, and only then.
-        IF notify THEN
-            PERFORM pg_notify({channel_literal}, '');
-        END IF;
-    END IF;
-    -- The authoritative compare-and-set, after the events (inserting them
+{events_branch}    -- The authoritative compare-and-set, after the events (inserting them
     -- must be the transaction's first write): another worker may have moved
     -- the row since the check above.
     IF tracking_follower IS NOT NULL THEN
@@ -196,5 +151,87 @@ BEGIN
     RETURN new_ids;
 END
 "
-        )
+    )
+}
+
+/// The part of the body that inserts the events, if the batch has any:
+/// the per-aggregate locks, the conflict check, the serialised section
+/// that takes the transaction id and draws the ids, the insert and the
+/// notification.
+fn events_branch(events: &str, sequence: &str, keys: &Keys<'_>) -> String {
+    let Keys {
+        channel,
+        aggregate_class,
+        sequence_key,
+    } = *keys;
+    let sequence_literal = quote_literal(sequence);
+    let channel_literal = quote_literal(channel);
+    format!(
+        "    IF n > 0 THEN
+        -- Writers of one aggregate take turns (keys in ascending order, so no
+        -- deadlock); each statement below sees what the previous holder committed.
+        -- A batch of one aggregate, the common case, takes its lock with an
+        -- expression rather than a query.
+        single := coalesce(ids[1] = ALL(ids), false);
+        IF single THEN
+            PERFORM pg_advisory_xact_lock({aggregate_class}, hashtext(ids[1]::text));
+        ELSE
+            PERFORM pg_advisory_xact_lock({aggregate_class}, k)
+                FROM (SELECT DISTINCT hashtext(i::text) AS k FROM unnest(ids) AS i ORDER BY 1) AS keys;
+        END IF;
+        IF lock_table THEN
+            LOCK TABLE {events} IN EXCLUSIVE MODE;
+        END IF;
+        -- A conflict is reported before any notification id is drawn, naming
+        -- the batch's first recorded row. For one aggregate, one index probe
+        -- settles the common case: no version of the batch is recorded when
+        -- all are above the greatest recorded one (or none is).
+        IF single THEN
+            SELECT max(e.originator_version) INTO top FROM {events} AS e WHERE e.originator_id = ids[1];
+        END IF;
+        IF NOT single OR top >= ANY(versions) THEN
+            SELECT e.originator_id, e.originator_version INTO conflict
+                FROM {events} AS e JOIN unnest(ids, versions) WITH ORDINALITY AS b(i, v, o)
+                    ON e.originator_id = b.i AND e.originator_version = b.v
+                ORDER BY b.o LIMIT 1;
+            IF FOUND THEN
+                RAISE unique_violation USING
+                    MESSAGE = 'stored event already recorded',
+                    DETAIL = format('{CONFLICT_DETAIL_PREFIX}%s, %s) already exists.',
+                        conflict.originator_id, conflict.originator_version);
+            END IF;
+        END IF;
+        IF pg_current_xact_id_if_assigned() IS NOT NULL THEN
+            RAISE EXCEPTION 'stored events must be the first write of their transaction'
+                USING ERRCODE = 'invalid_transaction_state';
+        END IF;
+        -- The serialised section: transaction id first, then the ids.
+        PERFORM pg_advisory_lock({sequence_key});
+        BEGIN
+            writer := pg_current_xact_id();
+            IF n = 1 THEN
+                new_ids := ARRAY[nextval({sequence_literal})];
+            ELSE
+                new_ids := ARRAY(SELECT nextval({sequence_literal}) FROM generate_series(1, n));
+            END IF;
+        EXCEPTION WHEN OTHERS OR query_canceled THEN
+            PERFORM pg_advisory_unlock({sequence_key});
+            RAISE;
+        END;
+        PERFORM pg_advisory_unlock({sequence_key});
+        IF n = 1 THEN
+            INSERT INTO {events} (notification_id, {EVENT_COLUMNS}, transaction_id)
+                VALUES (new_ids[1], ids[1], versions[1], topics[1], states[1], writer);
+        ELSE
+            INSERT INTO {events} (notification_id, {EVENT_COLUMNS}, transaction_id)
+                SELECT b.n, b.i, b.v, b.t, b.s, writer
+                FROM unnest(new_ids, ids, versions, topics, states) AS b(n, i, v, t, s);
+        END IF;
+        -- Wakes the listeners when the transaction commits, and only then.
+        IF notify THEN
+            PERFORM pg_notify({channel_literal}, '');
+        END IF;
+    END IF;
+"
+    )
 }

@@ -37,19 +37,32 @@ impl<'a> Arrays<'a> {
             topics: Vec::with_capacity(events.len()),
             states: Vec::with_capacity(events.len()),
         };
-        let mut in_batch = HashSet::new();
         for event in events {
-            let version = signed_version(event)?;
-            if events.len() > 1 && !in_batch.insert((event.originator_id, version)) {
-                return Err(Error::Concurrency {
-                    id: event.originator_id,
-                    version: event.originator_version,
-                });
-            }
             arrays.ids.push(event.originator_id);
-            arrays.versions.push(version);
+            arrays.versions.push(signed_version(event)?);
             arrays.topics.push(event.topic.as_str());
             arrays.states.push(event.state.as_slice());
+        }
+        // A save's events come in ascending (id, version) order, which
+        // rules out a repeat without hashing; any other order is checked
+        // with a set.
+        let pairs = || {
+            arrays
+                .ids
+                .iter()
+                .copied()
+                .zip(arrays.versions.iter().copied())
+        };
+        if !pairs().zip(pairs().skip(1)).all(|(a, b)| a < b) {
+            let mut in_batch = HashSet::with_capacity(events.len());
+            for (event, pair) in events.iter().zip(pairs()) {
+                if !in_batch.insert(pair) {
+                    return Err(Error::Concurrency {
+                        id: event.originator_id,
+                        version: event.originator_version,
+                    });
+                }
+            }
         }
         Ok(arrays)
     }
@@ -112,7 +125,7 @@ impl PostgresRecorder {
         let mut refused = None;
         let result = if parked.is_empty() && !batch.touches_keys() {
             // The common path: one prepared statement, committed by itself.
-            self.run(Call::Write, |connection| {
+            self.run(Call::Batch, |connection| {
                 let statement = connection.statement(&self.sql, query)?;
                 match connection.client.query_one(&statement, &params) {
                     Ok(row) => Ok(Some(row.try_get::<_, Vec<i64>>(0)?)),
@@ -123,7 +136,7 @@ impl PostgresRecorder {
             // The function call comes first: inserting the events must be
             // the transaction's first write (docs/gap-free-log.md).
             let call = !events.is_empty() || tracking.is_some();
-            self.run(Call::Write, |connection| {
+            self.run(Call::Batch, |connection| {
                 let statement = if call {
                     Some(connection.statement(&self.sql, query)?)
                 } else {

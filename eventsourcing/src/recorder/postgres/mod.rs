@@ -13,12 +13,13 @@
 use std::fmt;
 use std::ops::ControlFlow;
 use std::str::FromStr;
+use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use uuid::Uuid;
 
-use self::errors::{Call, Failure, db, is_connection_lost};
+use self::errors::{Call, Failure, db, is_connection_lost, sent_nothing};
 use self::options::validate_name;
 use self::pool::{Connection, Lease, Pool};
 use self::rows::{read_event, read_notification};
@@ -138,11 +139,13 @@ pub use self::options::{PostgresOptions, Sequencing};
 /// happen; load the aggregate to see, and a second save of the same
 /// version is refused as a conflict). A connection that
 /// failed is closed rather than reused, and all idle ones with it when it
-/// had lost its server, so the next call opens fresh connections. Before a
-/// write, a connection that served earlier calls is checked with a round
-/// trip, so that a server that went away between calls costs no failed
-/// save; a read that fails for that reason runs once more on a fresh
-/// connection.
+/// had lost its server, so the next call opens fresh connections. A server
+/// that went away between calls costs no failed save: a batch whose
+/// connection the server had ended meanwhile (and said so) is written on a
+/// fresh connection, since nothing of it was sent; a connection idle for
+/// [`PostgresOptions::check_after_idle`] or longer is checked with a round
+/// trip first, as is a reused connection before any other write; and a
+/// read that fails for that reason runs once more on a fresh connection.
 pub struct PostgresRecorder {
     pool: Pool,
     sql: Sql,
@@ -150,6 +153,7 @@ pub struct PostgresRecorder {
     table_prefix: String,
     sequencing: Sequencing,
     notify: bool,
+    check_after_idle: Duration,
     drop_schema_on_drop: bool,
 }
 
@@ -247,6 +251,7 @@ impl PostgresRecorder {
             table_prefix: options.table_prefix,
             sequencing: options.sequencing,
             notify: options.notify,
+            check_after_idle: options.check_after_idle,
             drop_schema_on_drop: options.drop_schema_on_drop,
         })
     }
@@ -271,13 +276,20 @@ impl PostgresRecorder {
 
     /// A pooled connection for `call`. For a write, a connection that
     /// served earlier calls is first checked with a round trip (a `Sync`
-    /// message), so that a write is never sent down a connection whose
-    /// server went away meanwhile: its failure could not be told from a
-    /// failure of the write itself.
+    /// message), so that a write is not sent down a connection whose server
+    /// went away meanwhile: its failure could not be told from a failure of
+    /// the write itself. A batch skips the check unless the connection sat
+    /// idle for `check_after_idle`: a server that ended the connection in
+    /// the meantime said so, and the batch then runs again (see `run`).
     fn lease(&self, call: Call) -> Result<Lease<'_>> {
         loop {
             let mut lease = self.pool.get()?;
-            if call == Call::Read || !lease.reused {
+            let check = match call {
+                Call::Read => false,
+                Call::Batch => lease.reused && lease.idle >= self.check_after_idle,
+                Call::Write => lease.reused,
+            };
+            if !check {
                 return Ok(lease);
             }
             if lease.connection()?.client.check_connection().is_ok() {
@@ -291,13 +303,14 @@ impl PostgresRecorder {
     /// Runs `step` on a pooled connection. A database error closes the
     /// connection (and every idle one, if the server was lost); a read
     /// whose reused connection had lost its server runs once more on a
-    /// fresh one.
+    /// fresh one, and so does a batch whose reused connection the server
+    /// had ended before anything of the batch was sent.
     fn run<T>(
         &self,
         call: Call,
         mut step: impl FnMut(&mut Connection) -> Result<T, Failure>,
     ) -> Result<T> {
-        let mut tries = if call == Call::Read { 2 } else { 1 };
+        let mut tries = if call == Call::Write { 1 } else { 2 };
         loop {
             tries -= 1;
             let mut lease = self.lease(call)?;
@@ -309,12 +322,20 @@ impl PostgresRecorder {
                 Err(Failure::Final(error)) => (error, false),
             };
             let lost = is_connection_lost(&error);
+            let unsent = lease
+                .connection()
+                .is_ok_and(|connection| sent_nothing(&error, &connection.client));
             let reused = lease.reused;
             lease.discard();
-            if lost {
+            if lost || unsent {
                 self.pool.purge_idle();
             }
-            if !(lost && reused && retryable && tries > 0) {
+            let again = match call {
+                Call::Read => lost,
+                Call::Batch => unsent,
+                Call::Write => false,
+            };
+            if !(again && reused && retryable && tries > 0) {
                 return Err(db(error));
             }
         }

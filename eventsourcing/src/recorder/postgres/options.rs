@@ -71,6 +71,10 @@ pub struct PostgresOptions {
     /// channel, waking [`Listener`](super::Listener)s; true by default.
     /// See [`PostgresOptions::notify`].
     pub notify: bool,
+    /// How long a pooled connection must have been idle before a batch is
+    /// written on it only after a round trip that checks it; 1 second by
+    /// default. See [`PostgresOptions::check_after_idle`].
+    pub check_after_idle: Duration,
 }
 
 impl fmt::Debug for PostgresOptions {
@@ -85,6 +89,7 @@ impl fmt::Debug for PostgresOptions {
             .field("connect_timeout", &self.connect_timeout)
             .field("drop_schema_on_drop", &self.drop_schema_on_drop)
             .field("notify", &self.notify)
+            .field("check_after_idle", &self.check_after_idle)
             .finish_non_exhaustive()
     }
 }
@@ -103,6 +108,7 @@ impl PostgresOptions {
             connect_timeout: Duration::from_secs(10),
             drop_schema_on_drop: false,
             notify: true,
+            check_after_idle: Duration::from_secs(1),
         }
     }
 
@@ -178,6 +184,31 @@ impl PostgresOptions {
     #[must_use]
     pub fn notify(mut self, notify: bool) -> Self {
         self.notify = notify;
+        self
+    }
+
+    /// Sets how long a pooled connection must have been idle before a
+    /// batch of events is written on it only after a check (1 second by
+    /// default).
+    ///
+    /// The check is a round trip (a `Sync` message), so that a server that
+    /// went away while the connection sat in the pool costs no failed
+    /// write. A connection used more recently is not checked: when its
+    /// server ended it meanwhile in the usual ways (a restart or shutdown,
+    /// `pg_terminate_backend`, `idle_session_timeout`), the server said so
+    /// before closing it, the client sees that before it sends anything,
+    /// and the batch is written on a fresh connection instead. Only a
+    /// server that vanished without a word (a crash, a lost network)
+    /// within that time costs the batch: it fails with
+    /// [`Error::Database`], nothing of it is stored, and the pool closes
+    /// its idle connections. `Duration::ZERO` checks before every batch,
+    /// one more round trip each (a third of a one-event save's time on a
+    /// local server whose commits take 0.2 ms). Other writes (snapshots,
+    /// registrations, tracking take-overs) check a reused connection
+    /// every time.
+    #[must_use]
+    pub fn check_after_idle(mut self, idle: Duration) -> Self {
+        self.check_after_idle = idle;
         self
     }
 }

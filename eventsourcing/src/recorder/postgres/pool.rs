@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 pub(super) struct Connection {
     pub(super) client: Client,
     prepared: HashMap<Query, Statement>,
+    /// When it last went back to the pool (or was opened).
+    returned: Instant,
 }
 
 impl Connection {
@@ -36,6 +38,8 @@ impl Connection {
 pub(super) struct PoolState {
     idle: Vec<Connection>,
     open: usize,
+    /// Callers waiting for a connection: one given back wakes one of them.
+    waiting: usize,
 }
 
 /// At most `size` connections, handed out one caller at a time.
@@ -55,6 +59,8 @@ pub(super) struct Lease<'a> {
     /// Whether the connection had served earlier calls (so may have lost
     /// its server meanwhile), rather than being opened for this one.
     pub(super) reused: bool,
+    /// How long it had been idle in the pool (zero when just opened).
+    pub(super) idle: Duration,
 }
 
 impl Pool {
@@ -87,6 +93,7 @@ impl Pool {
                 if !connection.client.is_closed() {
                     return Ok(Lease {
                         pool: self,
+                        idle: connection.returned.elapsed(),
                         connection: Some(connection),
                         reused: true,
                     });
@@ -102,8 +109,10 @@ impl Pool {
                         connection: Some(Connection {
                             client,
                             prepared: HashMap::new(),
+                            returned: Instant::now(),
                         }),
                         reused: false,
+                        idle: Duration::ZERO,
                     }),
                     Err(error) => {
                         self.lock().open -= 1;
@@ -122,11 +131,13 @@ impl Pool {
                     .into(),
                 ));
             }
+            state.waiting += 1;
             state = self
                 .freed
                 .wait_timeout(state, deadline - now)
                 .unwrap_or_else(PoisonError::into_inner)
                 .0;
+            state.waiting -= 1;
         }
     }
 
@@ -171,15 +182,20 @@ impl Lease<'_> {
 
 impl Drop for Lease<'_> {
     fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
+        if let Some(mut connection) = self.connection.take() {
+            connection.returned = Instant::now();
             let mut state = self.pool.lock();
             if connection.client.is_closed() {
                 state.open -= 1;
             } else {
                 state.idle.push(connection);
             }
+            // A wake-up costs a system call even when nobody waits.
+            let wake = state.waiting > 0;
             drop(state);
-            self.pool.freed.notify_one();
+            if wake {
+                self.pool.freed.notify_one();
+            }
         }
     }
 }
