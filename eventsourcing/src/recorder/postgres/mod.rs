@@ -129,12 +129,7 @@ pub use self::options::{PostgresOptions, Sequencing};
 /// # Connections and faults
 ///
 /// Connections come from a small pool of its own
-/// ([`PostgresOptions::pool_size`]), each with its prepared statements,
-/// planned once: each connection starts with `plan_cache_mode` set to
-/// `force_generic_plan` (an `options` parameter of the URL that sets it
-/// otherwise wins), since every statement looks rows up by key or by a
-/// range of ids, and a page of the log planned afresh for its values cost
-/// more on a large table and could scan to the end of a small one. A
+/// ([`PostgresOptions::pool_size`]), each with its prepared statements. A
 /// save is one statement in its own transaction (or one explicit
 /// transaction), so a dropped connection or a server restart in the middle
 /// of one leaves nothing partial: the save fails with [`Error::Database`],

@@ -57,39 +57,12 @@ pub(super) struct Lease<'a> {
     pub(super) reused: bool,
 }
 
-/// The session setting every connection of the recorder starts with.
-///
-/// Each of the recorder's statements looks rows up by key or by a range of
-/// notification ids, and its best plan does not depend on the values: a
-/// generic plan, made once per connection, is right for all of them. With
-/// PostgreSQL's default (`auto`: a custom plan for each of a statement's
-/// first five runs, and for every later run when the generic plan's
-/// estimate looks costlier), a page of the notification log was planned
-/// again at every read on a large table (0.3–0.7 ms on 10 million events,
-/// a sixth of a 1,000-row page), and on a table of fewer than about
-/// 200,000 events its custom plan could be a bitmap scan of every row from
-/// the page's first id to the end of the log, then a sort: a read whose
-/// cost grew with the log (BENCHMARKS.md, "Cost as the store grows").
-const GENERIC_PLANS: &str = "-c plan_cache_mode=force_generic_plan";
-
-/// `config` with [`GENERIC_PLANS`] before the URL's own `options`, if any
-/// (which may set `plan_cache_mode` otherwise: the last setting wins).
-pub(super) fn with_generic_plans(mut config: postgres::Config) -> postgres::Config {
-    let options = match config.get_options() {
-        Some(own) => format!("{GENERIC_PLANS} {own}"),
-        None => GENERIC_PLANS.to_owned(),
-    };
-    config.options(&options);
-    config
-}
-
 impl Pool {
     /// An empty pool of at most `size` connections to the server of
-    /// `config` (with [`GENERIC_PLANS`]), whose callers wait at most `wait`
-    /// for a free one.
+    /// `config`, whose callers wait at most `wait` for a free one.
     pub(super) fn new(config: postgres::Config, size: usize, wait: Duration) -> Self {
         Self {
-            config: with_generic_plans(config),
+            config,
             size,
             wait,
             state: Mutex::new(PoolState::default()),

@@ -554,25 +554,3 @@ fn impossible_stored_values_are_corrupt() {
     // Nothing else is disturbed.
     assert!(r.events(&EventQuery::new(Uuid::nil())).unwrap().is_empty());
 }
-
-/// The `plan_cache_mode` of a connection from `r`'s pool.
-fn plan_cache_mode(r: &PostgresRecorder) -> String {
-    let mut lease = r.pool.get().unwrap();
-    let connection = lease.connection().unwrap();
-    let row = connection
-        .client
-        .query_one("SHOW plan_cache_mode", &[])
-        .unwrap();
-    row.get(0)
-}
-
-#[test]
-fn connections_plan_statements_once_unless_the_url_says_otherwise() {
-    let Some(r) = recorder() else { return };
-    assert_eq!(plan_cache_mode(&r), "force_generic_plan");
-    // The URL's own options come after the recorder's, and win.
-    let separator = if url().contains('?') { '&' } else { '?' };
-    let own = format!("{}{separator}options=-c%20plan_cache_mode%3Dauto", url());
-    let r = PostgresRecorder::open(PostgresOptions::new(own).temporary_schema()).unwrap();
-    assert_eq!(plan_cache_mode(&r), "auto");
-}
