@@ -87,6 +87,7 @@ pub use self::memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{Listener, PostgresOptions, PostgresRecorder, Sequencing};
 pub use self::query::EventQuery;
+pub(crate) use self::query::LoadRows;
 #[cfg(feature = "sqlite")]
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
 #[cfg(feature = "sqlite")]

@@ -1,6 +1,12 @@
-//! Which events of one aggregate a recorder returns: [`EventQuery`].
+//! Which events of one aggregate a recorder returns: [`EventQuery`], and
+//! how the rows of a load's one query reach their callbacks.
+
+use std::ops::ControlFlow;
 
 use uuid::Uuid;
+
+use crate::error::{Error, Result};
+use crate::mapper::StoredRow;
 
 /// Which events of one aggregate [`Recorder::select_events`](super::Recorder::select_events) returns.
 ///
@@ -73,5 +79,44 @@ impl EventQuery {
     pub fn contains(&self, version: u64) -> bool {
         self.after_version.is_none_or(|after| version > after)
             && self.to_version.is_none_or(|to| version <= to)
+    }
+}
+
+/// Hands the rows of the one query a backend makes for
+/// [`Recorder::select_snapshot_and_events`](super::Recorder::select_snapshot_and_events)
+/// to their callbacks: the snapshot's row (kind 0) first, then the events
+/// (kind 1). The statement's two arms run in order; a snapshot row after an
+/// event would mean they did not, and is refused rather than applied out
+/// of order.
+pub(crate) struct LoadRows<'c> {
+    snapshot: &'c mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+    each: &'c mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+    events_begun: bool,
+}
+
+impl<'c> LoadRows<'c> {
+    pub(crate) fn new(
+        snapshot: &'c mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+        each: &'c mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Self {
+        LoadRows {
+            snapshot,
+            each,
+            events_begun: false,
+        }
+    }
+
+    /// Hands over one row, an event's when `is_event`, else the snapshot's.
+    pub(crate) fn hand(&mut self, is_event: bool, row: StoredRow<'_>) -> Result<ControlFlow<()>> {
+        if is_event {
+            self.events_begun = true;
+            (self.each)(row)
+        } else if self.events_begun {
+            Err(Error::Database(
+                "the snapshot came after the events in a load's query".into(),
+            ))
+        } else {
+            (self.snapshot)(row)
+        }
     }
 }

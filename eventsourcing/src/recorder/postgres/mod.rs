@@ -25,8 +25,8 @@ use self::pool::{Connection, Lease, Pool};
 use self::rows::{read_event, read_notification};
 use self::sql::{Query, Sql, quote_ident};
 use super::{
-    Batch, DataKeyRow, EventQuery, Notification, Parked, Position, Recorder, Registration, Rewrap,
-    TrackingKey, clamp, corrupt, signed_version,
+    Batch, DataKeyRow, EventQuery, LoadRows, Notification, Parked, Position, Recorder,
+    Registration, Rewrap, TrackingKey, clamp, corrupt, signed_version,
 };
 use crate::error::{Error, Result};
 use crate::mapper::{StoredEvent, StoredRow};
@@ -300,6 +300,39 @@ impl PostgresRecorder {
         }
     }
 
+    /// Runs the read `which` and hands its rows to `each` as they arrive,
+    /// until it breaks or fails. Once a row was handed over, a lost
+    /// connection is not retried: `each` would see rows twice.
+    fn stream(
+        &self,
+        which: Query,
+        params: &[&(dyn ToSql + Sync)],
+        each: &mut dyn FnMut(&postgres::Row) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        self.run(Call::Read, |connection| {
+            let statement = connection.statement(&self.sql, which)?;
+            let mut rows = connection
+                .client
+                .query_raw(&statement, params.iter().copied())?;
+            let mut delivered = false;
+            loop {
+                match rows.next() {
+                    Ok(Some(row)) => {
+                        delivered = true;
+                        if each(&row)?.is_break() {
+                            // Dropping the iterator leaves the rest unread;
+                            // the connection discards them.
+                            return Ok(());
+                        }
+                    }
+                    Ok(None) => return Ok(()),
+                    Err(error) if delivered => return Err(Failure::Final(error)),
+                    Err(error) => return Err(Failure::Database(error)),
+                }
+            }
+        })
+    }
+
     /// Runs `step` on a pooled connection. A database error closes the
     /// connection (and every idle one, if the server was lost); a read
     /// whose reused connection had lost its server runs once more on a
@@ -398,28 +431,7 @@ impl Recorder for PostgresRecorder {
             .limit
             .map(|limit| i64::try_from(limit).unwrap_or(i64::MAX));
         let params: [&(dyn ToSql + Sync); 4] = [&query.originator_id, &after, &to, &limit];
-        // Rows are handed to `each` as they arrive. Once one was, a lost
-        // connection is not retried: `each` would see rows twice.
-        self.run(Call::Read, |connection| {
-            let statement = connection.statement(&self.sql, which)?;
-            let mut rows = connection.client.query_raw(&statement, params)?;
-            let mut delivered = false;
-            loop {
-                match rows.next() {
-                    Ok(Some(row)) => {
-                        delivered = true;
-                        if each(read_event(&row, 0)?)?.is_break() {
-                            // Dropping the iterator leaves the rest unread;
-                            // the connection discards them.
-                            return Ok(());
-                        }
-                    }
-                    Ok(None) => return Ok(()),
-                    Err(error) if delivered => return Err(Failure::Final(error)),
-                    Err(error) => return Err(Failure::Database(error)),
-                }
-            }
-        })
+        self.stream(which, &params, &mut |row| each(read_event(row, 0)?))
     }
 
     fn select_notifications(
@@ -521,37 +533,10 @@ impl Recorder for PostgresRecorder {
     ) -> Result<()> {
         let to = to_version.map_or(i64::MAX, clamp);
         let params: [&(dyn ToSql + Sync); 2] = [&originator_id, &to];
-        // As in `select_events`: once a row was handed over, a lost
-        // connection is not retried.
-        self.run(Call::Read, |connection| {
-            let statement = connection.statement(&self.sql, Query::SelectSnapshotAndEvents)?;
-            let mut rows = connection.client.query_raw(&statement, params)?;
-            let (mut delivered, mut events_begun) = (false, false);
-            loop {
-                let row = match rows.next() {
-                    Ok(Some(row)) => row,
-                    Ok(None) => return Ok(()),
-                    Err(error) if delivered => return Err(Failure::Final(error)),
-                    Err(error) => return Err(Failure::Database(error)),
-                };
-                delivered = true;
-                let is_event = row.try_get::<_, i32>(0).is_ok_and(|kind| kind == 1);
-                let read = read_event(&row, 1)?;
-                let flow = if is_event {
-                    events_begun = true;
-                    each(read)?
-                } else if events_begun {
-                    return Err(Error::Database(
-                        "the snapshot came after the events in a load's query".into(),
-                    )
-                    .into());
-                } else {
-                    snapshot(read)?
-                };
-                if flow.is_break() {
-                    return Ok(());
-                }
-            }
+        let mut load = LoadRows::new(snapshot, each);
+        self.stream(Query::SelectSnapshotAndEvents, &params, &mut |row| {
+            let is_event = row.try_get::<_, i32>(0).is_ok_and(|kind| kind == 1);
+            load.hand(is_event, read_event(row, 1)?)
         })
     }
 

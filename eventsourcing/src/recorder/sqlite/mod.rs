@@ -19,9 +19,9 @@ use self::options::validate_prefix;
 use self::rows::{KnownId, read_event, read_notification};
 use self::statements::Statements;
 use super::{
-    Batch, DataKeyRow, EventQuery, Notification, Parked, Position, Recorder, Registration, Rewrap,
-    SignedChange, SignedUpdate, TrackingKey, TrackingUpdate, clamp, corrupt, signed_changes,
-    signed_partition, signed_update, signed_version,
+    Batch, DataKeyRow, EventQuery, LoadRows, Notification, Parked, Position, Recorder,
+    Registration, Rewrap, SignedChange, SignedUpdate, TrackingKey, TrackingUpdate, clamp, corrupt,
+    signed_changes, signed_partition, signed_update, signed_version,
 };
 use crate::crash;
 use crate::error::{Error, Result};
@@ -475,21 +475,13 @@ impl Recorder for SqliteRecorder {
                 .prepare_cached(&self.sql.select_snapshot_and_events)
                 .map_err(db)?;
             let mut rows = select.query(params).map_err(db)?;
-            let mut events_begun = false;
+            let mut load = LoadRows::new(snapshot, each);
             while let Some(row) = rows.next().map_err(db)? {
                 let is_event = matches!(row.get_ref(0).map_err(db)?, ValueRef::Integer(1));
-                let read = read_event(row, 1, Some(known))?;
-                let flow = if is_event {
-                    events_begun = true;
-                    each(read)?
-                } else if events_begun {
-                    return Err(Error::Database(
-                        "the snapshot came after the events in a load's query".into(),
-                    ));
-                } else {
-                    snapshot(read)?
-                };
-                if flow.is_break() {
+                if load
+                    .hand(is_event, read_event(row, 1, Some(known))?)?
+                    .is_break()
+                {
                     break;
                 }
             }
