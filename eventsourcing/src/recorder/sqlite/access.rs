@@ -43,7 +43,7 @@ impl SqliteRecorder {
     /// this thread held open ([`in_one_transaction`]) is committed first.
     pub(super) fn writer(&self) -> Result<shared::WriterGuard<'_>> {
         let conn = match &self.connections {
-            Store::Memory(conn) => shared::lock_writer(conn)?,
+            Store::Memory(conn) => shared::lock_writer(conn, None)?,
             Store::File(shared) => {
                 let (conn, held) = scope::writer(shared)?;
                 if held {

@@ -28,6 +28,7 @@ use crate::error::{Error, Result};
 use crate::mapper::{StoredEvent, StoredRow};
 
 mod access;
+mod checkpoint;
 mod followers;
 mod keys;
 mod options;

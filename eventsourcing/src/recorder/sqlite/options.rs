@@ -56,13 +56,14 @@ pub struct SqliteOptions {
     /// How long a connection waits for another process's lock before it
     /// fails with a database error; 5 seconds by default.
     pub busy_timeout: Duration,
-    /// After how many pages in the write-ahead log a commit copies them
-    /// back into the database file (SQLite's `wal_autocheckpoint`; 0: never
-    /// on its own). `None`, the default, keeps SQLite's 1,000 pages (4 MiB).
-    /// More pages mean fewer of these copies, each followed by two disk
-    /// syncs, at the cost of a larger `-wal` file: with many small commits
-    /// (a system's single-thread runner) 10,000 pages made commits up to
-    /// a third faster here.
+    /// After how many pages in the write-ahead log they are copied back into
+    /// the database file (a checkpoint; 0: never on its own). `None`, the
+    /// default, keeps SQLite's 1,000 pages (4 MiB). The copy is made by a
+    /// thread of the file's own, so that the commit that crossed the
+    /// threshold does not wait for the checkpoint's two disk syncs; the
+    /// committing thread copies itself only once the log holds four times
+    /// the threshold (the thread fell behind). More pages mean fewer
+    /// checkpoints at the cost of a larger `-wal` file.
     pub wal_autocheckpoint: Option<u32>,
 }
 

@@ -18,7 +18,7 @@ use std::thread::{self, ThreadId};
 use rusqlite::Connection;
 
 use super::db;
-use super::shared::{Connections, WriterGuard, lock_writer};
+use super::shared::{Connections, WriterGuard};
 use super::statements::{BEGIN_IMMEDIATE, COMMIT};
 use crate::error::{Error, Result};
 
@@ -115,7 +115,9 @@ fn end(commit: bool) -> Result<()> {
         Err(Error::Database("a panic ended the transaction".into()))
     };
     for connections in state.held {
-        let outcome = lock_writer(&connections.writer).and_then(|conn| finish(&conn, commit));
+        let outcome = connections
+            .lock_writer()
+            .and_then(|conn| finish(&conn, commit));
         connections.holder.set(None);
         if result.is_ok() {
             result = outcome;
@@ -154,7 +156,7 @@ fn finish(conn: &Connection, commit: bool) -> Result<()> {
 pub(super) fn writer(connections: &Connections) -> Result<(WriterGuard<'_>, bool)> {
     let me = thread::current().id();
     loop {
-        let conn = lock_writer(&connections.writer)?;
+        let conn = connections.lock_writer()?;
         let holder = *connections
             .holder
             .thread

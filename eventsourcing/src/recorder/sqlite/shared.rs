@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::checkpoint::{self, Checkpointer};
 use super::readers::ReaderPool;
 use super::scope::Holder;
 use super::{STATEMENT_CACHE_CAPACITY, db, setup};
@@ -30,6 +31,16 @@ pub(super) struct Connections {
     /// The thread holding the writer's transaction open, if any
     /// (`scope.rs`).
     pub(super) holder: Holder,
+    /// Copies the write-ahead log back into the file in the background
+    /// (`None`: automatic checkpoints were switched off).
+    pub(super) checkpointer: Option<Checkpointer>,
+}
+
+impl Connections {
+    /// Takes the writer connection ([`lock_writer`]).
+    pub(super) fn lock_writer(&self) -> Result<WriterGuard<'_>> {
+        lock_writer(&self.writer, self.checkpointer.as_ref())
+    }
 }
 
 /// What a set of connections was opened with: recorders share it only
@@ -86,19 +97,30 @@ pub(super) fn open(
         .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE_CAPACITY);
     setup::stable_plans(&conn)?;
-    if let Some(pages) = wal_autocheckpoint {
-        conn.pragma_update(None, "wal_autocheckpoint", pages)
-            .map_err(db)?;
-    }
+    let canonical = match canonical {
+        Some(path) => path,
+        None => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
+    };
+    let checkpointer = match wal_autocheckpoint.unwrap_or(checkpoint::DEFAULT_PAGES) {
+        0 => {
+            conn.pragma_update(None, "wal_autocheckpoint", 0)
+                .map_err(db)?;
+            None
+        }
+        pages => Some(Checkpointer::install(
+            &conn,
+            canonical.clone(),
+            synchronous,
+            pages,
+        )),
+    };
     let shared = Arc::new(Connections {
         writer: Mutex::new(conn),
         readers: ReaderPool::new(path.to_owned(), busy_timeout),
         holder: Holder::default(),
+        checkpointer,
     });
-    let path = match canonical {
-        Some(path) => path,
-        None => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
-    };
+    let path = canonical;
     open.push((
         Key {
             path,
@@ -148,6 +170,7 @@ thread_local! {
 pub(super) struct WriterGuard<'a> {
     guard: MutexGuard<'a, Connection>,
     key: usize,
+    checkpointer: Option<&'a Checkpointer>,
 }
 
 impl std::ops::Deref for WriterGuard<'_> {
@@ -166,6 +189,9 @@ impl std::ops::DerefMut for WriterGuard<'_> {
 
 impl Drop for WriterGuard<'_> {
     fn drop(&mut self) {
+        if let Some(checkpointer) = self.checkpointer {
+            checkpointer.after_write(&self.guard);
+        }
         let _ = HELD.try_with(|held| held.borrow_mut().retain(|&k| k != self.key));
     }
 }
@@ -173,8 +199,13 @@ impl Drop for WriterGuard<'_> {
 /// Takes the writer connection `writer`, waiting for other threads; an
 /// error instead of waiting forever when this thread holds it already (a
 /// write from inside another write on the same file, say a SQL
-/// projection's handler saving to an application on its file).
-pub(super) fn lock_writer(writer: &Mutex<Connection>) -> Result<WriterGuard<'_>> {
+/// projection's handler saving to an application on its file). Letting it
+/// go tells `checkpointer`, if any, how large this thread's commits left
+/// the write-ahead log.
+pub(super) fn lock_writer<'a>(
+    writer: &'a Mutex<Connection>,
+    checkpointer: Option<&'a Checkpointer>,
+) -> Result<WriterGuard<'a>> {
     let key = std::ptr::from_ref(writer) as usize;
     if HELD.with(|held| held.borrow().contains(&key)) {
         return Err(Error::Database(
@@ -185,5 +216,9 @@ pub(super) fn lock_writer(writer: &Mutex<Connection>) -> Result<WriterGuard<'_>>
     }
     let guard = writer.lock().unwrap_or_else(PoisonError::into_inner);
     HELD.with(|held| held.borrow_mut().push(key));
-    Ok(WriterGuard { guard, key })
+    Ok(WriterGuard {
+        guard,
+        key,
+        checkpointer,
+    })
 }

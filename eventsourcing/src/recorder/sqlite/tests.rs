@@ -448,7 +448,14 @@ fn recorders_of_one_file_share_connections_and_a_nested_write_is_an_error() {
 fn wal_autocheckpoint_is_set_on_the_writer_and_keeps_its_own_connections() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("checkpoint.db");
-    let pages = |recorder: &SqliteRecorder| -> i64 {
+    let threshold = |recorder: &SqliteRecorder| -> Option<u32> {
+        let Store::File(shared) = &recorder.connections else {
+            panic!("a file recorder");
+        };
+        shared.checkpointer.as_ref().map(|c| c.threshold)
+    };
+    // SQLite's own checkpoints stay off: the writer's WAL hook replaces them.
+    let sqlite_pages = |recorder: &SqliteRecorder| -> i64 {
         recorder
             .writer()
             .unwrap()
@@ -456,14 +463,23 @@ fn wal_autocheckpoint_is_set_on_the_writer_and_keeps_its_own_connections() {
             .unwrap()
     };
     let default = SqliteRecorder::open(SqliteOptions::file(&path)).unwrap();
-    assert_eq!(pages(&default), 1000, "SQLite's own default");
+    assert_eq!(threshold(&default), Some(1000), "SQLite's own default");
+    assert_eq!(sqlite_pages(&default), 0);
     let tuned = SqliteRecorder::open(
         SqliteOptions::file(&path)
             .table_prefix("t_")
             .wal_autocheckpoint(10_000),
     )
     .unwrap();
-    assert_eq!(pages(&tuned), 10_000);
+    assert_eq!(threshold(&tuned), Some(10_000));
+    let never = SqliteRecorder::open(
+        SqliteOptions::file(&path)
+            .table_prefix("n_")
+            .wal_autocheckpoint(0),
+    )
+    .unwrap();
+    assert_eq!(threshold(&never), None);
+    assert_eq!(sqlite_pages(&never), 0);
     let (Store::File(first), Store::File(second)) = (&default.connections, &tuned.connections)
     else {
         panic!("file recorders");
