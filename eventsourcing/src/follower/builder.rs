@@ -272,6 +272,7 @@ impl<P, T: Target<P>> FollowerBuilder<P, T> {
                 key,
                 read: at.notification_id,
                 at,
+                inbox: None,
             });
         }
         let setup_error = |failure: Failure, step| failure.into_error(&name, step, None);

@@ -5,6 +5,7 @@
 
 mod builder;
 pub(crate) mod causal;
+pub(crate) mod inbox;
 mod listen;
 mod parked;
 mod policy;

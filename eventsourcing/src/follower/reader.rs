@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::thread::{Scope, ScopedJoinHandle};
 
+use super::inbox::Inbox;
 use super::policy::Envelope;
 use crate::error::{Error, Result};
 use crate::notification::NotificationLog;
+use crate::recorder::Notification;
 
 /// One page of an upstream log, decoded.
 #[derive(Debug)]
@@ -38,6 +40,9 @@ pub(crate) struct Source {
     pub(crate) limit: usize,
     /// Read nothing past this notification.
     pub(crate) until: Option<u64>,
+    /// What the upstream just committed, served instead of a read when it
+    /// covers the page (`inbox.rs`).
+    pub(crate) inbox: Option<Arc<Inbox>>,
 }
 
 impl Source {
@@ -46,7 +51,10 @@ impl Source {
         // Every id up to the head is settled: a recorder never reports one
         // that a reader could still miss. Head and rows come from one read.
         let topics = self.topics.as_deref().unwrap_or(&[]);
-        let (head, mut rows) = self.log.page(from, self.limit, topics)?;
+        let (head, mut rows) = match self.served_by_inbox(from, topics) {
+            Some(page) => page,
+            None => self.log.page(from, self.limit, topics)?,
+        };
         let head = self.until.map_or(head, |until| head.min(until));
         if head <= from {
             return Ok(Page {
@@ -93,6 +101,18 @@ impl Source {
             at_head,
             unreadable,
         })
+    }
+
+    /// The page after `from` from the inbox, if there is one, it covers
+    /// the page, and this thread holds a transaction open on a SQLite
+    /// file (where the inbox knows every id up to the head).
+    fn served_by_inbox(&self, from: u64, topics: &[&str]) -> Option<(u64, Vec<Notification>)> {
+        #[cfg(feature = "sqlite")]
+        if crate::recorder::in_scope() {
+            return self.inbox.as_ref()?.page(from, self.limit, topics);
+        }
+        let _ = (from, topics);
+        None
     }
 }
 

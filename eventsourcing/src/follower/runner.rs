@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use super::causal::{Partition, waits_for};
+use super::inbox::Inbox;
 use super::policy::{Envelope, HandleError};
 use super::reader::{Page, ReadAhead, Source};
 use super::target::{Commit, Failure, Target};
@@ -43,6 +44,9 @@ pub(crate) struct Upstream {
     /// nothing to do with, when such moves are not committed on their own
     /// ([`FollowerBuilder::lazy_moves`](super::FollowerBuilder::lazy_moves)).
     pub(crate) read: u64,
+    /// What the upstream just committed, when the follower runs on the
+    /// committing thread (the single-thread runner).
+    pub(crate) inbox: Option<Arc<Inbox>>,
 }
 
 /// How many upstream events a follower handles per transaction unless
@@ -208,6 +212,14 @@ impl<P, T: Target<P>> Follower<P, T> {
             .map(|u| u.read)
     }
 
+    /// Reads what upstream `name` commits from `inbox` when it can
+    /// (`follower/inbox.rs`).
+    pub(crate) fn attach_inbox(&mut self, name: &str, inbox: &Arc<Inbox>) {
+        for upstream in self.upstreams.iter_mut().filter(|u| &*u.name == name) {
+            upstream.inbox = Some(Arc::clone(inbox));
+        }
+    }
+
     /// The last rebuild, once it has caught up.
     #[must_use]
     pub fn rebuild(&self) -> Option<Rebuild> {
@@ -268,6 +280,7 @@ impl<P, T: Target<P>> Follower<P, T> {
                 1
             },
             until: self.options.until,
+            inbox: self.upstreams[index].inbox.clone(),
         };
         let mut step = Step::default();
         let first = source.read(self.upstreams[index].read)?;

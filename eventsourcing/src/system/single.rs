@@ -12,6 +12,7 @@ use super::definition::System;
 use super::worker::Worker;
 use crate::application::Application;
 use crate::error::{Error, Result};
+use crate::follower::inbox::Inbox;
 use crate::mapper::StoredEvent;
 use crate::store::CommitHook;
 
@@ -43,9 +44,14 @@ pub(crate) struct Single {
     hooks: Mutex<Vec<CommitHook>>,
 }
 
-/// A unit following an application, and the topics it handles (`None`:
-/// every commit counts).
-type Route = (usize, Option<Vec<&'static str>>);
+/// A unit following an application, the topics it handles (`None`:
+/// every commit counts), and its inbox of what the application commits.
+#[derive(Clone)]
+struct Route {
+    unit: usize,
+    topics: Option<Vec<&'static str>>,
+    inbox: Arc<Inbox>,
+}
 
 /// One follower and how many commits it wanted it had seen when it last
 /// ran: it runs again only when one of its upstreams has committed an
@@ -64,10 +70,14 @@ impl Single {
         let mut routes = vec![Vec::new(); apps.len()];
         for (unit, (app, _)) in def.units().into_iter().enumerate() {
             for upstream in def.upstreams(app) {
-                routes[upstream].push((unit, def.apps[app].handles()));
+                routes[upstream].push(Route {
+                    unit,
+                    topics: def.apps[app].handles(),
+                    inbox: Arc::default(),
+                });
             }
         }
-        let units: Vec<Unit> = system
+        let mut units: Vec<Unit> = system
             .workers(apps, None, None)?
             .into_iter()
             .map(|worker| Unit {
@@ -77,6 +87,13 @@ impl Single {
                 blocked: true,
             })
             .collect();
+        for (upstream, routes) in routes.iter().enumerate() {
+            for route in routes {
+                units[route.unit]
+                    .worker
+                    .attach_inbox(def.apps[upstream].name(), &route.inbox);
+            }
+        }
         let single = Arc::new(Single {
             wanted: units.iter().map(|_| AtomicU64::new(0)).collect(),
             workers: Mutex::new(units),
@@ -92,9 +109,9 @@ impl Single {
                 // Told at once inside the drain's transaction, where the
                 // commits it counts are the followers' own writes.
                 app.event_store().on_commit_immediate(Arc::new(
-                    move |_: &[u64], events: &[StoredEvent]| {
+                    move |ids: &[u64], events: &[StoredEvent]| {
                         if let Some(single) = weak.upgrade() {
-                            single.committed(index, events);
+                            single.committed(index, ids, events);
                             single.drain();
                         }
                     },
@@ -108,17 +125,26 @@ impl Single {
         Ok(single)
     }
 
-    /// Counts a commit of `events` by application `app` for each unit that
-    /// has a handler for one of them.
-    fn committed(&self, app: usize, events: &[StoredEvent]) {
-        for (unit, topics) in &self.routes[app] {
-            let wanted = topics.as_ref().is_none_or(|topics| {
+    /// Counts a commit of `events` (notification ids `ids`) by application
+    /// `app` for each unit that has a handler for one of them, and puts it
+    /// in the units' inboxes.
+    fn committed(&self, app: usize, ids: &[u64], events: &[StoredEvent]) {
+        for route in &self.routes[app] {
+            let topics = route.topics.as_deref();
+            // Served only inside a SQLite transaction this thread holds
+            // (`follower/inbox.rs`); a commit outside one leaves a gap,
+            // which empties the inbox.
+            #[cfg(feature = "sqlite")]
+            if crate::recorder::in_scope() {
+                route.inbox.push(ids, events, topics);
+            }
+            let wanted = topics.is_none_or(|topics| {
                 events
                     .iter()
                     .any(|event| topics.contains(&event.topic.as_str()))
             });
             if wanted {
-                self.wanted[*unit].fetch_add(1, Ordering::SeqCst);
+                self.wanted[route.unit].fetch_add(1, Ordering::SeqCst);
             }
         }
     }

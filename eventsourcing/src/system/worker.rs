@@ -1,11 +1,13 @@
 //! The system's applications with their types erased: how a runner makes
 //! a follower of one, runs it and stops it without knowing its policy.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::App;
 use crate::application::Application;
 use crate::error::Result;
+use crate::follower::inbox::Inbox;
 use crate::follower::{Follower, Partition, ProcessTarget, Progress, Running};
 
 /// An application of a system, typed once when it is defined.
@@ -86,6 +88,8 @@ pub(crate) trait Worker: Send {
     fn is_blocked(&self) -> bool;
     /// Runs it on a thread of its own.
     fn spawn(self: Box<Self>) -> Box<dyn Spawned>;
+    /// Reads what upstream `name` commits from `inbox` when it can.
+    fn attach_inbox(&mut self, name: &str, inbox: &Arc<Inbox>);
 }
 
 impl<A: App> Worker for Follower<A, ProcessTarget> {
@@ -99,6 +103,10 @@ impl<A: App> Worker for Follower<A, ProcessTarget> {
 
     fn spawn(self: Box<Self>) -> Box<dyn Spawned> {
         Box::new(Follower::spawn(*self))
+    }
+
+    fn attach_inbox(&mut self, name: &str, inbox: &Arc<Inbox>) {
+        Follower::attach_inbox(self, name, inbox);
     }
 }
 
