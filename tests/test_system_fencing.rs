@@ -32,23 +32,20 @@ fn factory(uri: String, node: &str) -> impl Fn(&str) -> Result<Application> + Se
     orders::factory(uri, Metadata::new().with("node", node))
 }
 
-/// Leases of 3 s, renewed every second: the main node must keep its
-/// leases through the seconds the test watches the restored node, also on
-/// a loaded machine whose PostgreSQL answers a renewal late. With 1 s
-/// leases, one CI run (another program filling the same server) counted
-/// 218 events from the restored node after 4 before; the likeliest cause
-/// is the main node's leases lapsing and the restored node taking units
-/// anew, its new, legitimately leased work then counted as fenced work.
+/// Leases of 1 s, renewed every third of one.
 fn options(name: &str) -> MachineOptions {
     MachineOptions::new(name)
-        .lease(Duration::from_secs(3))
+        .lease(Duration::from_secs(1))
         .poll_interval(Duration::from_millis(20))
 }
 
-/// A node in a process of its own: runs until it has lost every unit it held
-/// (then stops, so that it does not take units again once its link is
-/// back: what it commits after that would be under new leases), or its
-/// standard input closes.
+/// A node in a process of its own, until its standard input closes. It
+/// takes no unit again once it has lost one (decided in the round that
+/// notices the loss), so that whatever it records after its interruption
+/// was recorded under a lease it lost, never under one taken anew: on a
+/// loaded machine the main node's leases can lapse too, and a node that
+/// took units again would record legitimately. It fails (its process
+/// exits unsuccessfully) unless it noticed a loss.
 #[test]
 fn child_node() {
     let (Ok(uri), Ok(name)) = (
@@ -59,27 +56,20 @@ fn child_node() {
     };
     let running = orders::system(2)
         .unwrap()
-        .start_with(Runner::Machines(options(&name)), factory(uri, &name))
+        .start_with(
+            Runner::Machines(options(&name).stop_taking_after_loss(true)),
+            factory(uri, &name),
+        )
         .unwrap();
-    let closed = std::sync::Arc::new(AtomicBool::new(false));
-    let stdin_closed = std::sync::Arc::clone(&closed);
-    std::thread::spawn(move || {
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-        stdin_closed.store(true, Ordering::SeqCst);
-    });
-    let mut held_some = false;
-    while !closed.load(Ordering::SeqCst) {
-        let held = !running.held().is_empty();
-        if held_some && !held {
-            eprintln!("node {name}: lost every unit");
-            break;
-        }
-        held_some |= held;
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let mut sink = Vec::new();
+    let _ = std::io::stdin().read_to_end(&mut sink);
+    let lost = running.lost();
+    let held = running.held();
+    eprintln!("node {name}: lost {lost} units, holds {held:?}");
     // Its followers may have ended fenced; stopping reports nothing then.
     running.stop().unwrap();
+    assert!(lost > 0, "node {name} noticed no loss");
+    assert!(held.is_empty(), "node {name} took units again: {held:?}");
 }
 
 /// How many events in the system the node named `node` recorded.
@@ -178,7 +168,8 @@ fn fence(
         (before, after)
     });
     drop(child.stdin.take());
-    let _ = child.wait();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the node {name} failed: {status}");
     assert!(
         running
             .wait_until_quiescent(Duration::from_mins(2))
