@@ -3,7 +3,9 @@
 //! to lapse (by the test, in the lease table) counts them lost; with the
 //! option it takes none again, not even in the round that noticed the
 //! loss, and leaves them to the other nodes; without it, it takes them
-//! again. Needs PostgreSQL (skipped without it, unless it is required).
+//! again. And a node whose lease lapsed (and went to another node) while
+//! it started the unit's follower does not run that follower. Needs
+//! PostgreSQL (skipped without it, unless it is required).
 
 use std::time::{Duration, Instant};
 
@@ -103,5 +105,62 @@ fn a_node_takes_its_units_again_after_a_loss_unless_told_not_to() {
         node.held().len() == UNITS
     });
     assert_eq!(node.lost(), UNITS as u64);
+    node.stop().unwrap();
+}
+
+#[test]
+fn a_node_whose_lease_lapsed_while_its_follower_started_does_not_run_it() {
+    let Some(scratch) = scratch() else { return };
+    // A first node brings the partitions level and makes every tracking
+    // row, then gives its units up.
+    let warm = start(&scratch, options("warm"));
+    wait_until("the first node to take every unit", || {
+        warm.held().len() == UNITS
+    });
+    warm.stop().unwrap();
+    // Every tracking row locked: a follower's start, raising its epochs,
+    // waits, its node having taken the unit's lease.
+    let mut locker = scratch.client();
+    let mut tx = locker.transaction().unwrap();
+    for table in [
+        "orders_tracking",
+        "reservations_tracking",
+        "payments_tracking",
+    ] {
+        tx.execute(&format!("SELECT 1 FROM {table} FOR UPDATE"), &[])
+            .unwrap();
+    }
+    let node = start(&scratch, options("taker"));
+    let mut client = scratch.client();
+    let mut unit = None;
+    // (`held` would wait for the node's round, which waits for the lock.)
+    wait_until("the node to take a lease", || {
+        unit = client
+            .query_opt(
+                "SELECT unit FROM orders_system_leases \
+                 WHERE node = 'taker' AND unit NOT LIKE 'node:%'",
+                &[],
+            )
+            .unwrap()
+            .map(|row| row.get::<_, String>(0));
+        unit.is_some()
+    });
+    let unit = unit.unwrap();
+    // Meanwhile its lease lapsed and another node took the unit over.
+    let stolen = client
+        .execute(
+            "UPDATE orders_system_leases SET node = 'thief', \
+             expires = now() + interval '1 minute' WHERE unit = $1",
+            &[&unit],
+        )
+        .unwrap();
+    assert_eq!(stolen, 1);
+    tx.rollback().unwrap();
+    // `held` answers once that round is over: it took every other unit,
+    // and gave up the one whose follower it started too late.
+    let held = node.held();
+    assert!(!held.contains(&unit), "{unit} is run by {held:?}");
+    assert_eq!(held.len(), UNITS - 1, "{held:?}");
+    assert_eq!(node.lost(), 1);
     node.stop().unwrap();
 }

@@ -131,15 +131,16 @@ fn start_node(mut command: Command, name: &str, uri: &str) -> Child {
 /// node has recorded something, `interrupt` takes it away until the main
 /// node holds every unit; then `resume` gives it back for several leases.
 /// Returns the events the node had recorded before `resume` and after,
-/// and how many orders the oracle checked (every one reserved and paid
-/// exactly once).
+/// how many orders the oracle checked (every one reserved and paid
+/// exactly once), and how many units the main node lost meanwhile (its
+/// leases lapsing on a loaded machine, say).
 fn fence(
     name: &str,
     uri: &str,
     mut child: Child,
     interrupt: impl FnOnce(&Child),
     resume: impl FnOnce(&Child),
-) -> (usize, usize, usize) {
+) -> (usize, usize, usize, u64) {
     let system = orders::system(2).unwrap();
     let mut running = system
         .start_with(
@@ -176,8 +177,9 @@ fn fence(
             .unwrap()
     );
     let report = orders::check(&running, &ids).unwrap();
+    let lost = running.lost();
     running.stop().unwrap();
-    (before, after, report.orders)
+    (before, after, report.orders, lost)
 }
 
 #[test]
@@ -201,7 +203,7 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
         "cut",
         &node.postgres_url(&uri),
     );
-    let (before, after, orders) = fence(
+    let (before, after, orders, lost) = fence(
         "cut",
         &uri,
         child,
@@ -210,7 +212,8 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
     );
     println!(
         "netns: node cut off until its leases expired; it had recorded {before} events, and \
-         {after} after it was restored; {orders} orders each reserved and paid exactly once"
+         {after} after it was restored; {orders} orders each reserved and paid exactly once; the \
+         main node lost {lost} units"
     );
     assert_eq!(
         after, before,
@@ -232,7 +235,7 @@ fn a_node_paused_until_its_leases_expire_commits_nothing_after() {
         "paused",
         &uri,
     );
-    let (before, after, orders) = fence(
+    let (before, after, orders, lost) = fence(
         "paused",
         &uri,
         child,
@@ -241,7 +244,8 @@ fn a_node_paused_until_its_leases_expire_commits_nothing_after() {
     );
     println!(
         "paused: node stopped until its leases expired; it had recorded {before} events, and \
-         {after} after it was continued; {orders} orders each reserved and paid exactly once"
+         {after} after it was continued; {orders} orders each reserved and paid exactly once; the \
+         main node lost {lost} units"
     );
     assert_eq!(
         after, before,
