@@ -13,7 +13,7 @@
 //!
 //! Both need PostgreSQL (skipped without it, unless it is required).
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -39,13 +39,19 @@ fn options(name: &str) -> MachineOptions {
         .poll_interval(Duration::from_millis(20))
 }
 
+/// What a node prints once it has lost units and holds none: every
+/// follower it ran has been stopped (waited for), and it takes no unit
+/// again, so that it can record nothing more.
+const SETTLED: &str = "fenced node settled";
+
 /// A node in a process of its own, until its standard input closes. It
 /// takes no unit again once it has lost one (decided in the round that
 /// notices the loss), so that whatever it records after its interruption
 /// was recorded under a lease it lost, never under one taken anew: on a
 /// loaded machine the main node's leases can lapse too, and a node that
-/// took units again would record legitimately. It fails (its process
-/// exits unsuccessfully) unless it noticed a loss.
+/// took units again would record legitimately. Once it has lost units and
+/// holds none, it prints [`SETTLED`]; it fails (its process exits
+/// unsuccessfully) unless it did, or if it took units again.
 #[test]
 fn child_node() {
     let (Ok(uri), Ok(name)) = (
@@ -61,14 +67,29 @@ fn child_node() {
             factory(uri, &name),
         )
         .unwrap();
-    let mut sink = Vec::new();
-    let _ = std::io::stdin().read_to_end(&mut sink);
-    let lost = running.lost();
+    let closed = std::sync::Arc::new(AtomicBool::new(false));
+    let stdin_closed = std::sync::Arc::clone(&closed);
+    std::thread::spawn(move || {
+        let mut sink = Vec::new();
+        let _ = std::io::stdin().read_to_end(&mut sink);
+        stdin_closed.store(true, Ordering::SeqCst);
+    });
+    let mut settled = false;
+    while !closed.load(Ordering::SeqCst) {
+        // `held` waits for a round in progress, which counts its losses
+        // only once it has stopped their followers.
+        if !settled && running.held().is_empty() && running.lost() > 0 {
+            println!("{SETTLED}");
+            std::io::stdout().flush().unwrap();
+            settled = true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
     let held = running.held();
-    eprintln!("node {name}: lost {lost} units, holds {held:?}");
+    eprintln!("node {name}: lost {} units, holds {held:?}", running.lost());
     // Its followers may have ended fenced; stopping reports nothing then.
     running.stop().unwrap();
-    assert!(lost > 0, "node {name} noticed no loss");
+    assert!(settled, "node {name} never lost its units");
     assert!(held.is_empty(), "node {name} took units again: {held:?}");
 }
 
@@ -121,16 +142,26 @@ fn start_node(mut command: Command, name: &str, uri: &str) -> Child {
         .env("ES_FENCED_NAME", name)
         .env_remove("DB_URI")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The scenario both tests share: the node `name` (started as `child`)
 /// and a main node share the units while orders keep coming; once the
 /// node has recorded something, `interrupt` takes it away until the main
-/// node holds every unit; then `resume` gives it back for several leases.
-/// Returns the events the node had recorded before `resume` and after,
+/// node holds every unit; then `resume` gives it back until it has
+/// settled (see [`SETTLED`]). Returns the events the node had recorded
+/// before `resume` and once settled,
 /// how many orders the oracle checked (every one reserved and paid
 /// exactly once), and how many units the main node lost meanwhile (its
 /// leases lapsing on a loaded machine, say).
@@ -149,10 +180,23 @@ fn fence(
         )
         .unwrap();
     let mut ids = orders::place(&running, 0..20).unwrap();
+    let (settled, told) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        // (libtest prints `test child_node ... ` first, on the same line.)
+        for line in BufReader::new(stdout).lines() {
+            if line.is_ok_and(|line| line.ends_with(SETTLED)) {
+                let _ = settled.send(());
+            }
+        }
+    });
     let stop = AtomicBool::new(false);
     let (before, after) = std::thread::scope(|scope| {
         let placing =
             scope.spawn(|| orders::keep_placing(&running, &stop, 1000, Duration::from_millis(5)));
+        // A panic below must stop the placing too, or the scope waits for
+        // it forever.
+        let _stop_placing = StopOnDrop(&stop);
         wait_until("the node to work", Duration::from_mins(1), || {
             recorded_by(&running, name) > 0
         });
@@ -162,7 +206,10 @@ fn fence(
         });
         let before = recorded_by(&running, name);
         resume(&child);
-        std::thread::sleep(Duration::from_secs(3));
+        // No fixed wait: a node whose link comes back can stay stuck in a
+        // TCP retransmission back-off for seconds, and commit only then.
+        told.recv_timeout(Duration::from_mins(1))
+            .expect("the node to settle after it was resumed");
         let after = recorded_by(&running, name);
         stop.store(true, Ordering::SeqCst);
         ids.extend(placing.join().unwrap());
