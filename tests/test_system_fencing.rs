@@ -13,7 +13,7 @@
 //!
 //! Both need PostgreSQL (skipped without it, unless it is required).
 
-use std::io::Read;
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -32,23 +32,26 @@ fn factory(uri: String, node: &str) -> impl Fn(&str) -> Result<Application> + Se
     orders::factory(uri, Metadata::new().with("node", node))
 }
 
-/// Leases of 3 s, renewed every second: the main node must keep its
-/// leases through the seconds the test watches the restored node, also on
-/// a loaded machine whose PostgreSQL answers a renewal late. With 1 s
-/// leases, one CI run (another program filling the same server) counted
-/// 218 events from the restored node after 4 before; the likeliest cause
-/// is the main node's leases lapsing and the restored node taking units
-/// anew, its new, legitimately leased work then counted as fenced work.
+/// Leases of 1 s, renewed every third of one.
 fn options(name: &str) -> MachineOptions {
     MachineOptions::new(name)
-        .lease(Duration::from_secs(3))
+        .lease(Duration::from_secs(1))
         .poll_interval(Duration::from_millis(20))
 }
 
-/// A node in a process of its own: runs until it has lost every unit it held
-/// (then stops, so that it does not take units again once its link is
-/// back: what it commits after that would be under new leases), or its
-/// standard input closes.
+/// What a node prints once it has lost units and holds none: every
+/// follower it ran has been stopped (waited for), and it takes no unit
+/// again, so that it can record nothing more.
+const SETTLED: &str = "fenced node settled";
+
+/// A node in a process of its own, until its standard input closes. It
+/// takes no unit again once it has lost one (decided in the round that
+/// notices the loss), so that whatever it records after its interruption
+/// was recorded under a lease it lost, never under one taken anew: on a
+/// loaded machine the main node's leases can lapse too, and a node that
+/// took units again would record legitimately. Once it has lost units and
+/// holds none, it prints [`SETTLED`]; it fails (its process exits
+/// unsuccessfully) unless it did, or if it took units again.
 #[test]
 fn child_node() {
     let (Ok(uri), Ok(name)) = (
@@ -59,7 +62,10 @@ fn child_node() {
     };
     let running = orders::system(2)
         .unwrap()
-        .start_with(Runner::Machines(options(&name)), factory(uri, &name))
+        .start_with(
+            Runner::Machines(options(&name).stop_taking_after_loss(true)),
+            factory(uri, &name),
+        )
         .unwrap();
     let closed = std::sync::Arc::new(AtomicBool::new(false));
     let stdin_closed = std::sync::Arc::clone(&closed);
@@ -68,18 +74,23 @@ fn child_node() {
         let _ = std::io::stdin().read_to_end(&mut sink);
         stdin_closed.store(true, Ordering::SeqCst);
     });
-    let mut held_some = false;
+    let mut settled = false;
     while !closed.load(Ordering::SeqCst) {
-        let held = !running.held().is_empty();
-        if held_some && !held {
-            eprintln!("node {name}: lost every unit");
-            break;
+        // `held` waits for a round in progress, which counts its losses
+        // only once it has stopped their followers.
+        if !settled && running.held().is_empty() && running.lost() > 0 {
+            println!("{SETTLED}");
+            std::io::stdout().flush().unwrap();
+            settled = true;
         }
-        held_some |= held;
         std::thread::sleep(Duration::from_millis(5));
     }
+    let held = running.held();
+    eprintln!("node {name}: lost {} units, holds {held:?}", running.lost());
     // Its followers may have ended fenced; stopping reports nothing then.
     running.stop().unwrap();
+    assert!(settled, "node {name} never lost its units");
+    assert!(held.is_empty(), "node {name} took units again: {held:?}");
 }
 
 /// How many events in the system the node named `node` recorded.
@@ -131,25 +142,36 @@ fn start_node(mut command: Command, name: &str, uri: &str) -> Child {
         .env("ES_FENCED_NAME", name)
         .env_remove("DB_URI")
         .stdin(Stdio::piped())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Sets its flag when dropped.
+struct StopOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
 }
 
 /// The scenario both tests share: the node `name` (started as `child`)
 /// and a main node share the units while orders keep coming; once the
 /// node has recorded something, `interrupt` takes it away until the main
-/// node holds every unit; then `resume` gives it back for several leases.
-/// Returns the events the node had recorded before `resume` and after,
-/// and how many orders the oracle checked (every one reserved and paid
-/// exactly once).
+/// node holds every unit; then `resume` gives it back until it has
+/// settled (see [`SETTLED`]). Returns the events the node had recorded
+/// before `resume` and once settled,
+/// how many orders the oracle checked (every one reserved and paid
+/// exactly once), and how many units the main node lost meanwhile (its
+/// leases lapsing on a loaded machine, say).
 fn fence(
     name: &str,
     uri: &str,
     mut child: Child,
     interrupt: impl FnOnce(&Child),
     resume: impl FnOnce(&Child),
-) -> (usize, usize, usize) {
+) -> (usize, usize, usize, u64) {
     let system = orders::system(2).unwrap();
     let mut running = system
         .start_with(
@@ -158,10 +180,23 @@ fn fence(
         )
         .unwrap();
     let mut ids = orders::place(&running, 0..20).unwrap();
+    let (settled, told) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        // (libtest prints `test child_node ... ` first, on the same line.)
+        for line in BufReader::new(stdout).lines() {
+            if line.is_ok_and(|line| line.ends_with(SETTLED)) {
+                let _ = settled.send(());
+            }
+        }
+    });
     let stop = AtomicBool::new(false);
     let (before, after) = std::thread::scope(|scope| {
         let placing =
             scope.spawn(|| orders::keep_placing(&running, &stop, 1000, Duration::from_millis(5)));
+        // A panic below must stop the placing too, or the scope waits for
+        // it forever.
+        let _stop_placing = StopOnDrop(&stop);
         wait_until("the node to work", Duration::from_mins(1), || {
             recorded_by(&running, name) > 0
         });
@@ -171,22 +206,27 @@ fn fence(
         });
         let before = recorded_by(&running, name);
         resume(&child);
-        std::thread::sleep(Duration::from_secs(3));
+        // No fixed wait: a node whose link comes back can stay stuck in a
+        // TCP retransmission back-off for seconds, and commit only then.
+        told.recv_timeout(Duration::from_mins(1))
+            .expect("the node to settle after it was resumed");
         let after = recorded_by(&running, name);
         stop.store(true, Ordering::SeqCst);
         ids.extend(placing.join().unwrap());
         (before, after)
     });
     drop(child.stdin.take());
-    let _ = child.wait();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the node {name} failed: {status}");
     assert!(
         running
             .wait_until_quiescent(Duration::from_mins(2))
             .unwrap()
     );
     let report = orders::check(&running, &ids).unwrap();
+    let lost = running.lost();
     running.stop().unwrap();
-    (before, after, report.orders)
+    (before, after, report.orders, lost)
 }
 
 #[test]
@@ -210,7 +250,7 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
         "cut",
         &node.postgres_url(&uri),
     );
-    let (before, after, orders) = fence(
+    let (before, after, orders, lost) = fence(
         "cut",
         &uri,
         child,
@@ -219,7 +259,8 @@ fn a_node_cut_off_until_its_leases_expire_commits_nothing_after() {
     );
     println!(
         "netns: node cut off until its leases expired; it had recorded {before} events, and \
-         {after} after it was restored; {orders} orders each reserved and paid exactly once"
+         {after} after it was restored; {orders} orders each reserved and paid exactly once; the \
+         main node lost {lost} units"
     );
     assert_eq!(
         after, before,
@@ -241,7 +282,7 @@ fn a_node_paused_until_its_leases_expire_commits_nothing_after() {
         "paused",
         &uri,
     );
-    let (before, after, orders) = fence(
+    let (before, after, orders, lost) = fence(
         "paused",
         &uri,
         child,
@@ -250,7 +291,8 @@ fn a_node_paused_until_its_leases_expire_commits_nothing_after() {
     );
     println!(
         "paused: node stopped until its leases expired; it had recorded {before} events, and \
-         {after} after it was continued; {orders} orders each reserved and paid exactly once"
+         {after} after it was continued; {orders} orders each reserved and paid exactly once; the \
+         main node lost {lost} units"
     );
     assert_eq!(
         after, before,

@@ -12,8 +12,20 @@
 //! whatever its clock says. A node that dies leaves its leases to expire;
 //! the others then take its units over. Followers are woken by
 //! PostgreSQL's LISTEN/NOTIFY, and poll as a fallback.
+//!
+//! A follower is started (its epochs raised) before it runs; the node then
+//! renews the unit's lease once more, and runs the follower only if it
+//! still holds it: a node paused between taking a lease and starting the
+//! follower may find the lease lapsed and the unit another node's, and
+//! must not run a follower whose epochs it raised too late.
+//!
+//! A unit a node stops running against its will (its lease lost, not
+//! renewed in time, or its follower ended) counts as a loss
+//! ([`SystemRunning::lost`](super::SystemRunning::lost)); with
+//! [`MachineOptions::stop_taking_after_loss`], the node takes no unit
+//! again after its first loss, decided in the same round that noticed it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,6 +43,7 @@ pub struct MachineOptions {
     node: String,
     lease: Duration,
     poll: Duration,
+    stop_taking_after_loss: bool,
 }
 
 impl MachineOptions {
@@ -43,6 +56,7 @@ impl MachineOptions {
             node: node.into(),
             lease: Duration::from_secs(5),
             poll: Duration::from_millis(100),
+            stop_taking_after_loss: false,
         }
     }
 
@@ -62,6 +76,21 @@ impl MachineOptions {
         self.poll = max.max(Duration::from_millis(1));
         self
     }
+
+    /// Whether the node, once it has lost a unit (see
+    /// [`SystemRunning::lost`](super::SystemRunning::lost)), takes no unit
+    /// again: it runs on the units it still holds until it loses them or
+    /// stops, and no longer counts among the live nodes, so that the
+    /// others share all the rest out. For a node that should be
+    /// restarted, not trusted to carry on, after it was cut off or
+    /// paused. Decided in the round that notices the loss, before that
+    /// round takes anything. Off by default: a node takes units again as
+    /// soon as it can.
+    #[must_use]
+    pub fn stop_taking_after_loss(mut self, stop: bool) -> Self {
+        self.stop_taking_after_loss = stop;
+        self
+    }
 }
 
 /// One running node.
@@ -77,6 +106,11 @@ struct Shared {
     leases: Leases,
     /// Units held: (unit name, application, partition, follower).
     held: Mutex<Vec<(String, Box<dyn Spawned>)>>,
+    /// Units stopped against the node's will (see `SystemRunning::lost`).
+    lost: AtomicU64,
+    /// Whether the node takes units (cleared by the first loss under
+    /// `stop_taking_after_loss`).
+    taking: AtomicBool,
     stopping: AtomicBool,
     failed: Mutex<Option<String>>,
 }
@@ -112,6 +146,8 @@ impl Node {
             options,
             leases,
             held: Mutex::new(Vec::new()),
+            lost: AtomicU64::new(0),
+            taking: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             failed: Mutex::new(None),
         });
@@ -134,6 +170,10 @@ impl Node {
             .iter()
             .map(|(unit, _)| unit.clone())
             .collect()
+    }
+
+    pub(crate) fn lost(&self) -> u64 {
+        self.shared.lost.load(Ordering::SeqCst)
     }
 
     pub(crate) fn check(&self) -> Result<()> {
@@ -223,14 +263,14 @@ fn round(
     match shared.leases.renew(&mine) {
         Ok(kept) => {
             *renewed = Instant::now();
-            drop_where(&mut held, |unit| !kept.contains(unit));
+            lose(shared, drop_where(&mut held, |unit| !kept.contains(unit)));
         }
         Err(error) => {
             // Cut off from the database: once the leases may have expired,
             // stop their followers here too (they could commit nothing
             // anyway once another node takes the units).
             if renewed.elapsed() >= shared.options.lease {
-                drop_where(&mut held, |_| true);
+                lose(shared, drop_where(&mut held, |_| true));
             }
             return Err(error);
         }
@@ -244,8 +284,15 @@ fn round(
     for unit in &ended {
         shared.leases.release(unit)?;
     }
-    drop_where(&mut held, |unit| ended.contains(unit));
+    lose(shared, drop_where(&mut held, |unit| ended.contains(unit)));
 
+    if !shared.taking.load(Ordering::SeqCst) {
+        // Taking nothing, it is no longer one of the nodes the units are
+        // shared among: the others take all the rest.
+        return shared
+            .leases
+            .release(&format!("node:{}", shared.options.node));
+    }
     let nodes = shared.leases.heartbeat()?;
     let fair = units.len().div_ceil(nodes);
     while held.len() > fair {
@@ -260,7 +307,10 @@ fn round(
         h.wrapping_mul(31).wrapping_add(usize::from(b))
     });
     for k in 0..units.len() {
-        if held.len() >= fair || shared.stopping.load(Ordering::SeqCst) {
+        if held.len() >= fair
+            || shared.stopping.load(Ordering::SeqCst)
+            || !shared.taking.load(Ordering::SeqCst)
+        {
             break;
         }
         let i = (offset + k) % units.len();
@@ -268,31 +318,61 @@ fn round(
             continue;
         }
         let (app, partition) = units[i];
-        match shared.system.worker(
+        let worker = match shared.system.worker(
             &shared.apps,
             app,
             partition,
             None,
             Some(shared.options.poll),
         ) {
-            Ok(worker) => held.push((names[i].clone(), worker.spawn())),
+            Ok(worker) => worker,
             Err(error) => {
                 shared.leases.release(&names[i])?;
                 return Err(error);
             }
+        };
+        // Its epochs are raised now: run it only if the lease outlived
+        // that (a node paused since `acquire` may have lost it).
+        if shared
+            .leases
+            .renew(std::slice::from_ref(&names[i]))?
+            .is_empty()
+        {
+            drop(worker);
+            lose(shared, 1);
+            continue;
         }
+        held.push((names[i].clone(), worker.spawn()));
     }
     Ok(())
 }
 
-fn drop_where(held: &mut Vec<(String, Box<dyn Spawned>)>, lost: impl Fn(&String) -> bool) {
+/// Counts `count` units lost; under `stop_taking_after_loss`, the node
+/// takes none from now on.
+fn lose(shared: &Shared, count: usize) {
+    if count == 0 {
+        return;
+    }
+    shared
+        .lost
+        .fetch_add(u64::try_from(count).unwrap_or(u64::MAX), Ordering::SeqCst);
+    if shared.options.stop_taking_after_loss {
+        shared.taking.store(false, Ordering::SeqCst);
+    }
+}
+
+/// Stops the followers of the units `lost` picks; how many.
+fn drop_where(held: &mut Vec<(String, Box<dyn Spawned>)>, lost: impl Fn(&String) -> bool) -> usize {
+    let mut count = 0;
     let mut i = 0;
     while i < held.len() {
         if lost(&held[i].0) {
             let (_, worker) = held.swap_remove(i);
             let _ = worker.stop();
+            count += 1;
         } else {
             i += 1;
         }
     }
+    count
 }

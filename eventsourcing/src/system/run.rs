@@ -338,6 +338,25 @@ impl SystemRunning {
         }
     }
 
+    /// Under the machine runner: how many times this node lost a unit it
+    /// held, that is stopped running it other than by giving it up (to
+    /// share the units out fairly, or on [`SystemRunning::stop`]): its
+    /// lease expired or went to another node, could not be renewed in
+    /// time, or lapsed while its follower was starting; or its follower
+    /// ended (fenced by the node that took the unit over, or failed). A
+    /// count that grows tells of a node cut off, paused, or too slow to
+    /// renew; see also
+    /// [`MachineOptions::stop_taking_after_loss`](super::MachineOptions::stop_taking_after_loss).
+    /// Always 0 under the other runners.
+    #[must_use]
+    pub fn lost(&self) -> u64 {
+        match &self.mode {
+            #[cfg(feature = "postgres")]
+            Mode::Machines(node) => node.lost(),
+            _ => 0,
+        }
+    }
+
     /// Stops every follower after the batch in progress (children and
     /// nodes cleanly; leases are given up); the first error one failed
     /// with, if any.
