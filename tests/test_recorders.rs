@@ -468,6 +468,59 @@ fn snapshot_and_events_in_one_read(backend: &Backend) {
     assert_eq!(lent, separate);
 }
 
+/// A load longer than the PostgreSQL recorder's page of 1,000 events (read
+/// a page per statement): every event once, in order, across the pages'
+/// edges, from a snapshot in the middle of a page, and no further than a
+/// callback that breaks.
+fn long_loads_read_every_event_once(backend: &Backend) {
+    const LENGTH: u64 = 2_500;
+    let r = &*backend.recorder;
+    let id = Uuid::new_v4();
+    let events: Vec<_> = (1..=LENGTH).map(|v| event(id, v, "T")).collect();
+    r.insert_events(&events).unwrap();
+    r.insert_events(&[event(Uuid::new_v4(), 1, "T")]).unwrap();
+    assert_eq!(load_rows(r, id, None, true), (None, (1..=LENGTH).collect()));
+    for to in [999, 1_000, 1_001, 2_000, 2_001] {
+        assert_eq!(load_rows(r, id, Some(to), true), (None, (1..=to).collect()));
+    }
+    // An event callback that breaks ends the read, in a later page too.
+    assert_eq!(seen_until(r, id, 1_200), (1..=1_200).collect::<Vec<_>>());
+    r.insert_snapshot(&event(id, 1_500, "Snapshot")).unwrap();
+    assert_eq!(
+        load_rows(r, id, None, true),
+        (Some(1_500), (1_500..=LENGTH).collect())
+    );
+    assert_eq!(
+        load_rows(r, id, Some(2_499), true),
+        (Some(1_500), (1_500..=2_499).collect())
+    );
+    assert_eq!(
+        seen_until(r, id, 2_499),
+        (1_500..=2_499).collect::<Vec<_>>()
+    );
+}
+
+/// The versions a load of `id` hands on when its event callback breaks at
+/// version `stop`.
+fn seen_until(r: &dyn Recorder, id: Uuid, stop: u64) -> Vec<u64> {
+    let mut seen = Vec::new();
+    r.select_snapshot_and_events(
+        id,
+        None,
+        &mut |_| Ok(ControlFlow::Continue(())),
+        &mut |row| {
+            seen.push(row.originator_version);
+            Ok(if row.originator_version == stop {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        },
+    )
+    .unwrap();
+    seen
+}
+
 fn concurrent_inserts_get_unique_gap_free_ids(backend: &Backend) {
     const THREADS: usize = 8;
     const SAVES: u64 = 25;
@@ -566,6 +619,7 @@ fn ids_distinct_across_aggregates(backend: &Backend) {
 conformance!(
     empty_recorder,
     snapshot_and_events_in_one_read,
+    long_loads_read_every_event_once,
     insert_and_select,
     stores_bytes_and_text_exactly,
     select_bounds_order_and_limit,

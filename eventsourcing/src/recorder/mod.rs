@@ -491,8 +491,12 @@ pub trait Recorder: Any + Send + Sync {
     /// The default makes two reads ([`select_snapshot`], then
     /// [`select_events`]); the crate's SQL backends make one query, so a
     /// load costs one statement, and the snapshot and the events come from
-    /// one state of the database. When `snapshot` breaks, no event is read;
-    /// when either callback fails, the scan ends with its error.
+    /// one state of the database. PostgreSQL's reads at most 1,000 events
+    /// per statement, all received before they are handed on; a longer
+    /// load goes on from the last version read, a statement per 1,000,
+    /// so that events appended in between (newer versions) are read too.
+    /// When `snapshot` breaks, no event is read; when either callback
+    /// fails, the scan ends with its error.
     ///
     /// [`select_snapshot`]: Recorder::select_snapshot
     /// [`select_events`]: Recorder::select_events

@@ -6,7 +6,8 @@
 //! function), `pool` (connections and leases), `errors` (what the server's
 //! errors mean), `rows` (decoding), `setup` (creating the tables and
 //! installing the function), `tracking` (reading and taking over tracking
-//! rows), `insert` (writing a batch), `followers` (the `followers` and
+//! rows), `insert` (writing a batch), `load` (a load's rows, a page at a
+//! time), `followers` (the `followers` and
 //! `parked` tables), `transact` (transactions that run a follower's own
 //! statements), `listener` (waiting for notifications).
 
@@ -37,6 +38,7 @@ mod function;
 mod insert;
 mod keys;
 mod listener;
+mod load;
 mod options;
 mod pool;
 mod rows;
@@ -531,13 +533,11 @@ impl Recorder for PostgresRecorder {
         snapshot: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
         each: &mut dyn FnMut(StoredRow<'_>) -> Result<ControlFlow<()>>,
     ) -> Result<()> {
-        let to = to_version.map_or(i64::MAX, clamp);
-        let params: [&(dyn ToSql + Sync); 2] = [&originator_id, &to];
-        let mut load = LoadRows::new(snapshot, each);
-        self.stream(Query::SelectSnapshotAndEvents, &params, &mut |row| {
-            let is_event = row.try_get::<_, i32>(0).is_ok_and(|kind| kind == 1);
-            load.hand(is_event, read_event(row, 1)?)
-        })
+        self.load(
+            originator_id,
+            to_version,
+            &mut LoadRows::new(snapshot, each),
+        )
     }
 
     fn select_positions(&self) -> Result<Option<Vec<(TrackingKey, Position)>>> {

@@ -405,8 +405,9 @@ impl Sql {
 }
 
 /// One statement for a load: the latest snapshot within `$2` (kind 0),
-/// then the events of `$1` within `$2` from that snapshot's version on
-/// (kind 1). An `Append` runs its arms in order; the reader checks it.
+/// then the first `$3` events of `$1` within `$2` from that snapshot's
+/// version on (kind 1). An `Append` runs its arms in order; the reader
+/// checks it.
 fn select_snapshot_and_events(events: &str, snapshots: &str) -> String {
     format!(
         "(SELECT 0, {EVENT_COLUMNS} FROM {snapshots} \
@@ -417,7 +418,7 @@ fn select_snapshot_and_events(events: &str, snapshots: &str) -> String {
              WHERE originator_id = $1 AND originator_version <= $2 \
              AND originator_version >= coalesce((SELECT max(originator_version) \
                  FROM {snapshots} WHERE originator_id = $1 AND originator_version <= $2), 1) \
-             ORDER BY originator_version)"
+             ORDER BY originator_version LIMIT $3)"
     )
 }
 
