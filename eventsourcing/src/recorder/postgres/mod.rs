@@ -339,7 +339,13 @@ impl PostgresRecorder {
     /// connection (and every idle one, if the server was lost); a read
     /// whose reused connection had lost its server runs once more on a
     /// fresh one, and so does a batch whose reused connection the server
-    /// had ended before anything of the batch was sent.
+    /// had ended before anything of the batch was sent. (A server that
+    /// ends the session while the batch runs answers it with the same
+    /// error, and the client may have closed the connection by the time it
+    /// is looked at: the batch then runs again too. The error answered the
+    /// batch, so its transaction did not commit; and were it to have, the
+    /// versions and the tracking row it recorded would refuse the second
+    /// run, which records nothing twice.)
     fn run<T>(
         &self,
         call: Call,
