@@ -33,35 +33,32 @@ impl PostgresRecorder {
     ) -> Result<()> {
         let to = to_version.map_or(i64::MAX, clamp);
         let params: [&(dyn ToSql + Sync); 3] = [&originator_id, &to, &LOAD_PAGE];
-        let rows = self.page(Query::SelectSnapshotAndEvents, &params)?;
-        let (mut events, mut last) = (0, 0);
-        for row in &rows {
-            let is_event = row.try_get::<_, i32>(0).is_ok_and(|kind| kind == 1);
-            let stored = read_event(row, 1)?;
-            if is_event {
-                events += 1;
-                last = stored.originator_version;
-            }
-            if load.hand(is_event, stored)?.is_break() {
-                return Ok(());
-            }
-        }
-        let limit = Some(LOAD_PAGE);
-        while events == LOAD_PAGE {
-            let after = clamp(last);
-            let params: [&(dyn ToSql + Sync); 4] = [&originator_id, &after, &to, &limit];
-            let rows = self.page(Query::SelectEventsAscending, &params)?;
-            events = 0;
+        let mut rows = self.page(Query::SelectSnapshotAndEvents, &params)?;
+        // The first page's rows lead with their kind (0 snapshot, 1 event);
+        // the pages after it hold events only.
+        let mut kinded = true;
+        let mut last = 0;
+        loop {
+            let mut events = 0;
             for row in &rows {
-                let stored = read_event(row, 0)?;
-                events += 1;
-                last = stored.originator_version;
-                if load.hand(true, stored)?.is_break() {
+                let is_event = !kinded || row.try_get::<_, i32>(0).is_ok_and(|kind| kind == 1);
+                let stored = read_event(row, usize::from(kinded))?;
+                if is_event {
+                    events += 1;
+                    last = stored.originator_version;
+                }
+                if load.hand(is_event, stored)?.is_break() {
                     return Ok(());
                 }
             }
+            if events < LOAD_PAGE {
+                return Ok(());
+            }
+            let (after, limit) = (clamp(last), Some(LOAD_PAGE));
+            let params: [&(dyn ToSql + Sync); 4] = [&originator_id, &after, &to, &limit];
+            rows = self.page(Query::SelectEventsAscending, &params)?;
+            kinded = false;
         }
-        Ok(())
     }
 
     /// The rows of the read `which`, all received before any is handed on:

@@ -33,6 +33,18 @@ fn open(path: &Path, pages: u32) -> SqliteRecorder {
     SqliteRecorder::open(SqliteOptions::file(path).wal_autocheckpoint(pages)).unwrap()
 }
 
+/// A recorder of a new file in a directory of its own (kept while the
+/// returned directory lives), checkpointing at `pages`.
+fn fresh(pages: u32) -> (tempfile::TempDir, PathBuf, SqliteRecorder) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("checkpoint.db");
+    let recorder = open(&path, pages);
+    (dir, path, recorder)
+}
+
+/// A frame of the log: its header and one page.
+const FRAME: u64 = 4096 + 24;
+
 fn wal(path: &Path) -> PathBuf {
     let mut wal = path.as_os_str().to_owned();
     wal.push("-wal");
@@ -52,9 +64,7 @@ fn record(recorder: &SqliteRecorder, count: u64) {
 
 #[test]
 fn the_background_thread_copies_the_log_into_the_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("background.db");
-    let recorder = open(&path, 40);
+    let (_dir, path, recorder) = fresh(40);
     let before = len(&path);
     // A page for each row, and a few more per commit: past the threshold,
     // below the inline limit of 160 pages, so only the background thread
@@ -75,17 +85,14 @@ fn the_background_thread_copies_the_log_into_the_file() {
 
 #[test]
 fn the_committing_thread_keeps_the_log_bounded() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bounded.db");
-    let recorder = open(&path, 20);
+    let (_dir, path, recorder) = fresh(20);
     // Many times the inline limit, with no background thread to help (as
     // when it cannot keep up): the log restarts once the committing
     // thread has copied it.
     NO_THREAD.with(|n| n.set(true));
     record(&recorder, 400);
     NO_THREAD.with(|n| n.set(false));
-    let frame = 4096 + 24;
-    let limit = u64::from(20 * INLINE_FACTOR + 20) * frame;
+    let limit = u64::from(20 * INLINE_FACTOR + 20) * FRAME;
     assert!(
         len(&wal(&path)) <= limit,
         "log of {} bytes, more than {limit}",
@@ -96,14 +103,11 @@ fn the_committing_thread_keeps_the_log_bounded() {
 
 #[test]
 fn zero_switches_automatic_checkpoints_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("never.db");
-    let recorder = open(&path, 0);
+    let (_dir, path, recorder) = fresh(0);
     record(&recorder, 200);
-    let frame = 4096 + 24;
     // Two pages per commit, none copied back: the log holds them all.
     assert!(
-        len(&wal(&path)) >= 300 * frame,
+        len(&wal(&path)) >= 300 * FRAME,
         "log of {} bytes",
         len(&wal(&path))
     );
@@ -111,9 +115,7 @@ fn zero_switches_automatic_checkpoints_off() {
 
 #[test]
 fn dropping_the_recorder_ends_the_thread_and_its_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("dropped.db");
-    let recorder = open(&path, 10);
+    let (_dir, path, recorder) = fresh(10);
     record(&recorder, 30);
     let Store::File(shared) = &recorder.connections else {
         panic!("a file recorder");
