@@ -19,10 +19,18 @@
 //! have, once the log reaches [`INLINE_FACTOR`] times the threshold: the
 //! log stays bounded whatever the background thread manages, and that
 //! checkpoint has little left to copy.
+//!
+//! While the log stays past the threshold, the background thread is asked
+//! again only each time the log has grown by another threshold's worth of
+//! pages, not after every commit: every checkpoint syncs the disk twice,
+//! and a thread asked after every commit checkpointed without pause,
+//! syncing the log while the writer was writing it (8,037 syncs for 6,000
+//! orders of a system's single-thread runner, against 144 expected).
 
 use std::cell::Cell;
 use std::ffi::c_int;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::JoinHandle;
@@ -59,6 +67,12 @@ pub(super) struct Checkpointer {
     path: PathBuf,
     synchronous: Synchronous,
     pub(super) threshold: u32,
+    /// The log's size at which the background thread is next asked for a
+    /// checkpoint: the threshold, or a threshold past the size at which it
+    /// was last asked while the log has not started again.
+    next_wake: AtomicU32,
+    /// How many times the background thread was asked for a checkpoint.
+    pub(super) requests: AtomicU32,
     /// Held by whoever checkpoints (the thread or a committing thread):
     /// one passive checkpoint fails outright while another runs, so the
     /// committing thread waits for the thread's to end instead.
@@ -82,6 +96,8 @@ impl Checkpointer {
             path,
             synchronous,
             threshold,
+            next_wake: AtomicU32::new(threshold),
+            requests: AtomicU32::new(0),
             running: Arc::new(Mutex::new(())),
             thread: Mutex::new(None),
         }
@@ -93,7 +109,14 @@ impl Checkpointer {
     /// transaction is still open on it).
     pub(super) fn after_write(&self, conn: &Connection) {
         let pages = WAL_PAGES.with(|p| p.replace(0));
+        if pages == 0 {
+            // No commit since the last call (a read, or a rollback).
+            return;
+        }
+        // One writer at a time holds the connection: relaxed order is enough.
         if pages < self.threshold {
+            // The log started again: the next request is at the threshold.
+            self.next_wake.store(self.threshold, Ordering::Relaxed);
             return;
         }
         if pages >= self.threshold.saturating_mul(INLINE_FACTOR) && conn.is_autocommit() {
@@ -103,6 +126,13 @@ impl Checkpointer {
             let _ = passive_checkpoint(conn);
             return;
         }
+        if pages < self.next_wake.load(Ordering::Relaxed) {
+            // Asked already for the log as it was a few commits ago.
+            return;
+        }
+        self.next_wake
+            .store(pages.saturating_add(self.threshold), Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         self.wake();
     }
 

@@ -102,6 +102,35 @@ fn the_committing_thread_keeps_the_log_bounded() {
 }
 
 #[test]
+fn a_growing_log_asks_the_thread_once_per_threshold_not_per_commit() {
+    let (_dir, path, recorder) = fresh(40);
+    // No thread to copy anything: the log grows by a few pages a commit
+    // from the threshold (40) to 130 pages, short of the inline limit
+    // (160), so it never starts again.
+    NO_THREAD.with(|n| n.set(true));
+    let mut commits = 0;
+    while len(&wal(&path)) < 130 * FRAME {
+        commits += 1;
+        recorder.insert(&Batch::new(&[big_event(commits)])).unwrap();
+    }
+    NO_THREAD.with(|n| n.set(false));
+    assert!(commits > 20, "{commits} commits");
+    let Store::File(shared) = &recorder.connections else {
+        panic!("a file recorder");
+    };
+    let checkpointer = shared.checkpointer.as_ref().unwrap();
+    let requests = checkpointer
+        .requests
+        .load(std::sync::atomic::Ordering::Relaxed);
+    // The log passed 40, 80 and 120 pages: one request at each, where
+    // asking after every commit past 40 made one per commit.
+    assert_eq!(
+        requests, 3,
+        "requests for {commits} commits of a log grown to 130 pages"
+    );
+}
+
+#[test]
 fn zero_switches_automatic_checkpoints_off() {
     let (_dir, path, recorder) = fresh(0);
     record(&recorder, 200);
