@@ -41,6 +41,7 @@ impl Account {
 }
 
 const NOTE: &str = "monthly salary";
+const LONG_NOTE: &str = "salary for the month, with the quarter's bonus; ";
 
 fn mappers() -> [(&'static str, Mapper); 3] {
     let cipher = || Cipher::new([7; 32]);
@@ -104,6 +105,15 @@ fn encode(c: &mut Criterion) {
     for (name, mapper) in mappers() {
         group.bench_function(name, |b| b.iter(|| mapper.encode(black_box(&event))));
     }
+    // A deposit with a note long enough (about 200 bytes of data) to be
+    // compressed: the deposit above is under the mapper's 64-byte floor.
+    let mut account = Account::open();
+    account.deposit(1234, LONG_NOTE.repeat(5));
+    let long = account.pending_events()[1].clone();
+    let (_, zlib) = mappers().into_iter().nth(2).expect("three mappers");
+    group.bench_function("cipher_zlib_200b", |b| {
+        b.iter(|| zlib.encode(black_box(&long)));
+    });
     group.finish();
 }
 

@@ -19,6 +19,7 @@ use crate::format::Hash;
 use crate::keys::{DataKeys, Keyring, PublicTopics};
 use crate::recorder::Recorder;
 
+mod fixed_deflate;
 mod open;
 mod zlib;
 
@@ -109,7 +110,11 @@ impl StoredRow<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Compression {
-    /// zlib (RFC 1950), flag bit `0x01`.
+    /// zlib (RFC 1950), flag bit `0x01`: bodies up to 4 KiB in one block
+    /// of deflate's fixed codes (what zlib's fastest level writes at that
+    /// size, without its per-stream setup), larger ones by zlib-rs at its
+    /// fastest level. A body is stored uncompressed when its data is under
+    /// 64 bytes or compressing does not make it smaller.
     Zlib,
 }
 

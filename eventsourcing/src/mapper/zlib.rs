@@ -5,7 +5,7 @@ use std::cell::Cell;
 
 use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
 
-use super::MIN_BODY_LEN;
+use super::{MIN_BODY_LEN, fixed_deflate};
 
 /// The largest body decoding inflates: a guard against decompression bombs
 /// (deflate expands up to about 1000 times). Encoding never compresses a
@@ -47,8 +47,14 @@ fn with_cached<T, R>(
     result
 }
 
-/// Appends the zlib stream of the concatenated `parts` to `out`.
+/// Appends the zlib stream of the concatenated `parts` to `out`: up to
+/// [`fixed_deflate::MAX_LEN`] bytes with fixed codes and no tables to
+/// reset, more with the general deflater.
 pub(super) fn deflate(parts: &[&[u8]], out: &mut Vec<u8>) -> std::result::Result<(), String> {
+    if parts.iter().map(|part| part.len()).sum::<usize>() <= fixed_deflate::MAX_LEN {
+        fixed_deflate::deflate(parts, out);
+        return Ok(());
+    }
     with_cached(
         &DEFLATER,
         || Compress::new(flate2::Compression::fast(), true),
