@@ -1,7 +1,8 @@
 //! AES-256-GCM encryption of stored records (FORMAT.md, "The stored `state`").
 //!
 //! An encrypted payload is `nonce (12) ‖ ciphertext ‖ tag (16)`. The nonce is
-//! drawn from the operating system's CSPRNG for every record, and the
+//! drawn from the operating system's CSPRNG for every record (for the
+//! records of one save, in one draw: `nonces.rs`), and the
 //! associated data binds the ciphertext to its row: `originator_id` (16 raw
 //! bytes) ‖ `originator_version` (u64, big-endian).
 
@@ -243,10 +244,7 @@ impl Cipher {
         out: &mut Vec<u8>,
         start: usize,
     ) -> Result<()> {
-        let mut nonce = [0u8; NONCE_LEN];
-        getrandom::fill(&mut nonce).map_err(|e| Error::Random {
-            reason: format!("cannot draw a nonce: {e}"),
-        })?;
+        let nonce = crate::nonces::nonce()?;
         let no_room = || Error::Mapping {
             id,
             version,

@@ -88,6 +88,7 @@ pub mod format;
 pub mod http;
 mod keys;
 mod mapper;
+mod nonces;
 mod notification;
 pub mod recorder;
 mod repository;

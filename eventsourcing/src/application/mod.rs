@@ -249,21 +249,28 @@ impl Application {
             let own = per_aggregate.and_then(|of| of(first.originator_id));
             let stamp = with_own(stamp.as_ref(), own);
             let mut head = None;
-            match stamp.as_deref() {
-                None => {
-                    for event in pending {
-                        rows.push(mapper.encode_with(event, seal(event))?);
+            // The nonces of this aggregate's records in one draw, when
+            // they are encrypted.
+            let encrypted = sealing.is_some() || mapper.encrypts();
+            let sealed = if encrypted { pending.len() } else { 0 };
+            crate::nonces::drawn_ahead(sealed, || {
+                match stamp.as_deref() {
+                    None => {
+                        for event in pending {
+                            rows.push(mapper.encode_with(event, seal(event))?);
+                        }
+                    }
+                    Some(metadata) => {
+                        for event in pending {
+                            let previous = head.unwrap_or(event.previous_hash);
+                            let stamped: RecordedEvent = event.stamped(metadata, previous)?;
+                            head = Some(stamped.event_hash);
+                            rows.push(mapper.encode_with(&stamped, seal(&stamped))?);
+                        }
                     }
                 }
-                Some(metadata) => {
-                    for event in pending {
-                        let previous = head.unwrap_or(event.previous_hash);
-                        let stamped: RecordedEvent = event.stamped(metadata, previous)?;
-                        head = Some(stamped.event_hash);
-                        rows.push(mapper.encode_with(&stamped, seal(&stamped))?);
-                    }
-                }
-            }
+                Ok(())
+            })?;
             heads.push(head);
             Ok(())
         })?;
