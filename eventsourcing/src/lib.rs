@@ -93,6 +93,7 @@ mod notification;
 pub mod recorder;
 mod repository;
 pub mod schema;
+mod signal;
 mod snapshot;
 mod store;
 pub mod system;

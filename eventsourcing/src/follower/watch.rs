@@ -3,10 +3,11 @@
 //! when an upstream may have new events.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::signal::Signal;
 
 /// The positions a follower has recorded, and whether it still runs.
 #[derive(Debug)]
@@ -14,7 +15,7 @@ pub(crate) struct Shared {
     follower: String,
     upstreams: Vec<String>,
     state: Mutex<State>,
-    moved: Condvar,
+    moved: Signal,
     pub(crate) doorbell: Doorbell,
     pub(crate) stop: AtomicBool,
 }
@@ -35,7 +36,7 @@ impl Shared {
                 positions,
                 stopped: None,
             }),
-            moved: Condvar::new(),
+            moved: Signal::default(),
             doorbell: Doorbell::default(),
             stop: AtomicBool::new(false),
         }
@@ -87,7 +88,7 @@ impl Shared {
 #[derive(Debug, Default)]
 pub(crate) struct Doorbell {
     rung: Mutex<bool>,
-    bell: Condvar,
+    bell: Signal,
 }
 
 impl Doorbell {
@@ -100,10 +101,7 @@ impl Doorbell {
     /// resets it.
     pub(crate) fn wait(&self, timeout: Duration) -> bool {
         let rung = self.rung.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut rung, _) = self
-            .bell
-            .wait_timeout_while(rung, timeout, |rung| !*rung)
-            .unwrap_or_else(PoisonError::into_inner);
+        let (mut rung, _) = self.bell.wait_timeout_while(rung, timeout, |rung| !*rung);
         std::mem::take(&mut *rung)
     }
 }
@@ -176,12 +174,7 @@ impl Watch {
             if now >= deadline {
                 return Ok(false);
             }
-            state = self
-                .shared
-                .moved
-                .wait_timeout(state, deadline - now)
-                .unwrap_or_else(PoisonError::into_inner)
-                .0;
+            state = self.shared.moved.wait_timeout(state, deadline - now).0;
         }
     }
 }

@@ -12,7 +12,7 @@
 //! reader connections, see the file as it was before the scope began.
 
 use std::cell::RefCell;
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::thread::{self, ThreadId};
 
 use rusqlite::Connection;
@@ -21,6 +21,7 @@ use super::db;
 use super::shared::{Connections, WriterGuard};
 use super::statements::{BEGIN_IMMEDIATE, COMMIT};
 use crate::error::{Error, Result};
+use crate::signal::Signal;
 
 /// What to do when a scope's commit fails (or a panic ends it): told
 /// the error.
@@ -43,7 +44,7 @@ thread_local! {
 #[derive(Debug, Default)]
 pub(super) struct Holder {
     thread: Mutex<Option<ThreadId>>,
-    released: Condvar,
+    released: Signal,
 }
 
 impl Holder {
@@ -173,11 +174,7 @@ pub(super) fn writer(connections: &Connections) -> Result<(WriterGuard<'_>, bool
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
                 while holder.is_some() {
-                    holder = connections
-                        .holder
-                        .released
-                        .wait(holder)
-                        .unwrap_or_else(PoisonError::into_inner);
+                    holder = connections.holder.released.wait(holder);
                 }
             }
         }
