@@ -5,8 +5,9 @@
 //! Why not the general deflater for these: it keeps a hash table of 64 Ki
 //! entries and clears it at the start of every stream, and for a body of a
 //! couple of hundred bytes the clearing is most of the work (callgrind,
-//! 50,000 appends of ~180-byte bodies: 181,000 instructions per reset
-//! against about 14,000 to compress). The general deflater at the fastest
+//! sealing records with 85 bytes of data under cipher and zlib: 198,000
+//! instructions each with the general deflater, 9,400 with this one). The
+//! general deflater at the fastest
 //! level, which the mapper asks for, writes fixed codes as well, so the
 //! streams are the same size (within 2% on JSON from 100 bytes to 2 KiB).
 //! Every zlib reader inflates what this writes; `open` reads it with the
