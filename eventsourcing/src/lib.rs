@@ -113,7 +113,7 @@ pub use crate::error::{Error, IntegrityFault, Result};
 pub use crate::format::Hash;
 pub use crate::keys::{Encryption, Rotation};
 pub use crate::mapper::{Compression, Mapper, StoredEvent, StoredRow};
-pub use crate::notification::{NotificationLog, NotificationLogReader, Section};
+pub use crate::notification::{LentNotification, NotificationLog, NotificationLogReader, Section};
 pub use crate::recorder::Notification;
 pub use crate::repository::Repository;
 pub use crate::store::{CommitHook, EventStore};

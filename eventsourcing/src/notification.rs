@@ -1,12 +1,17 @@
 //! The notification log: every stored event of an application in its
 //! total order, served in sections, and a reader that follows it.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::ops::ControlFlow;
 use std::sync::Arc;
+
+use uuid::Uuid;
 
 use crate::domain::RecordedEvent;
 use crate::error::{Error, Result};
-use crate::mapper::Mapper;
+use crate::format::Hash;
+use crate::mapper::{DataKey, Mapper, Scratch};
 use crate::recorder::{Notification, Recorder};
 
 /// The application's events in notification order, in sections of a fixed
@@ -116,6 +121,45 @@ impl NotificationLog {
         self.recorder.max_notification_id()
     }
 
+    /// Lends at most `limit` notifications from id `start` on (only those
+    /// of `topics`, unless it is empty) to `each`, decrypted, decompressed
+    /// and hash-checked, until `each` breaks; returns how many it lent.
+    ///
+    /// What [`NotificationLog::select`] then [`NotificationLog::decode`] of
+    /// each give, without an allocation per notification: the topic and
+    /// data are the database's bytes, or buffers reused from one
+    /// notification to the next. For readers that look at each event once
+    /// (projections, exports, checks); [`LentNotification::to_recorded`]
+    /// keeps one. An error (a corrupted record, a wrong key) ends the call
+    /// at the notification it is about.
+    pub fn decode_each(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+        mut each: impl FnMut(LentNotification<'_>) -> ControlFlow<()>,
+    ) -> Result<usize> {
+        let mut scratch = Scratch::default();
+        let mut lent = 0;
+        self.recorder
+            .select_notification_rows(start, limit, topics, &mut |id, row| {
+                let view = self.mapper.open_row(row, DataKey::Ask, &mut scratch)?;
+                view.check_hash()?;
+                lent += 1;
+                Ok(each(LentNotification {
+                    id,
+                    originator_id: view.originator_id,
+                    originator_version: view.originator_version,
+                    topic: view.topic,
+                    timestamp: view.timestamp,
+                    previous_hash: view.previous_hash,
+                    data: view.data,
+                    event_hash: view.event_hash,
+                }))
+            })?;
+        Ok(lent)
+    }
+
     /// Decrypts and decodes a notification into its recorded event, and
     /// checks its hash.
     pub fn decode(&self, notification: Notification) -> Result<RecordedEvent> {
@@ -128,6 +172,45 @@ impl NotificationLog {
     #[must_use]
     pub fn reader(&self) -> NotificationLogReader {
         NotificationLogReader::new(self.clone())
+    }
+}
+
+/// A notification decoded and hash-checked, lent by
+/// [`NotificationLog::decode_each`] for the time of one call: the fields of
+/// its [`RecordedEvent`], borrowed, and its notification id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LentNotification<'a> {
+    /// Position in the application's total order.
+    pub id: u64,
+    /// The aggregate the event belongs to.
+    pub originator_id: Uuid,
+    /// The event's version within its aggregate.
+    pub originator_version: u64,
+    /// The event's stable type name.
+    pub topic: &'a str,
+    /// Microseconds since the Unix epoch, UTC.
+    pub timestamp: i64,
+    /// The hash of the aggregate's previous event (zero for the first).
+    pub previous_hash: Hash,
+    /// The event's fields as one UTF-8 JSON object.
+    pub data: &'a [u8],
+    /// SHA-256 of the pre-image in FORMAT.md, checked.
+    pub event_hash: Hash,
+}
+
+impl LentNotification<'_> {
+    /// The recorded event, copied out of the lent bytes.
+    #[must_use]
+    pub fn to_recorded(&self) -> RecordedEvent {
+        RecordedEvent {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            topic: Cow::Owned(self.topic.to_owned()),
+            timestamp: self.timestamp,
+            previous_hash: self.previous_hash,
+            data: self.data.to_vec(),
+            event_hash: self.event_hash,
+        }
     }
 }
 

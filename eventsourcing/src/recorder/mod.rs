@@ -132,6 +132,17 @@ impl Notification {
             state: self.state,
         }
     }
+
+    /// The stored event lent, without its notification id.
+    #[must_use]
+    pub fn as_row(&self) -> StoredRow<'_> {
+        StoredRow {
+            originator_id: self.originator_id,
+            originator_version: self.originator_version,
+            topic: &self.topic,
+            state: &self.state,
+        }
+    }
 }
 
 /// Identifies one tracking row: a follower's place in one upstream log.
@@ -432,6 +443,25 @@ pub trait Recorder: Any + Send + Sync {
         limit: usize,
         topics: &[&str],
     ) -> Result<Vec<Notification>>;
+
+    /// [`Recorder::select_notifications`], each row lent to `each` with its
+    /// notification id until `each` breaks. The default lends the rows of
+    /// `select_notifications`; a backend that can lend its own bytes
+    /// overrides it.
+    fn select_notification_rows(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+        each: &mut dyn FnMut(u64, StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        for notification in self.select_notifications(start, limit, topics)? {
+            if each(notification.id, notification.as_row())?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// The greatest notification id recorded, or 0 when there is none.
     fn max_notification_id(&self) -> Result<u64>;

@@ -16,7 +16,7 @@ use rusqlite::types::ValueRef;
 use uuid::Uuid;
 
 use self::options::validate_prefix;
-use self::rows::{KnownId, read_event, read_notification};
+use self::rows::{KnownId, read_event, read_notification, read_notification_row};
 use self::statements::Statements;
 use super::{
     Batch, DataKeyRow, EventQuery, LoadRows, Notification, Parked, Position, Recorder,
@@ -243,11 +243,29 @@ impl SqliteRecorder {
         limit: usize,
         topics: &[&str],
     ) -> Result<Vec<Notification>> {
+        let mut notifications = Vec::with_capacity(limit.min(1024));
+        self.notification_rows_on(conn, start, limit, topics, &mut |row| {
+            notifications.push(read_notification(row)?);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(notifications)
+    }
+
+    /// The rows of [`Recorder::select_notifications`], each handed to
+    /// `each` as SQLite has it until `each` breaks.
+    fn notification_rows_on(
+        &self,
+        conn: &Connection,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+        each: &mut dyn FnMut(&rusqlite::Row<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
         let Ok(start) = i64::try_from(start) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         if limit == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let filtered;
         let sql = if topics.is_empty() {
@@ -265,11 +283,12 @@ impl SqliteRecorder {
             select.raw_bind_parameter(i + 3, *topic).map_err(db)?;
         }
         let mut rows = select.raw_query();
-        let mut notifications = Vec::with_capacity(limit.min(1024));
         while let Some(row) = rows.next().map_err(db)? {
-            notifications.push(read_notification(row)?);
+            if each(row)?.is_break() {
+                break;
+            }
         }
-        Ok(notifications)
+        Ok(())
     }
 
     /// Whether the database is a file (other processes can open it).
@@ -358,6 +377,21 @@ impl Recorder for SqliteRecorder {
         topics: &[&str],
     ) -> Result<Vec<Notification>> {
         self.read(|conn| self.notifications_on(conn, start, limit, topics))
+    }
+
+    fn select_notification_rows(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+        each: &mut dyn FnMut(u64, StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        self.read(|conn| {
+            self.notification_rows_on(conn, start, limit, topics, &mut |row| {
+                let (id, event) = read_notification_row(row)?;
+                each(id, event)
+            })
+        })
     }
 
     fn select_page(

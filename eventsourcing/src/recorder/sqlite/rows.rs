@@ -92,11 +92,23 @@ pub(super) fn read_originator_id(value: ValueRef<'_>, version: u64) -> Result<Uu
 
 /// Reads a notification row: `notification_id` then the event columns.
 pub(super) fn read_notification(row: &Row<'_>) -> Result<Notification> {
+    let (id, event) = read_notification_row(row)?;
+    Ok(Notification {
+        id,
+        originator_id: event.originator_id,
+        originator_version: event.originator_version,
+        topic: event.topic.to_owned(),
+        state: event.state.to_vec(),
+    })
+}
+
+/// [`read_notification`], the row lent.
+pub(super) fn read_notification_row<'r>(row: &'r Row<'_>) -> Result<(u64, StoredRow<'r>)> {
     let id = match row.get_ref(0).map_err(db)? {
         ValueRef::Integer(id) => u64::try_from(id).ok(),
         _ => None,
     };
-    let event = read_event(row, 1, None)?.to_owned();
+    let event = read_event(row, 1, None)?;
     let Some(id) = id else {
         return Err(corrupt(
             event.originator_id,
@@ -104,13 +116,7 @@ pub(super) fn read_notification(row: &Row<'_>) -> Result<Notification> {
             "notification_id is not a positive integer",
         ));
     };
-    Ok(Notification {
-        id,
-        originator_id: event.originator_id,
-        originator_version: event.originator_version,
-        topic: event.topic,
-        state: event.state,
-    })
+    Ok((id, event))
 }
 
 /// Reads a tracking row's `notification_id, epoch`, for the follower of
