@@ -92,6 +92,7 @@ pub(crate) use self::query::LoadRows;
 pub use self::sqlite::{SqliteOptions, SqlitePath, SqliteRecorder};
 #[cfg(feature = "sqlite")]
 pub(crate) use self::sqlite::{in_one_transaction, in_scope, on_failure, reading_on_writer};
+pub use self::tracking::{Position, TrackingKey, TrackingUpdate};
 #[cfg(feature = "sqlite")]
 pub(crate) use self::tracking::{SignedUpdate, corrupt_tracking};
 pub(crate) use self::tracking::{
@@ -141,99 +142,6 @@ impl Notification {
             originator_version: self.originator_version,
             topic: &self.topic,
             state: &self.state,
-        }
-    }
-}
-
-/// Identifies one tracking row: a follower's place in one upstream log.
-///
-/// ```
-/// use eventsourcing::recorder::TrackingKey;
-///
-/// let key = TrackingKey::new("statistics", "bank").partition(2);
-/// assert_eq!(key.follower, "statistics");
-/// assert_eq!(key.upstream, "bank");
-/// assert_eq!(key.partition, 2);
-/// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct TrackingKey {
-    /// The follower, a process application or a projection (the column
-    /// `application_name`).
-    pub follower: String,
-    /// The application whose notification log it follows (the column
-    /// `upstream_name`).
-    pub upstream: String,
-    /// Which of the follower's partitions; 0 when it is not partitioned.
-    /// The column is a signed 32-bit integer: a partition beyond
-    /// `i32::MAX` is refused with [`Error::InvalidArgument`].
-    pub partition: u32,
-}
-
-impl TrackingKey {
-    /// The row of `follower` in the log of `upstream`, partition 0.
-    #[must_use]
-    pub fn new(follower: impl Into<String>, upstream: impl Into<String>) -> Self {
-        Self {
-            follower: follower.into(),
-            upstream: upstream.into(),
-            partition: 0,
-        }
-    }
-
-    /// The same follower and upstream, partition `p`.
-    #[must_use]
-    pub fn partition(mut self, p: u32) -> Self {
-        self.partition = p;
-        self
-    }
-}
-
-/// Where a follower stands: the last upstream notification whose effects
-/// are recorded (0 before the first) and the row's fencing epoch.
-///
-/// A follower with no row yet stands at `Position::default()`: notification
-/// 0, epoch 0.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Position {
-    /// The last upstream notification whose effects are recorded; 0 before
-    /// the first.
-    pub notification_id: u64,
-    /// The fencing token: raised by one each time a worker takes the row
-    /// over ([`Recorder::raise_epoch`]).
-    pub epoch: u64,
-}
-
-/// A compare-and-set of one tracking row, written in the same transaction
-/// as a batch's events.
-///
-/// It moves the row of `key` from `expected` to `notification_id`, provided
-/// that the row is still at `expected` with this `epoch`; otherwise the
-/// whole batch fails with [`Error::TrackingConflict`]. A follower with no
-/// row yet is at notification 0, epoch 0: an update with `expected` 0 and
-/// `epoch` 0 creates its row.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TrackingUpdate {
-    /// The row to move.
-    pub key: TrackingKey,
-    /// The notification id the row must be at.
-    pub expected: u64,
-    /// The notification id to move it to; not below `expected`.
-    pub notification_id: u64,
-    /// The epoch the row must have: the one the worker got when it took the
-    /// row over, or 0 when no worker ever did.
-    pub epoch: u64,
-}
-
-impl TrackingUpdate {
-    /// Moves the row of `key`, held at `epoch`, from `expected` to
-    /// `notification_id`.
-    #[must_use]
-    pub fn new(key: TrackingKey, epoch: u64, expected: u64, notification_id: u64) -> Self {
-        Self {
-            key,
-            expected,
-            notification_id,
-            epoch,
         }
     }
 }

@@ -1,14 +1,107 @@
-//! What every backend does alike with tracking rows: checking an update's
-//! values against the columns, the errors, reading a row into a
-//! [`Position`](super::Position), and recognising a version-1 table.
+//! Tracking rows: their key, position and update, and what every backend
+//! does alike with them: checking an update's values against the columns,
+//! the errors, reading a row into a [`Position`], and recognising a
+//! version-1 table.
 
-use super::{TrackingKey, TrackingUpdate};
 use crate::error::{Error, Result};
 
 #[cfg(feature = "sqlite")]
 pub(crate) use self::columns::corrupt_tracking;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) use self::columns::{is_version_1, listed_position, position};
+
+/// Identifies one tracking row: a follower's place in one upstream log.
+///
+/// ```
+/// use eventsourcing::recorder::TrackingKey;
+///
+/// let key = TrackingKey::new("statistics", "bank").partition(2);
+/// assert_eq!(key.follower, "statistics");
+/// assert_eq!(key.upstream, "bank");
+/// assert_eq!(key.partition, 2);
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TrackingKey {
+    /// The follower, a process application or a projection (the column
+    /// `application_name`).
+    pub follower: String,
+    /// The application whose notification log it follows (the column
+    /// `upstream_name`).
+    pub upstream: String,
+    /// Which of the follower's partitions; 0 when it is not partitioned.
+    /// The column is a signed 32-bit integer: a partition beyond
+    /// `i32::MAX` is refused with [`Error::InvalidArgument`].
+    pub partition: u32,
+}
+
+impl TrackingKey {
+    /// The row of `follower` in the log of `upstream`, partition 0.
+    #[must_use]
+    pub fn new(follower: impl Into<String>, upstream: impl Into<String>) -> Self {
+        Self {
+            follower: follower.into(),
+            upstream: upstream.into(),
+            partition: 0,
+        }
+    }
+
+    /// The same follower and upstream, partition `p`.
+    #[must_use]
+    pub fn partition(mut self, p: u32) -> Self {
+        self.partition = p;
+        self
+    }
+}
+
+/// Where a follower stands: the last upstream notification whose effects
+/// are recorded (0 before the first) and the row's fencing epoch.
+///
+/// A follower with no row yet stands at `Position::default()`: notification
+/// 0, epoch 0.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Position {
+    /// The last upstream notification whose effects are recorded; 0 before
+    /// the first.
+    pub notification_id: u64,
+    /// The fencing token: raised by one each time a worker takes the row
+    /// over ([`Recorder::raise_epoch`]).
+    pub epoch: u64,
+}
+
+/// A compare-and-set of one tracking row, written in the same transaction
+/// as a batch's events.
+///
+/// It moves the row of `key` from `expected` to `notification_id`, provided
+/// that the row is still at `expected` with this `epoch`; otherwise the
+/// whole batch fails with [`Error::TrackingConflict`]. A follower with no
+/// row yet is at notification 0, epoch 0: an update with `expected` 0 and
+/// `epoch` 0 creates its row.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackingUpdate {
+    /// The row to move.
+    pub key: TrackingKey,
+    /// The notification id the row must be at.
+    pub expected: u64,
+    /// The notification id to move it to; not below `expected`.
+    pub notification_id: u64,
+    /// The epoch the row must have: the one the worker got when it took the
+    /// row over, or 0 when no worker ever did.
+    pub epoch: u64,
+}
+
+impl TrackingUpdate {
+    /// Moves the row of `key`, held at `epoch`, from `expected` to
+    /// `notification_id`.
+    #[must_use]
+    pub fn new(key: TrackingKey, epoch: u64, expected: u64, notification_id: u64) -> Self {
+        Self {
+            key,
+            expected,
+            notification_id,
+            epoch,
+        }
+    }
+}
 
 /// `follower `f` of `u` (partition p)`, for messages.
 fn describe(key: &TrackingKey) -> String {
