@@ -64,7 +64,7 @@ pub struct Position {
     /// the first.
     pub notification_id: u64,
     /// The fencing token: raised by one each time a worker takes the row
-    /// over ([`Recorder::raise_epoch`]).
+    /// over ([`Recorder::raise_epoch`](super::Recorder::raise_epoch)).
     pub epoch: u64,
 }
 
