@@ -23,7 +23,7 @@ use uuid::Uuid;
 use self::errors::{Call, Failure, db, is_connection_lost, sent_nothing};
 use self::options::validate_name;
 use self::pool::{Connection, Lease, Pool};
-use self::rows::{read_event, read_notification};
+use self::rows::{read_event, read_notification, read_notification_row};
 use self::sql::{Query, Sql, quote_ident};
 use super::{
     Batch, DataKeyRow, EventQuery, LoadRows, Notification, Parked, Position, Recorder,
@@ -39,6 +39,7 @@ mod insert;
 mod keys;
 mod listener;
 mod load;
+mod notifications;
 mod options;
 mod pool;
 mod rows;
@@ -448,29 +449,27 @@ impl Recorder for PostgresRecorder {
         limit: usize,
         topics: &[&str],
     ) -> Result<Vec<Notification>> {
-        let Ok(start) = i64::try_from(start) else {
-            return Ok(Vec::new());
-        };
-        if limit == 0 {
-            return Ok(Vec::new());
+        self.notification_rows(start, limit, topics)?
+            .iter()
+            .map(read_notification)
+            .collect()
+    }
+
+    fn select_notification_rows(
+        &self,
+        start: u64,
+        limit: usize,
+        topics: &[&str],
+        each: &mut dyn FnMut(u64, StoredRow<'_>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        // Received whole first, so that a retried read hands no row twice.
+        for row in &self.notification_rows(start, limit, topics)? {
+            let (id, event) = read_notification_row(row)?;
+            if each(id, event)?.is_break() {
+                break;
+            }
         }
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.run(Call::Read, |connection| {
-            let rows = if topics.is_empty() {
-                let statement = connection.statement(&self.sql, Query::SelectNotifications)?;
-                connection.client.query(&statement, &[&start, &limit])?
-            } else {
-                let statement =
-                    connection.statement(&self.sql, Query::SelectNotificationsWithTopics)?;
-                connection
-                    .client
-                    .query(&statement, &[&start, &limit, &topics])?
-            };
-            Ok(rows
-                .iter()
-                .map(read_notification)
-                .collect::<Result<Vec<_>>>()?)
-        })
+        Ok(())
     }
 
     fn max_notification_id(&self) -> Result<u64> {

@@ -60,8 +60,21 @@ pub(super) fn read_event(row: &Row, first: usize) -> Result<StoredRow<'_>> {
 
 /// Reads a notification row: `notification_id` then the event columns.
 pub(super) fn read_notification(row: &Row) -> Result<Notification> {
+    let (id, event) = read_notification_row(row)?;
+    let event = event.to_owned();
+    Ok(Notification {
+        id,
+        originator_id: event.originator_id,
+        originator_version: event.originator_version,
+        topic: event.topic,
+        state: event.state,
+    })
+}
+
+/// [`read_notification`], the row lent.
+pub(super) fn read_notification_row(row: &Row) -> Result<(u64, StoredRow<'_>)> {
     let id: Result<i64, _> = row.try_get(0);
-    let event = read_event(row, 1)?.to_owned();
+    let event = read_event(row, 1)?;
     let id = id
         .ok()
         .and_then(|id| u64::try_from(id).ok())
@@ -73,13 +86,7 @@ pub(super) fn read_notification(row: &Row) -> Result<Notification> {
                 "notification_id is not a positive integer",
             )
         })?;
-    Ok(Notification {
-        id,
-        originator_id: event.originator_id,
-        originator_version: event.originator_version,
-        topic: event.topic,
-        state: event.state,
-    })
+    Ok((id, event))
 }
 
 /// Reads a tracking row's `notification_id, epoch`, for the follower of
