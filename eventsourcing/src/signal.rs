@@ -15,7 +15,7 @@
 //! the new state before it waits.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Condvar, MutexGuard, PoisonError, WaitTimeoutResult};
+use std::sync::{Condvar, LockResult, MutexGuard, PoisonError, WaitTimeoutResult};
 use std::time::Duration;
 
 #[derive(Debug, Default)]
@@ -33,15 +33,10 @@ impl Signal {
         }
     }
 
-    /// `Condvar::wait`, counted; a poisoned mutex is taken as it is.
+    /// `Condvar::wait`, counted; a poisoned mutex is taken as it is (so
+    /// for the others).
     pub(crate) fn wait<'a, T>(&self, guard: MutexGuard<'a, T>) -> MutexGuard<'a, T> {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let guard = self
-            .condvar
-            .wait(guard)
-            .unwrap_or_else(PoisonError::into_inner);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        guard
+        self.counted(|condvar| condvar.wait(guard))
     }
 
     /// `Condvar::wait_timeout`, counted.
@@ -50,13 +45,7 @@ impl Signal {
         guard: MutexGuard<'a, T>,
         timeout: Duration,
     ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
-        self.waiters.fetch_add(1, Ordering::SeqCst);
-        let woken = self
-            .condvar
-            .wait_timeout(guard, timeout)
-            .unwrap_or_else(PoisonError::into_inner);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
-        woken
+        self.counted(|condvar| condvar.wait_timeout(guard, timeout))
     }
 
     /// `Condvar::wait_timeout_while`, counted.
@@ -66,11 +55,14 @@ impl Signal {
         timeout: Duration,
         condition: impl FnMut(&mut T) -> bool,
     ) -> (MutexGuard<'a, T>, WaitTimeoutResult) {
+        self.counted(|condvar| condvar.wait_timeout_while(guard, timeout, condition))
+    }
+
+    /// Runs one of the condition variable's waits with this waiter counted
+    /// for its whole length.
+    fn counted<G>(&self, wait: impl FnOnce(&Condvar) -> LockResult<G>) -> G {
         self.waiters.fetch_add(1, Ordering::SeqCst);
-        let woken = self
-            .condvar
-            .wait_timeout_while(guard, timeout, condition)
-            .unwrap_or_else(PoisonError::into_inner);
+        let woken = wait(&self.condvar).unwrap_or_else(PoisonError::into_inner);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         woken
     }

@@ -71,7 +71,9 @@ pub(super) struct Checkpointer {
     /// checkpoint: the threshold, or a threshold past the size at which it
     /// was last asked while the log has not started again.
     next_wake: AtomicU32,
-    /// How many times the background thread was asked for a checkpoint.
+    /// How many times the background thread was asked for a checkpoint
+    /// (for the tests).
+    #[cfg(test)]
     pub(super) requests: AtomicU32,
     /// Held by whoever checkpoints (the thread or a committing thread):
     /// one passive checkpoint fails outright while another runs, so the
@@ -97,6 +99,7 @@ impl Checkpointer {
             synchronous,
             threshold,
             next_wake: AtomicU32::new(threshold),
+            #[cfg(test)]
             requests: AtomicU32::new(0),
             running: Arc::new(Mutex::new(())),
             thread: Mutex::new(None),
@@ -132,6 +135,7 @@ impl Checkpointer {
         }
         self.next_wake
             .store(pages.saturating_add(self.threshold), Ordering::Relaxed);
+        #[cfg(test)]
         self.requests.fetch_add(1, Ordering::Relaxed);
         self.wake();
     }
